@@ -1,0 +1,250 @@
+"""Typed run configuration: JSON file -> dataclass, plus ``--key value`` overrides.
+
+Unknown keys are rejected with a "did you mean" hint; values are converted to the
+field's type; nested sections use dotted keys (``--semantics.tau 0.5``). The config
+is passed explicitly to whatever needs it; there is no global config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neptune_core.errors import ConfigError
+from neptune_core.registry import did_you_mean
+from probabilistic_tensor.semantics import Semantics
+
+
+@dataclass
+class ExecutorConfig:
+    """Limits of the program sandbox."""
+
+    time_limit_s: float = 2.0
+    max_operations: int = 100_000
+    max_sequence_length: int = 100_000
+    max_call_depth: int = 50
+
+
+@dataclass
+class SyntheticConfig:
+    """The synthetic CLEVR-style world generated on the fly (dataset "clevr_synthetic")."""
+
+    num_scenes: int = 100
+    questions_per_scene: int = 10
+    seed: int = 0
+    image_width: int = 480
+    image_height: int = 320
+    min_objects: int = 3
+    max_objects: int = 8
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs. Field names follow the original release where it had them."""
+
+    dataset: str = "clevr_synthetic"
+    data_root: str = ""  # base for relative data paths; falls back to $NEPTUNE_DATA_ROOT
+    data_path: str = ""  # dataset location, relative to data_root (or absolute)
+    split: str = "val"
+    num_samples: int = -1  # -1 = all
+    seed: int = 0
+
+    vlm_model_name: str = "scene_oracle"
+    vlm_base_url: str = ""
+    vlm_batch_size: int = 16
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    od_model: str = "gt"
+    od_box_threshold: float = 0.35
+    od_text_threshold: float = 0.25
+    od_nms_iou: float = 0.5
+
+    program_generator: str = "symbolic_clevr"
+    code_gen_model_name: str = "deepseek/deepseek-v3.2"
+    code_gen_provider: str = "openrouter"
+    code_gen_base_url: str = ""
+    code_gen_temperature: float = 0.0
+    code_gen_max_retries: int = 2
+    program_cache_address: str = ""
+
+    output_dir: str = "experiments"
+    run_name: str = ""
+    workers: int = 1
+    report: bool = True
+
+    semantics: Semantics = field(default_factory=Semantics)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    # ---- derived ---------------------------------------------------------------
+    def resolve_path(self, path: str) -> Path:
+        """``path`` made absolute against data_root (config, else $NEPTUNE_DATA_ROOT, else cwd)."""
+        p = Path(os.path.expanduser(path))
+        if p.is_absolute():
+            return p
+        root = self.data_root or os.environ.get("NEPTUNE_DATA_ROOT", "")
+        return Path(root) / p if root else p
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def config_hash(self) -> str:
+        """A short hash of the settings that change results (not output paths)."""
+        d = self.to_dict()
+        for k in ("output_dir", "run_name", "workers", "report"):
+            d.pop(k, None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Convert a JSON or command-line value to the annotated type ``tp``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                if value is None or value in ("None", "null"):
+                    return None
+                continue
+            try:
+                return _convert(value, arg, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"bad value for {key}: {value!r}")
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}' expects a list, got {value!r}")
+        (arg,) = typing.get_args(tp)[:1] or (Any,)
+        return [_convert(v, arg, key) if arg is not Any else v for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"config key '{key}' expects true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"config key '{key}' expects an integer, got {value!r}")
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"config key '{key}' expects an integer, got {value!r}") from None
+    if tp is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"config key '{key}' expects a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"config key '{key}' expects a string, got {value!r}")
+        return str(value)
+    if tp is Any:
+        return value
+    raise ConfigError(f"config key '{key}' has unsupported type {tp}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``, recursing into nested dataclasses."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        full = prefix + key
+        if key not in fields:
+            known = [prefix + k for k in fields]
+            raise ConfigError(f"unknown config key '{full}'{did_you_mean(full, known)}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if isinstance(value, tp):
+                kwargs[key] = value
+                continue
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key '{full}' expects an object, got {value!r}")
+            kwargs[key] = _build(tp, value, prefix=full + ".")
+        else:
+            kwargs[key] = _convert(value, tp, full)
+    try:
+        return cls(**kwargs)
+    except ValueError as e:
+        raise ConfigError(f"invalid config: {e}") from None
+
+
+def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        parts = key.split(".")
+        d = nested
+        for p in parts[:-1]:
+            d = d.setdefault(p, {})
+            if not isinstance(d, dict):
+                raise ConfigError(f"config key '{key}' conflicts with another override")
+        d[parts[-1]] = value
+    return nested
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_config(path: str | os.PathLike | None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a JSON config (or none: defaults) and apply ``overrides`` (dotted keys allowed)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p} (pass an existing JSON file to --config)")
+        try:
+            data = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config file {p} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {p} must hold a JSON object, got {type(data).__name__}")
+        data.pop("_comment", None)
+    if overrides:
+        data = _merge(data, _nest(overrides))
+    return _build(RunConfig, data)
+
+
+def parse_overrides(argv: list[str]) -> dict[str, Any]:
+    """``["--a", "1", "--b.c", "x", "--flag"]`` -> ``{"a": "1", "b.c": "x", "flag": "true"}``.
+
+    Values stay strings; :func:`load_config` converts them to each field's type.
+    ``--key=value`` works too; a bare ``--flag`` means true.
+    """
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if not tok.startswith("--") or len(tok) == 2:
+            raise ConfigError(f"unexpected argument '{tok}': overrides look like --key value")
+        key = tok[2:]
+        if "=" in key:
+            key, value = key.split("=", 1)
+            i += 1
+        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            value = argv[i + 1]
+            i += 2
+        else:
+            value = "true"
+            i += 1
+        out[key.replace("-", "_") if key.replace("-", "_").replace(".", "_").isidentifier() else key] = value
+    return out

@@ -1,0 +1,87 @@
+"""The data that flows between parts: Sample (from loaders), Program (from generators),
+Detection (from detectors), and the error record written on a result line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+Box = list[float]  # [x1, y1, x2, y2] in pixels
+
+
+@dataclass
+class Sample:
+    """One question about one image, as a loader yields it.
+
+    ``answer`` is a string for VQA, or a box ``[x1, y1, x2, y2]`` for referring
+    expressions. ``boxes`` are ground-truth or pre-detected boxes (xyxy pixels).
+    ``program`` is a ground-truth program when the dataset has one (a CLEVR
+    functional program as a list of nodes, or a LEFT first-order-logic string).
+    ``scene`` holds scene annotations (CLEVR scene dict) for oracle backends only.
+    ``meta`` carries the question family, split and anything else a loader knows.
+    """
+
+    id: str
+    question: str
+    answer: Any = None
+    image_path: str | None = None
+    image: Image.Image | None = None
+    boxes: list[Box] | None = None
+    program: Any = None
+    scene: dict | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def load_image(self) -> Image.Image:
+        """The image as RGB; loaded from ``image_path`` when no image is held."""
+        if self.image is not None:
+            return self.image
+        if self.image_path is None:
+            raise ValueError(f"sample {self.id} has neither an image nor an image_path")
+        with Image.open(self.image_path) as im:
+            return im.convert("RGB")
+
+    @property
+    def family(self) -> str:
+        return str(self.meta.get("family", "all"))
+
+
+@dataclass
+class Program:
+    """Python source defining ``def execute(score, query, n)``, and where it came from.
+
+    ``origin`` is one of: "symbolic" (translated from a ground-truth program), "cache",
+    "generated", "repaired", "fallback". ``object_names`` are what the detector should
+    look for. ``key`` is the cache key when the program came from or went to a cache.
+    """
+
+    source: str
+    origin: str = "symbolic"
+    object_names: list[str] = field(default_factory=list)
+    key: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Detection:
+    """Detector output: boxes as xyxy pixels, with a score and a label per box."""
+
+    boxes: list[Box]
+    scores: list[float]
+    labels: list[str]
+
+
+@dataclass
+class ErrorRecord:
+    """An error recorded on a sample's result line: exception type and message."""
+
+    type: str
+    message: str
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorRecord:
+        return cls(type=type(exc).__name__, message=str(exc)[:2000])
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": self.type, "message": self.message}

@@ -1,0 +1,101 @@
+"""The two perception contracts: VisionAgent (yes/no scores and open answers) and
+Detector (boxes). Backends subclass these and are built with ``from_config``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+import torch
+from PIL import Image
+
+from neptune_core.types import Box, Detection, Sample
+
+if TYPE_CHECKING:
+    from neptune_core.config import RunConfig
+
+
+class VisionAgent(ABC):
+    """A model that answers yes/no questions about marked boxes, and open questions.
+
+    Subclasses implement :meth:`score` and :meth:`answer`; they may override
+    :meth:`begin_sample` when they need per-sample state.
+    """
+
+    name: str = "vision_agent"
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> VisionAgent:
+        """Build the backend from the run config. Load weights lazily, not here."""
+        return cls()
+
+    def begin_sample(self, sample: Sample) -> None:
+        """Called by the runner before each sample. Default: nothing."""
+
+    @abstractmethod
+    def score(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> torch.Tensor:
+        """Return p(yes) for every question and every box tuple.
+
+        ``arity`` 0: the whole image, shape ``(Q,)``. ``arity`` 1: box i marked in red,
+        shape ``(Q, n)``. ``arity`` 2: box i in red (subject) and box j in green (object),
+        shape ``(Q, n, n)``. Values in [0, 1]; the tensor may carry gradients.
+        """
+
+    @abstractmethod
+    def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
+        """A short, normalised open answer about ``box`` (marked in red), or the whole image if None."""
+
+
+class Detector(ABC):
+    """Proposes boxes for the object names a program needs."""
+
+    name: str = "detector"
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> Detector:
+        return cls()
+
+    def begin_sample(self, sample: Sample) -> None:
+        """Called by the runner before each sample. Default: nothing."""
+
+    @abstractmethod
+    def detect(self, image: Image.Image, object_names: list[str]) -> Detection:
+        """Boxes (xyxy pixels), scores and labels for ``object_names`` in ``image``."""
+
+
+class MemoizedAgent(VisionAgent):
+    """Wraps any VisionAgent so identical calls within one sample reach the model once.
+
+    The memo is keyed by (boxes, question, arity) for score and (box, question) for
+    answer, and is cleared at :meth:`begin_sample`. ``calls`` counts calls that
+    reached the wrapped model.
+    """
+
+    def __init__(self, inner: VisionAgent) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._scores: dict[tuple, torch.Tensor] = {}
+        self._answers: dict[tuple, str] = {}
+        self.calls = 0
+
+    def begin_sample(self, sample: Sample) -> None:
+        self._scores.clear()
+        self._answers.clear()
+        self.inner.begin_sample(sample)
+
+    def score(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> torch.Tensor:
+        box_key = tuple(tuple(float(v) for v in b) for b in boxes)
+        missing = [q for q in dict.fromkeys(questions) if (box_key, q, arity) not in self._scores]
+        if missing:
+            self.calls += 1
+            fresh = self.inner.score(image, boxes, missing, arity)
+            for q, row in zip(missing, fresh):
+                self._scores[(box_key, q, arity)] = row
+        return torch.stack([self._scores[(box_key, q, arity)] for q in questions])
+
+    def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
+        key = (None if box is None else tuple(float(v) for v in box), question)
+        if key not in self._answers:
+            self.calls += 1
+            self._answers[key] = self.inner.answer(image, box, question)
+        return self._answers[key]
