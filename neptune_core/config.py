@@ -215,7 +215,9 @@ def load_config(path: str | os.PathLike | None, overrides: dict[str, Any] | None
         try:
             data = json.loads(p.read_text())
         except json.JSONDecodeError as e:
-            raise ConfigError(f"config file {p} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+            raise ConfigError(
+                f"config file {p} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+            ) from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {p} must hold a JSON object, got {type(data).__name__}")
         data.pop("_comment", None)
