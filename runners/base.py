@@ -1,0 +1,168 @@
+"""The one run loop every task shares: load -> program -> detect -> execute -> record.
+
+A task differs from another only by its config, its loader, its prompts, or by
+overriding one method here (usually :meth:`Runner.judge`, which turns a program's
+value into a prediction and decides whether it is correct).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from analysis.normalize import answers_match
+from analysis.summary import summarize
+from neptune_core.config import RunConfig
+from neptune_core.executor import Executor, to_answer
+from neptune_core.types import ErrorRecord, Sample
+from runners.results import ResultsWriter, read_results
+from runners.rundir import prepare_run_dir
+from vision_agents import build_detector, build_vision_agent
+from vision_agents.base import Detector, MemoizedAgent, VisionAgent
+
+
+class Runner:
+    """Runs one config over its dataset and writes results.jsonl + summary.json.
+
+    Components are built from the config's registries unless passed in (tests pass fakes).
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        *,
+        agent: VisionAgent | None = None,
+        detector: Detector | None = None,
+        generator: Any = None,
+    ) -> None:
+        self.config = config
+        self._agent = agent
+        self._detector = detector
+        self._generator = generator
+        self.executor = Executor(config.executor, config.semantics)
+        self.config_hash = config.config_hash()
+
+    # ---- components, built lazily (model loading happens on first use) ------------
+    @property
+    def agent(self) -> MemoizedAgent:
+        if not isinstance(self._agent, MemoizedAgent):
+            self._agent = MemoizedAgent(self._agent or build_vision_agent(self.config))
+        return self._agent
+
+    @property
+    def detector(self) -> Detector:
+        if self._detector is None:
+            self._detector = build_detector(self.config)
+        return self._detector
+
+    @property
+    def generator(self) -> Any:
+        if self._generator is None:
+            from code_generator import build_generator
+
+            self._generator = build_generator(self.config)
+        return self._generator
+
+    def load_samples(self) -> list[Sample]:
+        from local_datasets import load_samples
+
+        return load_samples(self.config)
+
+    # ---- one sample -----------------------------------------------------------------
+    def judge(self, sample: Sample, value: Any, boxes: list[list[float]]) -> tuple[Any, bool | None]:
+        """Turn the program's returned value into (prediction, correct). VQA: answer strings."""
+        pred = str(to_answer(value))
+        gold = sample.answer
+        return pred, (None if gold is None else answers_match(pred, str(gold)))
+
+    def process(self, sample: Sample) -> dict[str, Any]:
+        """Run one sample end to end; any failure is recorded on its line, never raised."""
+        timings: dict[str, float] = {}
+        row: dict[str, Any] = {
+            "id": sample.id,
+            "question": sample.question,
+            "gold": sample.answer,
+            "pred": None,
+            "correct": False if sample.answer is not None else None,
+            "family": sample.family,
+            "functions": sample.meta.get("functions", []),
+            "program": None,
+            "program_origin": None,
+            "boxes": None,
+            "error": None,
+            "trace": [],
+            "timings": timings,
+            "config_hash": self.config_hash,
+        }
+        t_total = time.perf_counter()
+        stage = "setup"
+        try:
+            stage = "image"
+            image = sample.load_image()
+            self.agent.begin_sample(sample)
+            self.detector.begin_sample(sample)
+
+            stage = "program"
+            t0 = time.perf_counter()
+            program = self.generator.program_for(sample)
+            timings["program"] = _ms(t0)
+            row["program"] = program.source
+            row["program_origin"] = program.origin
+            if program.key:
+                row["program_key"] = program.key
+
+            stage = "detect"
+            t0 = time.perf_counter()
+            detection = self.detector.detect(image, program.object_names)
+            timings["detect"] = _ms(t0)
+            boxes = [[round(float(v), 2) for v in b] for b in detection.boxes]
+            row["boxes"] = boxes
+
+            stage = "execute"
+            t0 = time.perf_counter()
+            outcome = self.executor.run(program.source, self.agent, image, boxes)
+            timings["execute"] = _ms(t0)
+            row["trace"] = outcome.trace
+            if outcome.error is not None:
+                row["error"] = {**outcome.error.to_dict(), "stage": stage}
+            else:
+                stage = "judge"
+                row["pred"], row["correct"] = self.judge(sample, outcome.value, boxes)
+        except Exception as exc:  # a bad sample is recorded and the run goes on
+            row["error"] = {**ErrorRecord.from_exception(exc).to_dict(), "stage": stage}
+        timings["total"] = _ms(t_total)
+        return row
+
+    # ---- the loop ---------------------------------------------------------------------
+    def run(self, run_dir: Path | None = None, samples: Iterable[Sample] | None = None) -> dict[str, Any]:
+        """Process every sample not yet in ``run_dir/results.jsonl``; write and return the summary."""
+        run_dir = run_dir or prepare_run_dir(self.config)
+        results_path = run_dir / "results.jsonl"
+        samples = list(samples) if samples is not None else self.load_samples()
+        with ResultsWriter(results_path) as writer:
+            todo = [s for s in samples if s.id not in writer.done_ids]
+            bar = tqdm(todo, desc=f"{self.config.dataset}", unit="q", dynamic_ncols=True,
+                       initial=len(samples) - len(todo), total=len(samples))
+            for sample in bar:
+                writer.write(self.process(sample))
+        return finish_run(run_dir, [s.id for s in samples])
+
+
+def finish_run(run_dir: Path, sample_ids: list[str] | None = None) -> dict[str, Any]:
+    """Summarise ``run_dir/results.jsonl`` (restricted to ``sample_ids`` if given) into summary.json."""
+    rows, _ = read_results(run_dir / "results.jsonl")
+    if sample_ids is not None:
+        wanted = set(sample_ids)
+        rows = [r for r in rows if r["id"] in wanted]
+    summary = summarize(rows)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000.0, 3)

@@ -1,0 +1,187 @@
+"""Oracle perception from CLEVR scene annotations: for upper-bound runs and tests.
+
+:class:`SceneOracleAgent` (``vlm_model_name: "scene_oracle"``) is NOT a model: it
+reads the answers off ``sample.scene`` and returns p = 1.0 or 0.0. It understands the
+canonical phrasings of :mod:`neptune_core.clevr_vocab` and close variants:
+
+- arity 1, attribute values ("Is the object in the red box a large cube?"): all of
+  the values hold for the box's object;
+- arity 1 or 0 without values/relation ("Is there an object in the red box?"): 1;
+- arity 0 with values ("Is there a red cube?"): some object has all of them;
+- arity 2, a relation ("Is the object in the red box left of the object in the
+  green box?"): ``score[x][y] = 1`` iff object x is <relation> of object y, read from
+  ``scene["relationships"][rel][y]`` (CLEVR lists there the objects that are <rel> of y);
+- arity 2, "same <attribute>": same value and x != y;
+- :meth:`answer` to "What <attribute> is ...?": the box's object's value.
+
+Anything else raises ``ValueError`` naming the question.
+
+Boxes -> scene objects: ``sample.boxes[i]`` (or ``scene["objects"][i]["bbox"]`` when
+the sample has no boxes) is the box of scene object ``i`` -- the ground-truth detector
+returns exactly these, in scene order. Boxes from anywhere else are matched, each on
+its own, to the scene object whose box has the highest IoU with it (an IoU of 0 is an
+error).
+
+:class:`GroundTruthDetector` (``od_model: "gt"``) returns ``sample.boxes``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import torch
+from PIL import Image
+
+from neptune_core.clevr_vocab import VALUE_TO_ATTRIBUTE, find_attribute, find_relation, find_values
+from neptune_core.errors import UserError
+from neptune_core.types import Box, Detection, Sample
+from vision_agents.base import Detector, VisionAgent
+
+if TYPE_CHECKING:
+    from neptune_core.config import RunConfig
+
+# the box markers ("the red box", "green bounding box") name colours that are not attributes
+_MARKER = re.compile(r"\b(?:red|green)\s+(?:bounding\s+)?(?:box|rectangle|frame)(?:es)?\b")
+_OBJECT_WORD = re.compile(r"\b(?:object|objects|thing|things|item|anything|something)\b")
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two xyxy boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class SceneOracleAgent(VisionAgent):
+    """Perfect perception read from CLEVR scene annotations (an oracle, not a model)."""
+
+    name = "scene_oracle"
+
+    def __init__(self) -> None:
+        self._sample: Sample | None = None
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> SceneOracleAgent:
+        return cls()
+
+    def begin_sample(self, sample: Sample) -> None:
+        if not isinstance(sample.scene, dict) or "objects" not in sample.scene:
+            raise UserError(
+                f"sample {sample.id} has no CLEVR scene annotations; the scene_oracle needs a dataset with scenes"
+            )
+        self._sample = sample
+
+    # ---- scene access ------------------------------------------------------------------
+    @property
+    def scene(self) -> dict:
+        if self._sample is None:
+            raise RuntimeError("SceneOracleAgent.begin_sample(sample) must be called before score/answer")
+        return self._sample.scene  # type: ignore[return-value]
+
+    def _scene_boxes(self) -> list[Box]:
+        assert self._sample is not None
+        if self._sample.boxes is not None:
+            return [list(map(float, b)) for b in self._sample.boxes]
+        objects = self.scene["objects"]
+        if all("bbox" in o for o in objects):
+            return [list(map(float, o["bbox"])) for o in objects]
+        raise ValueError(f"sample {self._sample.id}: no boxes to match against the scene objects")
+
+    def object_indices(self, boxes: list[Box]) -> list[int]:
+        """The scene object index of each box (identity for the scene's own boxes, else best IoU)."""
+        n_obj = len(self.scene["objects"])
+        if not boxes:
+            return []
+        own = self._scene_boxes() if self._sample is not None else []
+        if len(boxes) == n_obj == len(own) and all(list(map(float, b)) == o for b, o in zip(boxes, own)):
+            return list(range(n_obj))
+        out = []
+        for b in boxes:
+            overlaps = [iou(list(map(float, b)), o) for o in own]
+            best = max(range(len(own)), key=overlaps.__getitem__) if own else -1
+            if best < 0 or overlaps[best] <= 0.0:
+                raise ValueError(f"box {b} overlaps no scene object; the scene_oracle cannot answer about it")
+            out.append(best)
+        return out
+
+    # ---- questions ---------------------------------------------------------------------------
+    @staticmethod
+    def _parse(question: str) -> tuple[list[str], str | None, str | None, bool]:
+        """(values, relation, same-attribute, mentions an object) of a question, box markers removed."""
+        text = _MARKER.sub(" ", question.lower())
+        values = find_values(text)
+        same = find_attribute(text) if re.search(r"\bsame\b", text) else None
+        relation = find_relation(text)
+        return values, relation, same, bool(_OBJECT_WORD.search(text))
+
+    def _unsupported(self, question: str, arity: int) -> ValueError:
+        return ValueError(f"scene_oracle cannot answer {question!r} with arity {arity} (outside its CLEVR vocabulary)")
+
+    def _has_values(self, obj: dict, values: list[str]) -> bool:
+        return all(obj[VALUE_TO_ATTRIBUTE[v]] == v for v in values)
+
+    def _score_one(self, question: str, idx: list[int], arity: int) -> torch.Tensor:
+        objects = self.scene["objects"]
+        values, relation, same, mentions_object = self._parse(question)
+        if arity in (0, 1) and (relation is not None or same is not None):
+            raise self._unsupported(question, arity)
+        if arity == 0:
+            if not values and not mentions_object:
+                raise self._unsupported(question, arity)
+            return torch.tensor(float(any(self._has_values(o, values) for o in objects)))
+        if arity == 1:
+            if not values and not mentions_object:
+                raise self._unsupported(question, arity)
+            return torch.tensor([float(self._has_values(objects[i], values)) for i in idx])
+        if arity == 2:
+            if values or (relation is None) == (same is None):
+                raise self._unsupported(question, arity)
+            if same is not None:
+                return torch.tensor(
+                    [[float(i != j and objects[i][same] == objects[j][same]) for j in idx] for i in idx]
+                )
+            rel = self.scene["relationships"][relation]
+            return torch.tensor([[float(i in rel[j]) for j in idx] for i in idx])
+        raise ValueError(f"arity must be 0, 1 or 2, got {arity}")
+
+    def score(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> torch.Tensor:
+        idx = self.object_indices(boxes) if arity > 0 else []
+        shape = {0: (), 1: (len(idx),), 2: (len(idx), len(idx))}.get(arity, ())
+        rows = [self._score_one(q, idx, arity).reshape(shape) for q in questions]
+        return torch.stack(rows) if rows else torch.zeros((0, *shape))
+
+    def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
+        attribute = find_attribute(_MARKER.sub(" ", question.lower()))
+        if box is None or attribute is None or not re.search(r"\bwhat\b", question.lower()):
+            raise ValueError(f"scene_oracle cannot answer {question!r} (it answers 'What <attribute> is ...?' about a box)")
+        (i,) = self.object_indices([box])
+        return str(self.scene["objects"][i][attribute])
+
+
+class GroundTruthDetector(Detector):
+    """Returns the sample's ground-truth boxes (label "object", score 1.0), ignoring names."""
+
+    name = "gt"
+
+    def __init__(self) -> None:
+        self._sample: Sample | None = None
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> GroundTruthDetector:
+        return cls()
+
+    def begin_sample(self, sample: Sample) -> None:
+        self._sample = sample
+
+    def detect(self, image: Image.Image, object_names: list[str]) -> Detection:
+        if self._sample is None:
+            raise RuntimeError("GroundTruthDetector.begin_sample(sample) must be called before detect")
+        if self._sample.boxes is None:
+            raise UserError(
+                f"sample {self._sample.id} has no ground-truth boxes; od_model 'gt' needs a dataset with boxes"
+            )
+        boxes = [list(map(float, b)) for b in self._sample.boxes]
+        return Detection(boxes=boxes, scores=[1.0] * len(boxes), labels=["object"] * len(boxes))
