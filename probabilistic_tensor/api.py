@@ -19,7 +19,9 @@ def _first_pt(what: str, a: Any, b: Any) -> tuple[PT, Any]:
     if isinstance(b, PT) and _is_number(a):
         lifted = b._logic_operand(a, what)  # a 0-d PT with b's semantics
         return lifted, b
-    raise TypeError(f"{what}: expected ProbabilisticTensors or numbers in [0, 1], got {type(a).__name__}, {type(b).__name__}")
+    raise TypeError(
+        f"{what}: expected ProbabilisticTensors or numbers in [0, 1], got {type(a).__name__}, {type(b).__name__}"
+    )
 
 
 def _require_pt(what: str, a: Any) -> PT:
@@ -67,7 +69,7 @@ def count(a: PT, var: str | Sequence[str] | None = None) -> PT:
 
 
 def iota(a: PT, var: str | None = None) -> PT:
-    """"The" object for which a holds: a distribution over var (softmax). Same as a.iota(var)."""
+    """Picks "the" object for which a holds: a distribution over var summing to 1 (softmax). Same as a.iota(var)."""
     return _require_pt("iota", a).iota(var)
 
 
@@ -82,6 +84,27 @@ PROGRAM_API: dict[str, Callable[..., Any]] = {
     "iota": iota,
 }
 
-PROGRAM_METHODS: tuple[str, ...] = ("implies", "exists", "forall", "count", "iota", "contract", "argmax", "item", "tolist")
+PROGRAM_METHODS: tuple[str, ...] = (
+    "implies",
+    "exists",
+    "forall",
+    "count",
+    "iota",
+    "contract",
+    "argmax",
+    "item",
+    "tolist",
+)
 
-__all__ = ["PROGRAM_API", "PROGRAM_METHODS", "and_op", "or_op", "not_op", "implies", "exists", "forall", "count", "iota"]
+__all__ = [
+    "PROGRAM_API",
+    "PROGRAM_METHODS",
+    "and_op",
+    "or_op",
+    "not_op",
+    "implies",
+    "exists",
+    "forall",
+    "count",
+    "iota",
+]

@@ -19,6 +19,9 @@ class Semantics:
     iota: "softmax" (softmax(p / iota_temperature) over the variable) or "minmax"
         ((p - min) / (max - min), renormalised to sum 1).
     iota_temperature: softmax temperature for iota.
+    threshold_sharpness: k in p > t -> sigmoid(k * (p - t)) when a probability (not a
+        count) is compared with a threshold or another probability, so ``score(...) > 0.5``
+        means what a program writer expects while staying differentiable.
     """
 
     tnorm: str = "minmax"
@@ -27,6 +30,7 @@ class Semantics:
     gamma: float = 0.25
     iota: str = "softmax"
     iota_temperature: float = 1.0
+    threshold_sharpness: float = 50.0
 
     def __post_init__(self) -> None:
         if self.tnorm not in ("minmax", "product"):
@@ -35,5 +39,5 @@ class Semantics:
             raise ValueError(f"semantics.quantifier must be 'minmax' or 'product', got {self.quantifier!r}")
         if self.iota not in ("softmax", "minmax"):
             raise ValueError(f"semantics.iota must be 'softmax' or 'minmax', got {self.iota!r}")
-        if self.gamma <= 0 or self.iota_temperature <= 0:
-            raise ValueError("semantics.gamma and semantics.iota_temperature must be > 0")
+        if self.gamma <= 0 or self.iota_temperature <= 0 or self.threshold_sharpness <= 0:
+            raise ValueError("semantics.gamma, iota_temperature and threshold_sharpness must be > 0")

@@ -95,7 +95,9 @@ class ProbabilisticTensor:
         if data.numel() and bool(torch.isnan(data).any()):
             raise ValueError("data contains NaN")
         if kind == "prob" and data.numel() and (bool(data.min() < 0) or bool(data.max() > 1)):
-            raise ValueError(f"kind 'prob' needs values in [0, 1], got min {float(data.min())} max {float(data.max())}")
+            raise ValueError(
+                f"kind 'prob' needs values in [0, 1], got min {float(data.detach().min())} max {float(data.detach().max())}"
+            )
         self.data = data
         self.vars = vars
         self.semantics = semantics if semantics is not None else _DEFAULT_SEMANTICS
@@ -126,9 +128,10 @@ class ProbabilisticTensor:
             other._require_prob(what)
             return other
         if _is_number(other):
-            if not 0 <= float(other) <= 1:
-                raise ValueError(f"{what}: a number used as a truth value must be in [0, 1], got {float(other)}")
-            value = torch.as_tensor(float(other), dtype=self.data.dtype, device=self.data.device)
+            value_f = float(other.detach()) if isinstance(other, torch.Tensor) else float(other)
+            if not 0 <= value_f <= 1:
+                raise ValueError(f"{what}: a number used as a truth value must be in [0, 1], got {value_f}")
+            value = torch.as_tensor(other, dtype=self.data.dtype, device=self.data.device)
             return ProbabilisticTensor._make(value, (), self.semantics, "prob")
         raise TypeError(f"{what}: expected a ProbabilisticTensor or a number in [0, 1], got {type(other).__name__}")
 
@@ -156,7 +159,12 @@ class ProbabilisticTensor:
     def _dims(self, var: str | Sequence[str] | None, what: str) -> tuple[int, ...]:
         if var is None:
             return tuple(range(len(self.vars)))
-        names = (var,) if isinstance(var, str) else tuple(var)
+        if isinstance(var, str):
+            names: tuple = (var,)
+        elif isinstance(var, (tuple, list)):
+            names = tuple(var)
+        else:
+            raise TypeError(f"{what}: a variable name must be a string, got {type(var).__name__}")
         dims = []
         for name in names:
             if not isinstance(name, str):
@@ -178,7 +186,7 @@ class ProbabilisticTensor:
             raise TypeError(
                 f"{what} of a ProbabilisticTensor over variables {self.vars} is ambiguous: use .exists() or index it"
             )
-        return float(self.data)
+        return float(self.data.detach())
 
     # ----- renaming ------------------------------------------------------------------
     def __call__(self, *names: str) -> ProbabilisticTensor:
@@ -260,8 +268,12 @@ class ProbabilisticTensor:
 
     # ----- soft numbers --------------------------------------------------------------
     def _compare(self, other: Operand, what: str, reverse: bool, shift: float, fn) -> ProbabilisticTensor:
-        other = self._lift(other, what)
         sem = self.semantics
+        if fn is _soft_gt and self.kind == "prob" and getattr(other, "kind", "prob") == "prob":
+            # a probability against a threshold (or another probability): p > t, not a count comparison
+            other = self._lift(other, what)
+            return self._binary(other, lambda a, b: _threshold_gt(a, b, sem), "prob", reverse)
+        other = self._lift(other, what)
         return self._binary(other, lambda a, b: fn(a, b, sem, shift), "prob", reverse)
 
     def __eq__(self, other: Operand) -> ProbabilisticTensor:  # type: ignore[override]
@@ -273,7 +285,7 @@ class ProbabilisticTensor:
         return self._compare(other, "!=", False, 0.0, _soft_ne)
 
     def __gt__(self, other: Operand) -> ProbabilisticTensor:
-        """s1 > s2: sigmoid(tau * (s1 - s2 - 1 + gamma)) (for numbers; test a probability with bool(p))."""
+        """s1 > s2 for numbers (counts): sigmoid(tau * (s1 - s2 - 1 + gamma)); for a probability p > t: sigmoid(k * (p - t))."""
         return self._compare(other, ">", False, 0.0, _soft_gt)
 
     def __lt__(self, other: Operand) -> ProbabilisticTensor:
@@ -345,7 +357,7 @@ class ProbabilisticTensor:
 
     def __format__(self, spec: str) -> str:
         if self.data.dim() == 0:
-            return format(float(self.data), spec)
+            return format(float(self.data.detach()), spec)
         return format(repr(self), spec)
 
     def item(self) -> float:
@@ -383,6 +395,10 @@ def _soft_ne(a: torch.Tensor, b: torch.Tensor, sem: Semantics, shift: float) -> 
 
 def _soft_gt(a: torch.Tensor, b: torch.Tensor, sem: Semantics, shift: float) -> torch.Tensor:
     return torch.sigmoid(sem.tau * (a - b + (shift - 1 + sem.gamma)))
+
+
+def _threshold_gt(a: torch.Tensor, b: torch.Tensor, sem: Semantics) -> torch.Tensor:
+    return torch.sigmoid(sem.threshold_sharpness * (a - b))
 
 
 def _check_names(names: Sequence[str], ndim: int) -> tuple[str, ...]:
