@@ -123,7 +123,9 @@ def normalise_node(node: Any, index: int) -> tuple[str, list[int], list[str]]:
         values = [v for v in inner.split(",")] + list(values)
     inputs = node.get("inputs") or []
     if not all(isinstance(i, int) and 0 <= i < index for i in inputs):
-        raise ClevrTranslationError(f"CLEVR node {index} ({fn}) has bad inputs {inputs!r} (must be earlier node indices)")
+        raise ClevrTranslationError(
+            f"CLEVR node {index} ({fn}) has bad inputs {inputs!r} (must be earlier node indices)"
+        )
     return fn, list(inputs), [str(v).strip().lower() for v in values if str(v).strip()]
 
 
@@ -153,7 +155,9 @@ class _Translator:
 
     def arg(self, idx: int, inputs: list[int], kind: str, fn: str) -> _Value:
         if len(inputs) <= idx:
-            raise ClevrTranslationError(f"CLEVR node {len(self.values)} ({fn}) needs {idx + 1} input(s), got {inputs!r}")
+            raise ClevrTranslationError(
+                f"CLEVR node {len(self.values)} ({fn}) needs {idx + 1} input(s), got {inputs!r}"
+            )
         v = self.values[inputs[idx]]
         if v.kind != kind:
             raise ClevrTranslationError(
@@ -166,7 +170,9 @@ class _Translator:
         if value not in VALUE_TO_ATTRIBUTE:
             raise ClevrTranslationError(f"unknown CLEVR attribute value {value!r} in {fn}")
         if attribute is not None and VALUE_TO_ATTRIBUTE[value] != attribute:
-            raise ClevrTranslationError(f"{fn} got {value!r}, which is a {VALUE_TO_ATTRIBUTE[value]}, not a {attribute}")
+            raise ClevrTranslationError(
+                f"{fn} got {value!r}, which is a {VALUE_TO_ATTRIBUTE[value]}, not a {attribute}"
+            )
         return value
 
     def filtered(self, base: _Value, values: list[str]) -> str:
@@ -182,7 +188,7 @@ class _Translator:
         return f'score({_lit(question)}, 2).contract({obj}("y")) & ~{obj}'
 
     # ---- one node --------------------------------------------------------------------
-    def node(self, i: int, fn: str, inputs: list[int], values: list[str]) -> _Value:  # noqa: C901
+    def node(self, i: int, fn: str, inputs: list[int], values: list[str]) -> _Value:
         name = f"{i}"
         if fn == "scene":
             return _Value(_SET, _ALL)
@@ -196,11 +202,13 @@ class _Translator:
             vals = [self.check_value(v, fn) for v in values]
             s = self.filtered(self.arg(0, inputs, _SET, fn), vals)
             return self.finish(fn.removeprefix("filter"), name, s)
-        if fn == "relate" or fn.startswith("relate_filter"):
+        if fn in ("relate", "relate_filter", "relate_filter_unique", "relate_filter_count", "relate_filter_exist"):
             obj = self.arg(0, inputs, _OBJ, fn).expr
             rels = [v for v in values if v in RELATIONS]
             if len(rels) != 1 or values[0] != rels[0] or (fn == "relate" and len(values) != 1):
-                raise ClevrTranslationError(f"{fn} needs one relation {RELATIONS} first in value_inputs, got {values!r}")
+                raise ClevrTranslationError(
+                    f"{fn} needs one relation {RELATIONS} first in value_inputs, got {values!r}"
+                )
             vals = [self.check_value(v, fn) for v in values[1:]]
             rel = self.relate_expr(relation_question(rels[0]), obj)
             if fn == "relate":
@@ -248,13 +256,11 @@ class _Translator:
             s = self.materialise(_Value(_SET, _ALL))
         if suffix == "":
             return self.bind(_SET, "s" + name, s)
-        if suffix == "_unique":
-            return self.bind(_OBJ, "o" + name, f"({s}).iota()" if not s.isidentifier() else f"{s}.iota()")
-        if suffix == "_count":
-            return self.bind(_NUM, "c" + name, f"({s}).count()" if not s.isidentifier() else f"{s}.count()")
-        if suffix == "_exist":
-            return self.bind(_BOOL, "b" + name, f"({s}).exists()" if not s.isidentifier() else f"{s}.exists()")
-        raise ClevrTranslationError(f"unknown fused suffix {suffix!r}")
+        method = {"_unique": ("iota", _OBJ, "o"), "_count": ("count", _NUM, "c"), "_exist": ("exists", _BOOL, "b")}
+        if suffix not in method:
+            raise ClevrTranslationError(f"unknown fused suffix {suffix!r}")
+        meth, kind, prefix = method[suffix]
+        return self.bind(kind, prefix + name, f"{s if s.isidentifier() else f'({s})'}.{meth}()")
 
     def bind(self, kind: str, var: str, expr: str) -> _Value:
         self.emit(f"{var} = {expr}")

@@ -144,6 +144,8 @@ class Runner:
         run_dir = run_dir or prepare_run_dir(self.config)
         results_path = run_dir / "results.jsonl"
         samples = list(samples) if samples is not None else self.load_samples()
+        # build every component now, so a bad name or a missing key fails before any work
+        _ = (self.generator, self.detector, self.agent)
         with ResultsWriter(results_path) as writer:
             todo = [s for s in samples if s.id not in writer.done_ids]
             bar = tqdm(todo, desc=f"{self.config.dataset}", unit="q", dynamic_ncols=True,

@@ -6,7 +6,7 @@ canonical phrasings of :mod:`neptune_core.clevr_vocab` and close variants:
 
 - arity 1, attribute values ("Is the object in the red box a large cube?"): all of
   the values hold for the box's object;
-- arity 1 or 0 without values/relation ("Is there an object in the red box?"): 1;
+- arity 1 or 0 asking for presence ("Is there an object in the red box?"): 1;
 - arity 0 with values ("Is there a red cube?"): some object has all of them;
 - arity 2, a relation ("Is the object in the red box left of the object in the
   green box?"): ``score[x][y] = 1`` iff object x is <relation> of object y, read from
@@ -14,7 +14,7 @@ canonical phrasings of :mod:`neptune_core.clevr_vocab` and close variants:
 - arity 2, "same <attribute>": same value and x != y;
 - :meth:`answer` to "What <attribute> is ...?": the box's object's value.
 
-Anything else raises ``ValueError`` naming the question.
+Anything else (including negations and disjunctions) raises ``ValueError`` naming the question.
 
 Boxes -> scene objects: ``sample.boxes[i]`` (or ``scene["objects"][i]["bbox"]`` when
 the sample has no boxes) is the box of scene object ``i`` -- the ground-truth detector
@@ -43,7 +43,10 @@ if TYPE_CHECKING:
 
 # the box markers ("the red box", "green bounding box") name colours that are not attributes
 _MARKER = re.compile(r"\b(?:red|green)\s+(?:bounding\s+)?(?:box|rectangle|frame)(?:es)?\b")
-_OBJECT_WORD = re.compile(r"\b(?:object|objects|thing|things|item|anything|something)\b")
+# "Is there an object in the red box?", "Does the red box contain anything?", "Is there an object?"
+_PRESENCE = re.compile(r"\b(?:there|contains?|holds?)\b.*\b(?:objects?|things?|items?|anything|something)\b")
+# negation and disjunction would be misread as a conjunction of values
+_UNSUPPORTED = re.compile(r"\b(?:not|no|or|nor|neither|without)\b|n't\b")
 
 
 def iou(a: Box, b: Box) -> float:
@@ -83,9 +86,14 @@ class SceneOracleAgent(VisionAgent):
 
     def _scene_boxes(self) -> list[Box]:
         assert self._sample is not None
-        if self._sample.boxes is not None:
-            return [list(map(float, b)) for b in self._sample.boxes]
         objects = self.scene["objects"]
+        if self._sample.boxes is not None:
+            if len(self._sample.boxes) != len(objects):
+                raise ValueError(
+                    f"sample {self._sample.id} has {len(self._sample.boxes)} boxes for {len(objects)} scene objects; "
+                    "the scene_oracle needs one box per scene object, in scene order"
+                )
+            return [list(map(float, b)) for b in self._sample.boxes]
         if all("bbox" in o for o in objects):
             return [list(map(float, o["bbox"])) for o in objects]
         raise ValueError(f"sample {self._sample.id}: no boxes to match against the scene objects")
@@ -95,8 +103,8 @@ class SceneOracleAgent(VisionAgent):
         n_obj = len(self.scene["objects"])
         if not boxes:
             return []
-        own = self._scene_boxes() if self._sample is not None else []
-        if len(boxes) == n_obj == len(own) and all(list(map(float, b)) == o for b, o in zip(boxes, own)):
+        own = self._scene_boxes()
+        if len(boxes) == n_obj == len(own) and all(list(map(float, b)) == o for b, o in zip(boxes, own, strict=True)):
             return list(range(n_obj))
         out = []
         for b in boxes:
@@ -110,12 +118,17 @@ class SceneOracleAgent(VisionAgent):
     # ---- questions ---------------------------------------------------------------------------
     @staticmethod
     def _parse(question: str) -> tuple[list[str], str | None, str | None, bool]:
-        """(values, relation, same-attribute, mentions an object) of a question, box markers removed."""
+        """(values, relation, same-attribute, asks for presence) of a question, box markers removed.
+
+        A question with a negation or a disjunction parses to nothing (so it is refused).
+        """
         text = _MARKER.sub(" ", question.lower())
+        if _UNSUPPORTED.search(text):
+            return [], None, None, False
         values = find_values(text)
         same = find_attribute(text) if re.search(r"\bsame\b", text) else None
         relation = find_relation(text)
-        return values, relation, same, bool(_OBJECT_WORD.search(text))
+        return values, relation, same, bool(_PRESENCE.search(text))
 
     def _unsupported(self, question: str, arity: int) -> ValueError:
         return ValueError(f"scene_oracle cannot answer {question!r} with arity {arity} (outside its CLEVR vocabulary)")
@@ -125,15 +138,15 @@ class SceneOracleAgent(VisionAgent):
 
     def _score_one(self, question: str, idx: list[int], arity: int) -> torch.Tensor:
         objects = self.scene["objects"]
-        values, relation, same, mentions_object = self._parse(question)
+        values, relation, same, presence = self._parse(question)
         if arity in (0, 1) and (relation is not None or same is not None):
             raise self._unsupported(question, arity)
         if arity == 0:
-            if not values and not mentions_object:
+            if not values and not presence:
                 raise self._unsupported(question, arity)
             return torch.tensor(float(any(self._has_values(o, values) for o in objects)))
         if arity == 1:
-            if not values and not mentions_object:
+            if not values and not presence:
                 raise self._unsupported(question, arity)
             return torch.tensor([float(self._has_values(objects[i], values)) for i in idx])
         if arity == 2:
@@ -156,7 +169,9 @@ class SceneOracleAgent(VisionAgent):
     def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
         attribute = find_attribute(_MARKER.sub(" ", question.lower()))
         if box is None or attribute is None or not re.search(r"\bwhat\b", question.lower()):
-            raise ValueError(f"scene_oracle cannot answer {question!r} (it answers 'What <attribute> is ...?' about a box)")
+            raise ValueError(
+                f"scene_oracle cannot answer {question!r} (it answers 'What <attribute> is ...?' about a box)"
+            )
         (i,) = self.object_indices([box])
         return str(self.scene["objects"][i][attribute])
 

@@ -1,0 +1,40 @@
+"""Program generator for datasets with ground-truth CLEVR programs: no LLM, the
+sample's functional program is translated by :func:`code_generator.clevr_translator.translate_clevr`.
+
+Config: ``program_generator: "symbolic_clevr"``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from code_generator.clevr_translator import translate_clevr
+from neptune_core.errors import UserError
+from neptune_core.types import Program, Sample
+
+if TYPE_CHECKING:
+    from neptune_core.config import RunConfig
+
+
+class SymbolicClevrGenerator:
+    """Translates each sample's ground-truth CLEVR program into a NePTune program."""
+
+    name = "symbolic_clevr"
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> SymbolicClevrGenerator:
+        return cls()
+
+    def program_for(self, sample: Sample) -> Program:
+        """The translated program; a sample without a CLEVR program is an error."""
+        if not sample.program:
+            raise UserError(
+                f"sample {sample.id} has no ground-truth program; program_generator 'symbolic_clevr' "
+                "needs a dataset with CLEVR functional programs (use an LLM program_generator instead)"
+            )
+        if not isinstance(sample.program, list):
+            raise UserError(
+                f"sample {sample.id}: program_generator 'symbolic_clevr' needs a CLEVR node list, "
+                f"got a {type(sample.program).__name__}"
+            )
+        return Program(source=translate_clevr(sample.program), origin="symbolic", object_names=[])
