@@ -46,6 +46,17 @@ class SyntheticConfig:
 
 
 @dataclass
+class JudgeConfig:
+    """The LLM judge of ``--evaluate`` (not part of the config hash: it never changes a run's results)."""
+
+    base_url: str = ""  # "" = the provider's default (deepseek, openai, vllm: http://localhost:8000/v1)
+    timeout_s: float = 60.0  # per request
+    retries: int = 6  # retries of one request on 429 / 5xx / timeout / connection error / junk reply
+    backoff_s: float = 1.0  # first backoff; doubles per retry
+    max_backoff_s: float = 60.0
+
+
+@dataclass
 class RunConfig:
     """Everything a run needs. Field names follow the original release where it had them."""
 
@@ -53,6 +64,9 @@ class RunConfig:
     data_root: str = ""  # base for relative data paths; falls back to $NEPTUNE_DATA_ROOT
     data_path: str = ""  # dataset location, relative to data_root (or absolute)
     split: str = "val"
+    split_by: str = ""  # REFER annotations: refs(<split_by>).p (umd, google, unc, utokyo); "" = the only one
+    image_dir: str = ""  # images, relative to data_root; "" = the layout's default place
+    questions_file: str = ""  # CLEVR-Transfer questions (LEFT layout), relative to data_root; a glob is allowed
     num_samples: int = -1  # -1 = all
     seed: int = 0
 
@@ -88,6 +102,7 @@ class RunConfig:
     semantics: Semantics = field(default_factory=Semantics)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
 
     # ---- derived ---------------------------------------------------------------
     def resolve_path(self, path: str) -> Path:
@@ -104,7 +119,7 @@ class RunConfig:
     def config_hash(self) -> str:
         """A short hash of the settings that change results (not output paths)."""
         d = self.to_dict()
-        for k in ("output_dir", "run_name", "workers", "report"):
+        for k in ("output_dir", "run_name", "workers", "report", "judge"):
             d.pop(k, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
