@@ -132,7 +132,7 @@ def sample_objects(rng: random.Random, num_objects: int, camera: Camera, max_tri
                     break
                 for name in ("left", "right", "front", "behind"):
                     d = dirs[name]
-                    if 0 < abs(dx * d[0] + dy * d[1]) < MARGIN:
+                    if abs(dx * d[0] + dy * d[1]) < MARGIN:
                         ok = False
                         break
                 if not ok:
