@@ -1,0 +1,214 @@
+"""Static check of a program's source before it runs: whitelisted syntax and names.
+
+:func:`check_source` reports every problem at once, one per line with its line
+number, so a repair prompt can quote them. To allow a new syntax element, add its
+node type to :data:`_ALLOWED_NODES` and teach the interpreter to evaluate it.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+
+from neptune_core.executor.sandbox import (
+    ALLOWED_ATTRIBUTES,
+    EXCEPTION_NAMES,
+    FORBIDDEN_NAMES,
+    PRIMITIVE_NAMES,
+    SAFE_BUILTIN_NAMES,
+)
+from probabilistic_tensor import PROGRAM_API
+
+MAX_AST_DEPTH = 50
+MAX_SOURCE_CHARS = 20_000
+
+_ALLOWED_NODES: tuple[type, ...] = (
+    ast.Module, ast.FunctionDef, ast.Lambda, ast.arguments, ast.arg, ast.Return, ast.Assign, ast.AugAssign,
+    ast.AnnAssign, ast.If, ast.IfExp, ast.For, ast.While, ast.Break, ast.Continue, ast.Pass, ast.Expr,
+    ast.Compare, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Call, ast.keyword, ast.Name, ast.Load, ast.Store,
+    ast.Constant, ast.Attribute, ast.Subscript, ast.Slice, ast.List, ast.Tuple, ast.Dict, ast.Set,
+    ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.comprehension, ast.JoinedStr,
+    ast.FormattedValue, ast.Try, ast.ExceptHandler, ast.Raise, ast.Assert,
+    ast.And, ast.Or, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.BitAnd,
+    ast.BitOr, ast.BitXor, ast.Not, ast.USub, ast.UAdd, ast.Invert, ast.Eq, ast.NotEq, ast.Lt, ast.LtE,
+    ast.Gt, ast.GtE, ast.Is, ast.IsNot, ast.In, ast.NotIn,
+)  # fmt: skip
+
+_WHY_NOT: dict[type, str] = {
+    ast.Import: "import is not allowed",
+    ast.ImportFrom: "import is not allowed",
+    ast.Global: "global is not allowed",
+    ast.Nonlocal: "nonlocal is not allowed",
+    ast.ClassDef: "class definitions are not allowed",
+    ast.AsyncFunctionDef: "async functions are not allowed",
+    ast.Await: "await is not allowed",
+    ast.Yield: "yield (generators) is not allowed",
+    ast.YieldFrom: "yield (generators) is not allowed",
+    ast.With: "with-statements are not allowed",
+    ast.AsyncWith: "with-statements are not allowed",
+    ast.AsyncFor: "async for is not allowed",
+    ast.Delete: "del is not allowed",
+    ast.Starred: "starred unpacking (*x) is not allowed",
+    ast.NamedExpr: "assignment expressions (:=) are not allowed",
+    ast.Match: "match statements are not allowed",
+    ast.MatMult: "the @ operator is not allowed",
+    ast.LShift: "shift operators are not allowed",
+    ast.RShift: "shift operators are not allowed",
+}
+
+KNOWN_NAMES: frozenset[str] = frozenset(PRIMITIVE_NAMES + SAFE_BUILTIN_NAMES + EXCEPTION_NAMES) | set(PROGRAM_API)
+# names a program may not rebind (builtins, algebra, forbidden names)
+_PROTECTED: frozenset[str] = frozenset(SAFE_BUILTIN_NAMES + EXCEPTION_NAMES) | set(PROGRAM_API) | FORBIDDEN_NAMES
+
+
+class ProgramCheckError(ValueError):
+    """A program failed the static check; the message lists the problems, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def _children(node: ast.AST) -> list[tuple[ast.AST, bool]]:
+    """Child nodes, each with whether it is a type annotation (never evaluated)."""
+    out: list[tuple[ast.AST, bool]] = []
+    for name, value in ast.iter_fields(node):
+        is_annotation = name in ("annotation", "returns")
+        if isinstance(value, ast.AST):
+            out.append((value, is_annotation))
+        elif isinstance(value, list):
+            out.extend((v, is_annotation) for v in value if isinstance(v, ast.AST))
+    return out
+
+
+def _collect(tree: ast.Module) -> tuple[list[tuple[ast.AST, bool]], set[str], list[str]]:
+    """One pass over the tree: (node, in_annotation) pairs, names the program binds, and the
+    problems found on the way (forbidden nodes, nesting depth, misplaced return/break/continue).
+    Nothing inside a forbidden node is visited."""
+    nodes: list[tuple[ast.AST, bool]] = []
+    bound: set[str] = set()
+    problems: list[str] = []
+    # node, depth, in_annotation, in_loop, in_function
+    stack: list[tuple[ast.AST, int, bool, bool, bool]] = [(tree, 0, False, False, False)]
+    while stack:
+        node, depth, in_ann, in_loop, in_func = stack.pop()
+        line = f"line {getattr(node, 'lineno', '?')}"
+        if depth > MAX_AST_DEPTH:
+            return [], set(), [f"{line}: expressions/blocks nested more than {MAX_AST_DEPTH} deep"]
+        if not isinstance(node, _ALLOWED_NODES):
+            problems.append(f"{line}: {_WHY_NOT.get(type(node), f'{type(node).__name__} is not allowed')}")
+            continue
+        nodes.append((node, in_ann))
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.add(node.id)
+        elif isinstance(node, ast.FunctionDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, (ast.Break, ast.Continue)) and not in_loop:
+            problems.append(f"{line}: '{type(node).__name__.lower()}' outside a loop")
+        elif isinstance(node, ast.Return) and not in_func:
+            problems.append(f"{line}: 'return' outside a function")
+        if isinstance(node, (ast.FunctionDef, ast.Lambda)):
+            in_loop, in_func = False, True
+        loop_body = node.body if isinstance(node, (ast.For, ast.While)) else ()
+        for child, is_ann in reversed(_children(node)):
+            child_loop = in_loop or any(child is b for b in loop_body)
+            stack.append((child, depth + 1, in_ann or is_ann, child_loop, in_func))
+    return nodes, bound, problems
+
+
+def _node_problems(tree: ast.Module) -> list[str]:
+    nodes, bound, problems = _collect(tree)
+    known = KNOWN_NAMES | bound
+    for node, in_annotation in nodes:
+        line = f"line {getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Name):
+            if node.id.startswith("__"):
+                problems.append(f"{line}: name '{node.id}' is not allowed (dunder names are forbidden)")
+            elif isinstance(node.ctx, ast.Store) and node.id in _PROTECTED:
+                problems.append(f"{line}: cannot assign to the built-in name '{node.id}'")
+            elif in_annotation:
+                pass
+            elif node.id in FORBIDDEN_NAMES:
+                problems.append(f"{line}: '{node.id}' is not available in programs")
+            elif node.id not in known:
+                problems.append(f"{line}: unknown name '{node.id}'")
+        elif isinstance(node, ast.Attribute):
+            if node.attr.startswith("_"):
+                problems.append(f"{line}: attribute '{node.attr}' is not allowed (names starting with '_')")
+            elif not isinstance(node.ctx, ast.Load):
+                problems.append(f"{line}: assigning to attributes is not allowed")
+            elif node.attr not in ALLOWED_ATTRIBUTES and not in_annotation:
+                problems.append(f"{line}: attribute '.{node.attr}' is not allowed")
+        elif isinstance(node, (ast.FunctionDef, ast.Lambda)):
+            args = node.args
+            if args.vararg or args.kwarg:
+                problems.append(f"{line}: *args/**kwargs parameters are not allowed")
+            for a in args.posonlyargs + args.args + args.kwonlyargs:
+                if a.arg.startswith("__") or a.arg in _PROTECTED:
+                    problems.append(f"{line}: parameter name '{a.arg}' is not allowed")
+            if isinstance(node, ast.FunctionDef):
+                if node.decorator_list:
+                    problems.append(f"{line}: decorators are not allowed")
+                if node.name.startswith("__") or node.name in _PROTECTED:
+                    problems.append(f"{line}: function name '{node.name}' is not allowed")
+        elif isinstance(node, ast.ExceptHandler) and node.name and node.name in _PROTECTED:
+            problems.append(f"{line}: cannot bind the built-in name '{node.name}'")
+        elif isinstance(node, ast.keyword) and node.arg is None:
+            problems.append(f"{line}: keyword unpacking (**x) is not allowed")
+        elif isinstance(node, ast.Dict) and any(k is None for k in node.keys):
+            problems.append(f"{line}: dict unpacking (**x) is not allowed")
+        elif isinstance(node, ast.Raise) and (node.exc is None or node.cause is not None):
+            problems.append(f"{line}: only 'raise SomeError(...)' is allowed (no bare raise, no 'from')")
+        elif isinstance(node, ast.Constant) and not isinstance(node.value, (str, int, float, bool, type(None))):
+            problems.append(f"{line}: constants of type {type(node.value).__name__} are not allowed")
+    return problems
+
+
+def _execute_problems(tree: ast.Module) -> list[str]:
+    defs = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "execute"]
+    if not defs:
+        return ["line 1: the program must define a top-level function 'def execute(score, query, n):'"]
+    args = defs[-1].args
+    names = [a.arg for a in args.posonlyargs + args.args]
+    if names != ["score", "query", "n"] or args.kwonlyargs:
+        return [f"line {defs[-1].lineno}: execute must take exactly (score, query, n), got ({', '.join(names)})"]
+    return []
+
+
+def _line_of(problem: str) -> int:
+    head = problem.split(":", 1)[0].removeprefix("line ")
+    return int(head) if head.isdigit() else 0
+
+
+def check_source(source: str) -> None:
+    """Raise :class:`ProgramCheckError` listing every problem of ``source`` (one per line)."""
+    parse_checked(source)
+
+
+def parse_checked(source: str) -> ast.Module:
+    """The parsed module of a program that passes :func:`check_source` (cached by source;
+    the interpreter never mutates the tree)."""
+    if not isinstance(source, str):
+        raise ProgramCheckError([f"line 1: the program must be a string, got {type(source).__name__}"])
+    return _parse_checked_cached(source)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_checked_cached(source: str) -> ast.Module:
+    if len(source) > MAX_SOURCE_CHARS:
+        raise ProgramCheckError([f"line 1: the program has {len(source)} characters; the limit is {MAX_SOURCE_CHARS}"])
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        raise ProgramCheckError([f"line {e.lineno}: syntax error: {e.msg}"]) from None
+    except (RecursionError, MemoryError, ValueError) as e:
+        raise ProgramCheckError([f"line 1: the program cannot be parsed ({type(e).__name__}: {e})"]) from None
+    problems = _node_problems(tree) + _execute_problems(tree)
+    if problems:
+        problems = sorted(dict.fromkeys(problems), key=_line_of)
+        raise ProgramCheckError(problems)
+    return tree
