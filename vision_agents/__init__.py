@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from neptune_core.registry import Registry
+from vision_agents.aliases import VLM_ALIASES, looks_like_model_path
 
 if TYPE_CHECKING:
     from neptune_core.config import RunConfig
@@ -21,13 +22,28 @@ DETECTORS: Registry = Registry("od_model")
 
 # --- vision agents -------------------------------------------------------------
 VLMS.register_lazy("scene_oracle", "vision_agents.oracle:SceneOracleAgent")
+VLMS.register_lazy("classic", "vision_agents.classic_agent:ClassicAgent")
+for _name in VLM_ALIASES:  # transformers VLMs (config name -> hub id in vision_agents/aliases.py)
+    VLMS.register_lazy(_name, "vision_agents.hf_vlm:HFVisionAgent")
+VLMS.register_lazy("intern_vllm", "vision_agents.openai_vlm:OpenAIVisionAgent")
+VLMS.register_lazy("openai_vlm", "vision_agents.openai_vlm:OpenAIVisionAgent")
 
 # --- detectors ------------------------------------------------------------------
 DETECTORS.register_lazy("gt", "vision_agents.oracle:GroundTruthDetector")
+DETECTORS.register_lazy("classic", "vision_agents.classic_detector:ClassicDetector")
+DETECTORS.register_lazy("dino", "vision_agents.hf_detectors:GroundingDinoDetector")
+DETECTORS.register_lazy("dino_tiny", "vision_agents.hf_detectors:GroundingDinoDetector")
+DETECTORS.register_lazy("owlv2", "vision_agents.hf_detectors:Owlv2Detector")
+DETECTORS.register_lazy("florence", "vision_agents.hf_detectors:Florence2Detector")
+DETECTORS.register_lazy("florence_base", "vision_agents.hf_detectors:Florence2Detector")
 
 
 def build_vision_agent(config: RunConfig) -> VisionAgent:
-    """The VisionAgent named by ``config.vlm_model_name``."""
+    """The VisionAgent named by ``config.vlm_model_name`` (a hub id or local directory: a transformers VLM)."""
+    if config.vlm_model_name not in VLMS and looks_like_model_path(config.vlm_model_name):
+        from vision_agents.hf_vlm import HFVisionAgent
+
+        return HFVisionAgent.from_config(config)
     return VLMS.get(config.vlm_model_name).from_config(config)
 
 

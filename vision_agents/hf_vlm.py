@@ -1,0 +1,189 @@
+"""VisionAgent on any transformers image-text-to-text model (native classes).
+
+Which native class serves which checkpoint (``AutoModelForImageTextToText`` picks it
+from the checkpoint's ``model_type``): InternVL2.5/3 ``-hf`` repos ->
+``InternVLForConditionalGeneration``; Qwen2-VL -> ``Qwen2VLForConditionalGeneration``;
+Qwen2.5-VL -> ``Qwen2_5_VLForConditionalGeneration``; Ovis2 ``-hf`` repos ->
+``Ovis2ForConditionalGeneration``; SmolVLM -> ``SmolVLMForConditionalGeneration``;
+Idefics3 -> ``Idefics3ForConditionalGeneration``; LLaVA -> ``LlavaForConditionalGeneration``.
+See :mod:`vision_agents.aliases` for the config names and the remote-code originals.
+
+score: p(yes) = softmax over the next-token logits of the "Yes" and "No" tokens (all
+tokenizer variants "Yes", " Yes", "yes", " yes" pooled with logsumexp), batched over
+boxes x questions, ``batch_size`` prompts per forward pass. Batches are right-padded
+and each row's logits are read at its own last real token, so a prompt scores the same
+alone or in any batch (causal attention never sees the padding on the right).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from PIL import Image
+
+from neptune_core.types import Box
+from vision_agents.aliases import resolve_vlm
+from vision_agents.base import VisionAgent
+from vision_agents.devices import load_kwargs, load_pretrained, resolve_device
+from vision_agents.marking import mark_boxes
+from vision_agents.prompting import fold, normalize_answer, score_items, shape_questions
+
+if TYPE_CHECKING:
+    from neptune_core.config import RunConfig
+
+YES_VARIANTS = ("Yes", " Yes", "yes", " yes", "YES")
+NO_VARIANTS = ("No", " No", "no", " no", "NO")
+
+
+def answer_token_ids(tokenizer: Any, variants: tuple[str, ...]) -> list[int]:
+    """Ids of the variants that the tokenizer encodes as one (known) token."""
+    ids: set[int] = set()
+    unk = getattr(tokenizer, "unk_token_id", None)
+    for v in variants:
+        enc = tokenizer.encode(v, add_special_tokens=False)
+        if len(enc) == 1 and enc[0] != unk:
+            ids.add(int(enc[0]))
+    return sorted(ids)
+
+
+def p_yes(logits: torch.Tensor, yes_ids: list[int], no_ids: list[int]) -> torch.Tensor:
+    """softmax([logsumexp(yes logits), logsumexp(no logits)])[0] for each row of ``logits`` (B, V)."""
+    lg = logits.float()
+    pair = torch.stack([lg[:, yes_ids].logsumexp(-1), lg[:, no_ids].logsumexp(-1)], dim=-1)
+    return pair.softmax(-1)[:, 0]
+
+
+class HFVisionAgent(VisionAgent):
+    """A transformers VLM. Weights load lazily on first use (once per worker/process).
+
+    Pass ``model`` and ``processor`` to use already-built objects (tests, notebooks);
+    otherwise ``AutoProcessor`` / ``AutoModelForImageTextToText.from_pretrained(model_id)``.
+    ``forward_passes`` counts model forward calls (score batches and generate calls).
+    """
+
+    name = "hf_vlm"
+
+    def __init__(
+        self,
+        model_id: str,
+        *,
+        device: str = "auto",
+        batch_size: int = 16,
+        trust_remote_code: bool = False,
+        max_new_tokens: int = 10,
+        model: Any = None,
+        processor: Any = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"vlm_batch_size must be >= 1, got {batch_size}")
+        self.model_id = model_id
+        self.device_setting = device
+        self.batch_size = batch_size
+        self.trust_remote_code = trust_remote_code
+        self.max_new_tokens = max_new_tokens
+        self.model = model
+        self.processor = processor
+        self.forward_passes = 0
+        self._yes_no: tuple[list[int], list[int]] | None = None
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> HFVisionAgent:
+        spec = resolve_vlm(config.vlm_model_name)
+        agent = cls(
+            spec.model_id,
+            device=config.device,
+            batch_size=config.vlm_batch_size,
+            trust_remote_code=spec.trust_remote_code,
+        )
+        agent.name = config.vlm_model_name
+        return agent
+
+    # ---- loading -----------------------------------------------------------------
+    def load(self) -> None:
+        """Load processor and weights if not loaded yet (idempotent)."""
+        if self.processor is None:
+            from transformers import AutoProcessor
+
+            self.processor = load_pretrained(
+                AutoProcessor.from_pretrained, self.model_id, trust_remote_code=self.trust_remote_code
+            )
+        if self.model is None:
+            from transformers import AutoModelForImageTextToText
+
+            device = resolve_device(self.device_setting)
+            kwargs = load_kwargs(self.device_setting, device)
+            model = load_pretrained(
+                AutoModelForImageTextToText.from_pretrained,
+                self.model_id,
+                trust_remote_code=self.trust_remote_code,
+                **kwargs,
+            )
+            if "device_map" not in kwargs:
+                model = model.to(device)
+            self.model = model.eval()
+        if self._yes_no is None:
+            tok = self.processor.tokenizer
+            yes, no = answer_token_ids(tok, YES_VARIANTS), answer_token_ids(tok, NO_VARIANTS)
+            if not yes or not no:
+                raise ValueError(f"model '{self.model_id}': the tokenizer has no single-token Yes/No answer")
+            self._yes_no = (yes, no)
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _prompt(self, question: str) -> str:
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def _inputs(self, images: list[Image.Image], prompts: list[str]) -> dict[str, torch.Tensor]:
+        # one image per prompt, nested per sample (the layout every family's processor accepts);
+        # right padding explicitly, as some processors default to left padding
+        enc = self.processor(
+            text=prompts, images=[[im] for im in images], padding=True, padding_side="right", return_tensors="pt"
+        )
+        dtype = next(self.model.parameters()).dtype
+        dev = self._device
+        return {
+            k: (v.to(dev, dtype=dtype) if v.is_floating_point() else v.to(dev)) if torch.is_tensor(v) else v
+            for k, v in enc.items()
+        }
+
+    # ---- scoring -----------------------------------------------------------------
+    def score_items(self, items: list[tuple[Image.Image, str]]) -> torch.Tensor:
+        """p(yes) for each (image, question) item, ``batch_size`` items per forward pass."""
+        self.load()
+        yes_ids, no_ids = self._yes_no  # type: ignore[misc]
+        prompt_of: dict[str, str] = {}
+        out: list[torch.Tensor] = []
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start : start + self.batch_size]
+            prompts = [prompt_of.setdefault(q, self._prompt(q)) for _, q in chunk]
+            inputs = self._inputs([im for im, _ in chunk], prompts)
+            last = inputs["attention_mask"].sum(1) - 1
+            keep, row_pos = torch.unique(last, return_inverse=True)
+            with torch.inference_mode():
+                self.forward_passes += 1
+                logits = self.model(**inputs, logits_to_keep=keep).logits
+            rows = logits[torch.arange(len(chunk), device=logits.device), row_pos.to(logits.device)]
+            out.append(p_yes(rows, yes_ids, no_ids).cpu())
+        return torch.cat(out) if out else torch.zeros(0)
+
+    def score(
+        self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int, type: str = "yes_no"
+    ) -> torch.Tensor:
+        questions = shape_questions(questions, type)
+        items = score_items(image, boxes, questions, arity)
+        return fold(self.score_items(items), len(questions), len(boxes), arity)
+
+    # ---- open answers --------------------------------------------------------------
+    def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
+        self.load()
+        marked = mark_boxes(image, box)
+        inputs = self._inputs([marked], [self._prompt(question)])
+        with torch.inference_mode():
+            self.forward_passes += 1
+            gen = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+        new = gen[0, inputs["input_ids"].shape[1] :]
+        return normalize_answer(self.processor.tokenizer.decode(new, skip_special_tokens=True))

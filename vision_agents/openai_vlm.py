@@ -1,0 +1,157 @@
+"""VisionAgent on an OpenAI-compatible server (vLLM, SGLang, ...): ``intern_vllm`` / ``openai_vlm``.
+
+Each (marked image, question) item is one chat request with the image as a base64 PNG
+data URL, ``max_tokens=1``, ``logprobs=True`` and ``top_logprobs``. p(yes) is recovered
+from the first token's top log-probabilities: the probability mass of the tokens that
+read "yes" (any case, stripped) over that of "yes" plus "no". When neither appears in
+the top list the model gave no yes/no evidence and p(yes) = 0.5.
+
+Requests run concurrently in a bounded thread pool (``vlm_batch_size`` workers). 429,
+5xx, timeouts and connection errors are retried with exponential backoff; other errors
+(400, 401, 404, ...) raise at once. The served model name is asked from ``/v1/models``
+(a vLLM server serves one model) unless given as ``model``.
+The API key comes from ``VLM_API_KEY`` (or ``OPENAI_API_KEY``) in the environment; local
+servers usually need none.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import torch
+from PIL import Image
+
+from neptune_core.errors import ConfigError
+from neptune_core.types import Box
+from vision_agents.base import VisionAgent
+from vision_agents.marking import mark_boxes
+from vision_agents.prompting import fold, normalize_answer, score_items, shape_questions
+
+if TYPE_CHECKING:
+    from neptune_core.config import RunConfig
+
+
+def image_data_url(image: Image.Image) -> str:
+    """``data:image/png;base64,...`` for ``image``."""
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def p_yes_from_top_logprobs(top: list[tuple[str, float]]) -> float:
+    """p(yes) from (token, logprob) pairs: yes mass / (yes + no mass); 0.5 without either."""
+    yes = sum(math.exp(lp) for tok, lp in top if tok.strip().lower() == "yes")
+    no = sum(math.exp(lp) for tok, lp in top if tok.strip().lower() == "no")
+    return 0.5 if yes + no == 0 else yes / (yes + no)
+
+
+class OpenAIVisionAgent(VisionAgent):
+    """Yes/no scores and answers from an OpenAI-compatible chat completions endpoint."""
+
+    name = "openai_vlm"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model: str = "",
+        api_key: str | None = None,
+        concurrency: int = 16,
+        timeout_s: float = 60.0,
+        retries: int = 4,
+        backoff_s: float = 0.5,
+        top_logprobs: int = 20,
+        max_answer_tokens: int = 10,
+    ) -> None:
+        if not base_url:
+            raise ConfigError(
+                "vlm_base_url is empty: set it to the server's OpenAI-compatible URL, e.g. http://localhost:8000/v1"
+            )
+        import openai
+
+        self.base_url = base_url
+        self.model = model
+        self.concurrency = max(1, concurrency)
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.top_logprobs = top_logprobs
+        self.max_answer_tokens = max_answer_tokens
+        key = api_key or os.environ.get("VLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        # retries are ours (below), so that backoff and which errors count are explicit
+        self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout_s, max_retries=0)
+        self._transient = (
+            openai.RateLimitError,
+            openai.InternalServerError,
+            openai.APITimeoutError,
+            openai.APIConnectionError,
+        )
+        self.requests = 0  # requests sent, retries included
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> OpenAIVisionAgent:
+        agent = cls(config.vlm_base_url, concurrency=config.vlm_batch_size)
+        agent.name = config.vlm_model_name
+        return agent
+
+    # ---- plumbing ------------------------------------------------------------------
+    def _model_name(self) -> str:
+        if not self.model:
+            served = [m.id for m in self._call(self.client.models.list).data]
+            if len(served) != 1:
+                raise ConfigError(f"server {self.base_url} serves {len(served)} models ({', '.join(served)}); name one")
+            self.model = served[0]
+        return self.model
+
+    def _call(self, fn: Any, **kwargs: Any) -> Any:
+        for attempt in range(self.retries + 1):
+            try:
+                self.requests += 1
+                return fn(**kwargs)
+            except self._transient:
+                if attempt == self.retries:
+                    raise
+                time.sleep(self.backoff_s * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _chat(self, image: Image.Image, question: str, **kwargs: Any) -> Any:
+        content = [
+            {"type": "image_url", "image_url": {"url": image_data_url(image)}},
+            {"type": "text", "text": question},
+        ]
+        return self._call(
+            self.client.chat.completions.create,
+            model=self._model_name(),
+            messages=[{"role": "user", "content": content}],
+            temperature=0.0,
+            **kwargs,
+        )
+
+    def _p_yes(self, item: tuple[Image.Image, str]) -> float:
+        resp = self._chat(*item, max_tokens=1, logprobs=True, top_logprobs=self.top_logprobs)
+        lp = resp.choices[0].logprobs
+        if lp is None or not lp.content:
+            raise RuntimeError(f"server {self.base_url} returned no logprobs (does it support logprobs=True?)")
+        first = lp.content[0]
+        pairs = [(t.token, t.logprob) for t in (first.top_logprobs or [])] or [(first.token, first.logprob)]
+        return p_yes_from_top_logprobs(pairs)
+
+    # ---- VisionAgent ----------------------------------------------------------------
+    def score(
+        self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int, type: str = "yes_no"
+    ) -> torch.Tensor:
+        questions = shape_questions(questions, type)
+        items = score_items(image, boxes, questions, arity)
+        self._model_name()
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(items)))) as pool:
+            probs = list(pool.map(self._p_yes, items))
+        return fold(torch.tensor(probs, dtype=torch.float32), len(questions), len(boxes), arity)
+
+    def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
+        resp = self._chat(mark_boxes(image, box), question, max_tokens=self.max_answer_tokens)
+        return normalize_answer(resp.choices[0].message.content or "")
