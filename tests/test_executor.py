@@ -266,3 +266,12 @@ def execute(score, query, n):
     assert out.value[1:] == [[(2, 0), (2, 1)], 12]
     assert bool(out.value[0]) is True
     assert [e["question"] for e in out.trace] == ["Is it a cube?"]  # stopped at the first true one
+
+
+def test_class_type_asks_whether_the_box_holds_that_class(monkeypatch) -> None:
+    agent = TableAgent()
+    monkeypatch.setitem(UNARY, "Is the object in the red box a person? Answer yes or no.", [0.9, 0.1, 0.2])
+    out = run('def execute(score, query, n):\n    return score("person", 1, type="class").iota()\n', agent=agent)
+    assert out.error is None, out.error
+    assert agent.calls[0] == ("score", ("Is the object in the red box a person? Answer yes or no.",), 1)
+    assert out.trace[0]["question"] == "Is the object in the red box a person? Answer yes or no."

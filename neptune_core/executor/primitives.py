@@ -18,6 +18,7 @@ from neptune_core.executor.guards import AgentError, Budget
 from neptune_core.types import Box
 from probabilistic_tensor import ProbabilisticTensor, Semantics
 from vision_agents.base import VisionAgent
+from vision_agents.prompting import class_question
 
 SCORE_DOC = """Ask the vision model a yes/no question; returns p(yes) as a ProbabilisticTensor.
 
@@ -26,7 +27,8 @@ num_objects=1: a tensor over variable "x", one value per box (box i marked in re
     e.g. score("Is the object in the red box a cube?").
 num_objects=2: a tensor over variables ("x", "y"), n x n (x = subject in the red box,
     y = object in the green box), e.g. score("Is the red-box object left of the green-box object?", 2).
-type: optional label of the attribute asked about (e.g. "color"); recorded only."""
+type="class": the question is a class name (e.g. score("person", 1, type="class")) and the model
+    is asked whether the box holds one; any other type is a label recorded in the trace."""
 
 QUERY_DOC = """Ask the vision model an open question; returns a short lower-case answer string.
 
@@ -67,6 +69,8 @@ def make_primitives(
             raise ValueError(f"score() num_objects must be 0, 1 or 2, got {num_objects!r}")
         if type is not None and not isinstance(type, str):
             raise TypeError(f"score() type must be a string or None, got {type!r}")
+        if type == "class":
+            question = class_question(question)
         shape = (n,) * num_objects
         if n == 0 and num_objects > 0:
             data = torch.zeros(shape)
