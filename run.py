@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
         runner_cls = RUNNERS.get(config.dataset)
         run_dir = prepare_run_dir(config)
-        if config.workers > 1 or args.gpus:
+        if config.workers > 1 or args.gpus is not None:
             from runners.run_vqa_parallel import run_parallel
 
             summary = run_parallel(config, run_dir, gpus=args.gpus)
@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             summary = runner_cls(config).run(run_dir)
         print(f"run directory: {run_dir}")
         print(format_summary(summary))
+        if config.report:
+            from analysis.report import write_report
+
+            print(f"report: {write_report(run_dir)}")
         return 0
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -20,6 +20,8 @@ from code_generator.providers import Endpoint
 
 log = logging.getLogger(__name__)
 
+MAX_RETRY_AFTER_S = 600.0  # a server asking for a longer pause makes the request fail instead of hanging the run
+
 
 class LLMError(RuntimeError):
     """A request failed for good (after retries, or with an error that retrying cannot fix)."""
@@ -41,8 +43,8 @@ class RetryPolicy:
         """Seconds to wait before try ``attempt + 1`` (attempt counts from 0)."""
         base = min(self.max_backoff_s, self.backoff_s * (2**attempt))
         jittered = base * (0.5 + random.random() / 2)
-        if retry_after is not None:
-            return min(self.max_backoff_s, max(retry_after, jittered))
+        if retry_after is not None:  # the server's word wins over our own (shorter or longer) backoff
+            return max(retry_after, min(jittered, retry_after + self.backoff_s))
         return jittered
 
 
@@ -119,11 +121,15 @@ class ChatClient:
                         temperature=self.temperature,
                         max_tokens=self.max_tokens,
                     )
+                if isinstance(response, (str, bytes)) or not hasattr(response, "choices"):
+                    raise ValueError(f"not a chat completion: {str(response)[:80]!r}")
                 return _text_of(response)
-            except self._openai.OpenAIError as exc:
-                retry, retry_after = self._retryable(exc)
+            except (self._openai.OpenAIError, ValueError) as exc:  # ValueError: a body that is not JSON
+                retry, retry_after = (True, None) if isinstance(exc, ValueError) else self._retryable(exc)
                 last = exc
                 if not retry or attempt == self.policy.retries:
+                    break
+                if retry_after is not None and retry_after > MAX_RETRY_AFTER_S:
                     break
                 wait = self.policy.delay(attempt, retry_after)
                 log.warning("LLM request failed (%s); retry %d in %.2fs", _describe(exc), attempt + 1, wait)
@@ -133,6 +139,8 @@ class ChatClient:
 
 
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, ValueError) and not isinstance(exc, LLMError):
+        return f"malformed response ({type(exc).__name__}: {str(exc)[:120]})"
     status = getattr(exc, "status_code", None)
     text = str(exc).splitlines()[0][:200] if str(exc) else ""
     return f"{type(exc).__name__}" + (f" {status}" if status else "") + (f": {text}" if text else "")

@@ -1,0 +1,225 @@
+"""The HTML execution report of a run (in the spirit of VisProg's / VLAgent's visualisers).
+
+``write_report(run_dir)`` reads ``results.jsonl`` (and the samples' images) and writes
+``run_dir/report/index.html`` (accuracy overall and per question family, errors, links)
+plus one page per selected sample: the image with numbered boxes, the question, the
+program with syntax highlighting, every primitive call of the trace with its
+per-object probabilities as bars, the answer against the gold one, and the error.
+Pages are self-contained: images are embedded as base64, CSS is inline, no scripts,
+no external URLs; the folder opens offline in any browser.
+
+Selection: all failed samples first (wrong answer or error, up to ``max_errors``), then
+a seeded random sample of correct ones (up to ``max_correct``).
+
+CLI: ``python -m analysis.report experiments/<run>``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from analysis.report_assets import CSS, bar, boxes_svg, esc, highlight_python, prob_bars
+from analysis.summary import summarize
+from neptune_core.errors import UserError
+from neptune_core.types import Sample
+from runners.results import read_results
+
+ImageSource = Callable[[str], Image.Image | None]
+
+
+def _page_name(sample_id: str) -> str:
+    return "sample_" + re.sub(r"[^A-Za-z0-9_.-]", "_", str(sample_id)) + ".html"
+
+
+def _status(row: dict[str, Any]) -> tuple[str, str]:
+    if row.get("error"):
+        return "error", "b-err"
+    if row.get("correct") is True:
+        return "correct", "b-ok"
+    if row.get("correct") is False:
+        return "wrong", "b-bad"
+    return "not judged", "b-na"
+
+
+def select_rows(rows: list[dict[str, Any]], max_errors: int = 40, max_correct: int = 20, seed: int = 0) -> list[dict]:
+    """Failed rows first (errors, then wrong answers), then a seeded sample of correct ones."""
+    failed = [r for r in rows if r.get("error")] + [r for r in rows if not r.get("error") and r.get("correct") is False]
+    others = [r for r in rows if not r.get("error") and r.get("correct") is not False]
+    picked = random.Random(seed).sample(others, min(max_correct, len(others)))
+    order = {r["id"]: i for i, r in enumerate(rows)}
+    return failed[:max_errors] + sorted(picked, key=lambda r: order[r["id"]])
+
+
+def _page(title: str, body: str, nav: str = "") -> str:
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{esc(title)}</h1>{nav}</header><main>{body}</main></body></html>"
+    )
+
+
+def _trace_html(trace: list[dict[str, Any]]) -> str:
+    if not trace:
+        return '<div class="muted">(no primitive calls)</div>'
+    parts = []
+    for k, call in enumerate(trace):
+        prim = call.get("primitive", "?")
+        if prim == "query":
+            parts.append(
+                f'<div class="call q"><b>{k + 1}. query</b> <span class="q">{esc(call.get("question", ""))}</span>'
+                f' <span class="muted">object_id={esc(call.get("object_id"))}</span>'
+                f"<div>answer: <b>{esc(call.get('answer', ''))}</b></div></div>"
+            )
+        else:
+            typ = f" type={esc(call['type'])}" if call.get("type") else ""
+            parts.append(
+                f'<div class="call"><b>{k + 1}. {esc(prim)}</b> <span class="q">{esc(call.get("question", ""))}</span>'
+                f' <span class="muted">arity={esc(call.get("arity"))}{typ}</span>'
+                f"<div>{prob_bars(call.get('probs'))}</div></div>"
+            )
+    return "".join(parts)
+
+
+def sample_page(row: dict[str, Any], image: Image.Image | None, nav: str = "") -> str:
+    """One sample's page as an HTML string."""
+    status, badge = _status(row)
+    err = row.get("error")
+    err_html = (
+        f'<h2>Error</h2><div class="err">{esc(err.get("type"))} (stage {esc(err.get("stage", "?"))}): '
+        f"{esc(err.get('message'))}</div>"
+        if err
+        else ""
+    )
+    timings = row.get("timings") or {}
+    tim = ", ".join(f"{k} {float(v):.1f} ms" for k, v in timings.items())
+    boxes = row.get("boxes") or []
+    info = (
+        f"<table><tr><th>question</th><td>{esc(row.get('question'))}</td></tr>"
+        f"<tr><th>family</th><td>{esc(row.get('family', ''))}</td></tr>"
+        f"<tr><th>predicted</th><td><b>{esc(row.get('pred'))}</b></td></tr>"
+        f"<tr><th>gold</th><td><b>{esc(row.get('gold'))}</b></td></tr>"
+        f'<tr><th>result</th><td><span class="badge {badge}">{status}</span></td></tr>'
+        f"<tr><th>boxes</th><td>{len(boxes)} detected</td></tr>"
+        f"<tr><th>program</th><td>{esc(row.get('program_origin'))}</td></tr>"
+        f'<tr><th>timings</th><td class="muted">{esc(tim)}</td></tr></table>'
+    )
+    program = row.get("program")
+    body = (
+        f'<div class="card row"><div>{boxes_svg(image, boxes)}</div><div>{info}</div></div>'
+        f'<div class="card">{err_html}<h2>Program</h2>'
+        f"{highlight_python(program) if program else '<div class=muted>(no program)</div>'}</div>"
+        f'<div class="card"><h2>Primitive calls ({len(row.get("trace") or [])})</h2>{_trace_html(row.get("trace") or [])}</div>'
+    )
+    return _page(f"Sample {row.get('id')}", body, nav)
+
+
+def index_page(rows: list[dict[str, Any]], pages: list[tuple[dict[str, Any], str]], run_name: str) -> str:
+    """The report's index as an HTML string."""
+    s = summarize(rows)
+    fam_rows = "".join(
+        f"<tr><td>{esc(f)}</td><td>{a['correct']}/{a['total']}</td>"
+        f"<td>{bar('', (a['accuracy'] or 0) / 100.0, (a['accuracy'] or 0) >= 90, 'bar fam')}</td></tr>"
+        for f, a in s["per_family"].items()
+    )
+    errs = s["errors"]
+    err_rows = "".join(f"<tr><td>{esc(t)}</td><td>{n}</td></tr>" for t, n in errs["by_type"].items())
+    links = "".join(
+        f'<tr><td><a href="{esc(name)}">{esc(r["id"])}</a></td><td><span class="badge {_status(r)[1]}">'
+        f"{_status(r)[0]}</span></td><td>{esc(r.get('family', ''))}</td><td>{esc(r.get('question'))}</td>"
+        f"<td>{esc(r.get('pred'))}</td><td>{esc(r.get('gold'))}</td></tr>"
+        for r, name in pages
+    )
+    tot = s["timings"].get("total", {})
+    acc = s["accuracy"]
+    body = (
+        f'<div class="card"><h2>Accuracy: {acc if acc is not None else "n/a"}% ({s["correct"]}/{s["total"]})</h2>'
+        f'<div class="muted">{s["num_samples"]} samples; errors: {errs["total"]}; '
+        f"time per sample: median {tot.get('median_ms', 'n/a')} ms, total {tot.get('total_s', 'n/a')} s</div></div>"
+        f'<div class="card"><h2>Per question family</h2><table><tr><th>family</th><th>correct</th>'
+        f"<th>accuracy</th></tr>{fam_rows}</table></div>"
+        + (f'<div class="card"><h2>Errors by type</h2><table>{err_rows}</table></div>' if err_rows else "")
+        + f'<div class="card"><h2>Samples shown ({len(pages)} of {len(rows)}: failures first, then correct ones)</h2>'
+        f"<table><tr><th>id</th><th>result</th><th>family</th><th>question</th><th>pred</th><th>gold</th></tr>"
+        f"{links}</table></div>"
+    )
+    return _page(f"NePTune run report: {run_name}", body)
+
+
+def images_from_samples(samples: Iterable[Sample]) -> ImageSource:
+    """An image lookup by sample id over samples already in memory (images load on demand)."""
+    by_id = {s.id: s for s in samples}
+
+    def get(sample_id: str) -> Image.Image | None:
+        s = by_id.get(sample_id)
+        return None if s is None else s.load_image()
+
+    return get
+
+
+def _images_from_run_config(run_dir: Path) -> ImageSource:
+    from local_datasets import load_samples
+    from neptune_core.config import load_config
+
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.is_file():
+        raise UserError(f"{run_dir} has no config.json: pass samples= to write_report")
+    return images_from_samples(load_samples(load_config(cfg_path)))
+
+
+def write_report(
+    run_dir: str | Path,
+    samples: Iterable[Sample] | None = None,
+    *,
+    images: ImageSource | None = None,
+    max_errors: int = 40,
+    max_correct: int = 20,
+) -> Path:
+    """Write ``run_dir/report/`` (index + selected sample pages); return the index path.
+
+    Images come from ``images`` (id -> PIL image), else from ``samples``, else by
+    reloading the dataset named in ``run_dir/config.json``.
+    """
+    run_dir = Path(run_dir)
+    rows, _ = read_results(run_dir / "results.jsonl")
+    if not rows:
+        raise UserError(f"no results in {run_dir / 'results.jsonl'}: run the experiment first")
+    selected = select_rows(rows, max_errors, max_correct)
+    if images is None:
+        images = images_from_samples(samples) if samples is not None else _images_from_run_config(run_dir)
+    out = run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("sample_*.html"):
+        old.unlink()
+    names = [_page_name(r["id"]) for r in selected]
+    for k, (row, name) in enumerate(zip(selected, names, strict=True)):
+        prev = f'<a href="{esc(names[k - 1])}">&larr; previous</a>' if k > 0 else ""
+        nxt = f'<a href="{esc(names[k + 1])}">next &rarr;</a>' if k + 1 < len(names) else ""
+        nav = f'<nav><a href="index.html">index</a>{prev}{nxt}</nav>'
+        (out / name).write_text(sample_page(row, images(row["id"]), nav), encoding="utf-8")
+    index = out / "index.html"
+    index.write_text(index_page(rows, list(zip(selected, names, strict=True)), run_dir.name), encoding="utf-8")
+    return index
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m analysis.report <run_dir>", file=sys.stderr)
+        return 2
+    try:
+        print(write_report(args[0]))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

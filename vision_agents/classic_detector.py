@@ -1,0 +1,171 @@
+"""The ``classic`` detector: one box per object of a CLEVR-style image, from pixels alone.
+
+No learning and no scene annotations: a smooth background (the grey floor and its
+horizon fade) is estimated by normalised Gaussian interpolation of the pixels that
+fit it, iterated; pixels that differ from it (in colour or brightness, beyond what a
+soft floor shadow does) are foreground; connected components of the cleaned
+foreground are split where they hold several colours (two touching objects of
+different colours) and each part becomes a box. ``object_names`` is ignored: the
+world only holds CLEVR objects, and programs filter them by attributes.
+
+Shared pixel helpers (Lab conversion, segmentation) live here so the ``classic``
+VisionAgent measures the same regions the detector found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from neptune_core.types import Detection
+from vision_agents.base import Detector
+
+# CLEVR's colour table (properties.json), RGB 0..255: the prototypes the agent compares to.
+CLEVR_RGB: dict[str, tuple[int, int, int]] = {
+    "gray": (87, 87, 87),
+    "red": (173, 35, 35),
+    "blue": (42, 75, 215),
+    "green": (29, 105, 20),
+    "brown": (129, 74, 25),
+    "purple": (129, 38, 192),
+    "cyan": (41, 208, 208),
+    "yellow": (255, 238, 51),
+}
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB in [0, 1] (..., 3) -> CIE L*a*b* (D65)."""
+    c = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    xyz = c @ m.T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+@dataclass
+class Segmentation:
+    """Foreground analysis of one image: background estimate, object label map and boxes."""
+
+    image: np.ndarray  # H x W x 3 float in [0, 1]
+    background: np.ndarray  # H x W grey level of the floor
+    labels: np.ndarray  # H x W int, 0 = background, k = region k
+    boxes: list[list[float]]  # one xyxy box per region (region k -> boxes[k - 1])
+
+
+def estimate_background(grey: np.ndarray, sigma: float = 10.0, iterations: int = 4, tol: float = 0.05) -> np.ndarray:
+    """Smooth floor estimate: Gaussian interpolation over the pixels that agree with it, iterated."""
+    # work at quarter resolution (the floor is smooth), then upsample
+    small = grey[::4, ::4]
+    s = sigma / 4
+    coarse = np.full_like(small, np.median(small))
+    mask = np.ones_like(small)
+    bg = ndimage.gaussian_filter(small, s)
+    for _ in range(iterations):
+        num = ndimage.gaussian_filter(small * mask, s)
+        den = ndimage.gaussian_filter(mask, s)
+        bg = np.where(den > 0.05, num / np.maximum(den, 1e-6), coarse)
+        mask = (np.abs(small - bg) < tol).astype(np.float64)
+    zoom = (grey.shape[0] / small.shape[0], grey.shape[1] / small.shape[1])
+    return ndimage.zoom(bg, zoom, order=1)[: grey.shape[0], : grey.shape[1]]
+
+
+def foreground_mask(img: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """Pixels that are not floor: coloured, much brighter, or darker than a floor shadow can make them."""
+    grey = img.mean(axis=2)
+    chroma = img.max(axis=2) - img.min(axis=2)
+    ratio = grey / np.maximum(bg, 1e-3)
+    fg = (chroma > 0.09) | (ratio > 1.22) | (ratio < 0.55)
+    # sharp edges belong to objects (floor shadows are blurred)
+    gx = ndimage.sobel(grey, axis=1)
+    gy = ndimage.sobel(grey, axis=0)
+    fg |= np.hypot(gx, gy) > 0.45
+    fg = ndimage.binary_opening(fg, iterations=1)
+    fg = ndimage.binary_closing(fg, structure=np.ones((3, 3)), iterations=2)
+    return ndimage.binary_fill_holes(fg)
+
+
+_PROTO_AB = rgb_to_lab(np.array(list(CLEVR_RGB.values())[1:], dtype=np.float64) / 255.0)[:, 1:]
+_PROTO_DIR = _PROTO_AB / np.linalg.norm(_PROTO_AB, axis=-1, keepdims=True)
+
+
+def _colour_classes(img: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+    """Per-pixel nearest CLEVR hue class by a*b* direction (0 = achromatic: grey, highlights, dark)."""
+    where = np.ones(img.shape[:2], dtype=bool) if where is None else where
+    ab = rgb_to_lab(img[where])[:, 1:]
+    norm = np.linalg.norm(ab, axis=-1)
+    cls_px = (ab / np.maximum(norm, 1e-6)[:, None] @ _PROTO_DIR.T).argmax(axis=-1) + 1
+    cls_px[norm < 12] = 0
+    cls = np.zeros(img.shape[:2], dtype=np.int64)
+    cls[where] = cls_px
+    return cls
+
+
+def segment(image: Image.Image, min_area: int = 40) -> Segmentation:
+    """Find object regions: background model, foreground, components, split by colour."""
+    img = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
+    grey = img.mean(axis=2)
+    bg = estimate_background(grey)
+    fg = foreground_mask(img, bg)
+    comp, n = ndimage.label(fg)
+    classes = _colour_classes(img, fg)
+    labels = np.zeros(grey.shape, dtype=np.int32)
+    next_id = 1
+    for k, sl in enumerate(ndimage.find_objects(comp), start=1):
+        if sl is None:
+            continue
+        region = comp[sl] == k
+        area = int(region.sum())
+        if area < min_area:
+            continue
+        for part in _split_by_colour(region, classes[sl], min_area):
+            ys, xs = np.nonzero(part)
+            h, w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+            if h < 0.5 * w or part.sum() < min_area:  # floor shadows and slivers are flat; objects are not
+                continue
+            labels[sl][part] = next_id
+            next_id += 1
+    boxes = []
+    for sl in ndimage.find_objects(labels):
+        ys, xs = sl
+        boxes.append([float(xs.start), float(ys.start), float(xs.stop), float(ys.stop)])
+    return Segmentation(img, bg, labels, boxes)
+
+
+def _split_by_colour(region: np.ndarray, classes: np.ndarray, min_area: int) -> list[np.ndarray]:
+    """Masks of the parts of ``region`` that hold different colour classes (small bits join a neighbour)."""
+    area = region.sum()
+    parts: list[np.ndarray] = []
+    for c in np.unique(classes[region]):
+        sub, m = ndimage.label(region & (classes == c))
+        for j in range(1, m + 1):
+            part = sub == j
+            if (
+                part.sum() >= max(min_area, 0.12 * area)
+                and ndimage.binary_opening(part, iterations=2).sum() > 0.5 * part.sum()
+            ):
+                parts.append(ndimage.binary_opening(part, iterations=2))
+    if len(parts) <= 1:
+        return [region]
+    # every pixel of the region goes to the nearest kept part
+    seeds = np.zeros(region.shape, dtype=np.int32)
+    for i, p in enumerate(parts, start=1):
+        seeds[p] = i
+    _, (iy, ix) = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
+    owner = seeds[iy, ix]
+    return [region & (owner == i) for i in range(1, len(parts) + 1)]
+
+
+class ClassicDetector(Detector):
+    """Boxes from a background model and connected components (see the module docstring)."""
+
+    name = "classic"
+
+    def __init__(self, min_area: int = 40) -> None:
+        self.min_area = min_area
+
+    def detect(self, image: Image.Image, object_names: list[str]) -> Detection:
+        seg = segment(image, self.min_area)
+        return Detection(boxes=seg.boxes, scores=[1.0] * len(seg.boxes), labels=["object"] * len(seg.boxes))
