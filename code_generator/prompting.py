@@ -21,19 +21,16 @@ from neptune_core.errors import UserError
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 TASKS = ("clevr", "clevr_humans", "clevr_transfer", "refexp")
-DATASET_TASKS = {
+DATASET_TASKS = {  # config ``dataset`` -> prompt family (the names registered in local_datasets/)
     "clevr_synthetic": "clevr",
     "clevr": "clevr",
     "clevr_humans": "clevr_humans",
-    "clevr_transfer": "clevr_transfer",
-    "clevr_ref": "clevr_transfer",
-    "clevr_puzzles": "clevr_transfer",
+    "clevr_refexps": "clevr_transfer",
+    "clevr_puzzle": "clevr_transfer",
     "clevr_rpm": "clevr_transfer",
-    "refexp": "refexp",
-    "ref_adv": "refexp",
-    "refcoco": "refexp",
-    "refcocog": "refexp",
-}
+    "refadv": "refexp",
+    "refgta": "refexp",
+}  # "jsonl" samples carry their own meta["task"] (refexp for box answers, clevr_humans otherwise)
 USER_SPLIT = "=== user ==="
 
 # Operators a program may use on tensors: (the method that implements it, how it is written).

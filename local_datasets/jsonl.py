@@ -84,7 +84,11 @@ def load_jsonl(config: RunConfig) -> list[Sample]:
                 image_path=str(image_dir / image),
                 boxes=boxes,
                 program=rec.get("program"),
-                meta={"family": str(rec.get("family", "box" if "box" in rec else "answer")), "line": lineno},
+                meta={
+                    "family": str(rec.get("family", "box" if "box" in rec else "answer")),
+                    "task": str(rec.get("task", "refexp" if "box" in rec else "clevr_humans")),
+                    "line": lineno,
+                },
             )
         )
         if 0 < config.num_samples <= len(samples):

@@ -82,7 +82,7 @@ def test_unknown_task_and_dataset_are_user_errors():
         PromptBuilder().render("vqa", "q")
     with pytest.raises(UserError, match="no program prompt for dataset 'gqa'"):
         task_for_dataset("gqa")
-    assert task_for_dataset("clevr_synthetic") == "clevr" and task_for_dataset("ref_adv") == "refexp"
+    assert task_for_dataset("clevr_synthetic") == "clevr" and task_for_dataset("refgta") == "refexp"
 
 
 def _examples(task: str) -> list[tuple[str, str, list[str] | None]]:
