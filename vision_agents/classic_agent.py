@@ -1,62 +1,54 @@
 """The ``classic`` VisionAgent: answers CLEVR questions about marked boxes from pixels.
 
 No learned network: the object's pixels (the detector's region in the box) are
-measured (vision_agents.classic_features) and each attribute is a small Gaussian
+measured (vision_agents.classic_features) and each attribute is a fitted logistic
 class model over those measurements, so every answer comes from logits:
 
-- colour: median Lab of the lit body (prototype distance per CLEVR colour),
-- shape: box aspect, fill, ellipse overlap and straight sides of the silhouette,
-- material: brightness spread and specular highlights (metal reflects),
+- colour: median Lab (and hue) of the lit body,
+- shape: aspect, fill, ellipse overlap, solidity, width profile and corners of the silhouette,
+- material: L* percentiles, dark/bright fractions and highlights (metal mirrors sky and floor),
 - size: metric width from a nominal CLEVR camera (apparent size corrected by depth),
 - left/right/front/behind: the objects' estimated floor positions,
 - same <attr>: sum over values of p_subject(v) * p_object(v).
 
-The class statistics (``GAUSSIANS``) were measured on 40 scenes of the synthetic
-world's *train* split (seed 0) with ground-truth boxes; runs use the val split.
+The class models (multinomial logistic regressions over the measurements of
+``classic_features.attribute_features``) are fitted by bench/fit_classic.py on the
+synthetic world's *train* split (seed 1) and loaded from classic_params.json; the
+demo and the benchmark use the val split (seed 0).
 Questions the parser does not understand get logit 0 (p = 0.5): honest ignorance.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
 from neptune_core.clevr_vocab import ATTRIBUTES, find_attribute, find_relation, find_values
+from neptune_core.errors import ConfigError
 from neptune_core.types import Box
 from vision_agents.base import VisionAgent
 from vision_agents.classic_detector import Segmentation, segment
-from vision_agents.classic_features import ObjectFeatures, ground_directions, measure
+from vision_agents.classic_features import ObjectFeatures, attribute_features, ground_directions, measure
 
-# attribute -> value -> (feature means, feature stds); features per attribute in FEATURES
-FEATURES: dict[str, tuple[str, ...]] = {
-    "color": ("L", "a", "b"),
-    "shape": ("aspect", "fill", "ellipse_iou", "side_straightness"),
-    "material": ("contrast", "highlight"),
-    "size": ("world_size",),
-}
-GAUSSIANS: dict[str, dict[str, tuple[tuple[float, ...], tuple[float, ...]]]] = {
-    "color": {
-        "gray": ((39.8, 4.0, 2.4), (14.5, 8.0, 7.0)),
-        "red": ((47.8, 43.7, 25.1), (9.0, 16.0, 9.6)),
-        "blue": ((48.0, 26.3, -52.6), (11.3, 10.5, 24.7)),
-        "green": ((45.9, -36.0, 33.5), (9.8, 5.4, 5.1)),
-        "brown": ((44.8, 15.0, 31.6), (9.1, 4.4, 7.4)),
-        "purple": ((46.1, 54.9, -52.1), (8.0, 12.1, 20.3)),
-        "cyan": ((80.5, -29.8, -12.3), (13.0, 20.0, 11.0)),
-        "yellow": ((87.6, -13.1, 65.2), (12.1, 3.8, 13.8)),
-    },
-    "shape": {
-        "cylinder": ((1.23, 0.85, 0.80, 0.84), (0.06, 0.13, 0.10, 0.20)),
-        "cube": ((1.09, 0.79, 0.82, 0.78), (0.10, 0.14, 0.14, 0.21)),
-        "sphere": ((0.99, 0.75, 0.86, 0.65), (0.03, 0.15, 0.17, 0.26)),
-    },
-    "material": {"metal": ((57.9, 0.04), (10.4, 0.05)), "rubber": ((30.8, 0.0), (11.2, 0.02))},
-    "size": {"small": ((0.73,), (0.08,)), "large": ((1.42,), (0.15,))},
-}
+PARAMS_PATH = Path(__file__).with_name("classic_params.json")
+
+
+@functools.lru_cache(maxsize=4)
+def load_params(path: str = str(PARAMS_PATH)) -> dict:
+    """The fitted class models (bench/fit_classic.py); a clear error if the file is missing."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"classic agent parameters not found: {p} (run bench/fit_classic.py)")
+    return json.loads(p.read_text())
+
+
 RELATION_SCALE = 4.0  # logit per metre of separation along the relation's direction
 OBJECTNESS_LOGIT = 6.0
 MAX_LOGIT = 8.0
@@ -68,21 +60,14 @@ def content_words(question: str) -> str:
     return _MARKERS.sub("box", question.lower())
 
 
-def _feature_vector(f: ObjectFeatures, names: tuple[str, ...]) -> np.ndarray:
-    get = {"L": f.lab[0], "a": f.lab[1], "b": f.lab[2]}
-    return np.array([get[n] if n in get else getattr(f, n) for n in names], dtype=np.float64)
-
-
 def attribute_log_probs(f: ObjectFeatures, attribute: str) -> dict[str, float]:
-    """log p(value | pixels) for every value of ``attribute`` (Gaussian class model, uniform prior)."""
-    x = _feature_vector(f, FEATURES[attribute])
-    ll = {}
-    for value, (mu, sd) in GAUSSIANS[attribute].items():
-        z = (x - np.array(mu)) / np.array(sd)
-        ll[value] = float(-0.5 * (z * z).sum() - np.log(sd).sum())
-    vals = np.array(list(ll.values()))
-    lse = vals.max() + np.log(np.exp(vals - vals.max()).sum())
-    return {k: v - lse for k, v in ll.items()}
+    """log p(value | pixels) for every value of ``attribute`` (fitted multinomial logistic model)."""
+    m = load_params()[attribute]
+    z = (attribute_features(f, attribute) - np.asarray(m["mean"])) / np.asarray(m["std"])
+    s = z @ np.asarray(m["weights"]) + np.asarray(m["bias"])
+    s = s - s.max()
+    logp = s - np.log(np.exp(s).sum())
+    return {v: float(lp) for v, lp in zip(m["values"], logp, strict=True)}
 
 
 def _logit(p: float) -> float:

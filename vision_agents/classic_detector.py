@@ -3,9 +3,10 @@
 No learning and no scene annotations: a smooth background (the grey floor and its
 horizon fade) is estimated by normalised Gaussian interpolation of the pixels that
 fit it, iterated; pixels that differ from it (in colour or brightness, beyond what a
-soft floor shadow does) are foreground; connected components of the cleaned
+soft floor shadow does) or lack the floor's faint blue tint are foreground; connected components of the cleaned
 foreground are split where they hold several colours (two touching objects of
-different colours) and each part becomes a box. ``object_names`` is ignored: the
+different colours), then at the necks of non-convex parts (distance-map watershed,
+for touching objects of one colour), and each part becomes a box. ``object_names`` is ignored: the
 world only holds CLEVR objects, and programs filter them by attributes.
 
 Shared pixel helpers (Lab conversion, segmentation) live here so the ``classic``
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+from scipy.spatial import ConvexHull, QhullError
 
 from neptune_core.types import Detection
 from vision_agents.base import Detector
@@ -78,6 +80,8 @@ def foreground_mask(img: np.ndarray, bg: np.ndarray) -> np.ndarray:
     chroma = img.max(axis=2) - img.min(axis=2)
     ratio = grey / np.maximum(bg, 1e-3)
     fg = (chroma > 0.09) | (ratio > 1.22) | (ratio < 0.55)
+    # the floor (lit or in shadow) is faintly bluish; objects are not (blue ones have chroma instead)
+    fg |= ndimage.median_filter(img[..., 2] - img[..., 0] < 0.5 / 255, size=3)
     # sharp edges belong to objects (floor shadows are blurred)
     gx = ndimage.sobel(grey, axis=1)
     gy = ndimage.sobel(grey, axis=0)
@@ -103,30 +107,40 @@ def _colour_classes(img: np.ndarray, where: np.ndarray | None = None) -> np.ndar
     return cls
 
 
+def _smooth_classes(cls: np.ndarray, fg: np.ndarray, size: int = 5) -> np.ndarray:
+    """Majority vote of the colour classes in a ``size`` window (inside the foreground)."""
+    counts = np.stack([ndimage.uniform_filter(((cls == c) & fg).astype(np.float32), size) for c in range(8)])
+    out = counts.argmax(axis=0)
+    out[~fg] = 0
+    return out
+
+
 def segment(image: Image.Image, min_area: int = 40) -> Segmentation:
-    """Find object regions: background model, foreground, components, split by colour."""
+    """Find object regions: background model, foreground, components, split by colour then by shape."""
     img = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
     grey = img.mean(axis=2)
     bg = estimate_background(grey)
     fg = foreground_mask(img, bg)
     comp, n = ndimage.label(fg)
-    classes = _colour_classes(img, fg)
+    classes = _smooth_classes(_colour_classes(img, fg), fg)
     labels = np.zeros(grey.shape, dtype=np.int32)
     next_id = 1
     for k, sl in enumerate(ndimage.find_objects(comp), start=1):
         if sl is None:
             continue
         region = comp[sl] == k
-        area = int(region.sum())
-        if area < min_area:
+        if int(region.sum()) < min_area:
             continue
-        for part in _split_by_colour(region, classes[sl], min_area):
-            ys, xs = np.nonzero(part)
-            h, w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
-            if h < 0.5 * w or part.sum() < min_area:  # floor shadows and slivers are flat; objects are not
-                continue
-            labels[sl][part] = next_id
-            next_id += 1
+        for cpart in _split_by_colour(region, classes[sl], grey[sl], min_area):
+            for part in _split_by_shape(cpart, min_area):
+                ys, xs = np.nonzero(part)
+                if len(ys) < min_area:
+                    continue
+                h, w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+                if h < 0.5 * w:  # floor shadows and slivers are flat; objects are not
+                    continue
+                labels[sl][part] = next_id
+                next_id += 1
     boxes = []
     for sl in ndimage.find_objects(labels):
         ys, xs = sl
@@ -134,28 +148,85 @@ def segment(image: Image.Image, min_area: int = 40) -> Segmentation:
     return Segmentation(img, bg, labels, boxes)
 
 
-def _split_by_colour(region: np.ndarray, classes: np.ndarray, min_area: int) -> list[np.ndarray]:
-    """Masks of the parts of ``region`` that hold different colour classes (small bits join a neighbour)."""
-    area = region.sum()
-    parts: list[np.ndarray] = []
-    for c in np.unique(classes[region]):
-        sub, m = ndimage.label(region & (classes == c))
-        for j in range(1, m + 1):
-            part = sub == j
-            if (
-                part.sum() >= max(min_area, 0.12 * area)
-                and ndimage.binary_opening(part, iterations=2).sum() > 0.5 * part.sum()
-            ):
-                parts.append(ndimage.binary_opening(part, iterations=2))
-    if len(parts) <= 1:
-        return [region]
-    # every pixel of the region goes to the nearest kept part
+def _assign_nearest(region: np.ndarray, parts: list[np.ndarray]) -> list[np.ndarray]:
+    """Every pixel of ``region`` goes to the nearest of ``parts``."""
     seeds = np.zeros(region.shape, dtype=np.int32)
     for i, p in enumerate(parts, start=1):
         seeds[p] = i
     _, (iy, ix) = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
     owner = seeds[iy, ix]
     return [region & (owner == i) for i in range(1, len(parts) + 1)]
+
+
+def _split_by_colour(region: np.ndarray, classes: np.ndarray, grey: np.ndarray, min_area: int) -> list[np.ndarray]:
+    """Masks of the parts of ``region`` that hold different colour classes (small bits join a neighbour)."""
+    parts: list[np.ndarray] = []
+    for c in np.unique(classes[region]):
+        # achromatic pixels (grey objects, but also highlights and dark reflections) need a bigger, compact part
+        it, need = (3, 3 * min_area) if c == 0 else (2, 3 * min_area)
+        opened = ndimage.binary_opening(region & (classes == c), iterations=it)
+        sub, m = ndimage.label(opened)
+        for j in range(1, m + 1):
+            part = sub == j
+            if part.sum() < need:
+                continue
+            ys, xs = np.nonzero(part)
+            if c == 0 and (grey[part].mean() < 0.16 or np.ptp(ys) < 0.6 * np.ptp(xs)):
+                continue  # a metal object's dark floor reflection or a highlight streak, not a grey object
+            parts.append(part)
+    if len(parts) <= 1:
+        return [region]
+    return _assign_nearest(region, parts)
+
+
+def solidity(mask: np.ndarray) -> float:
+    ys, xs = np.nonzero(mask)
+    if len(ys) < 10:
+        return 1.0
+    pts = np.concatenate([np.stack([xs + dx, ys + dy], 1) for dx in (0, 1) for dy in (0, 1)]).astype(np.float64)
+    try:
+        hull = ConvexHull(pts)
+    except QhullError:
+        return 1.0
+    return float(len(ys) / max(hull.volume, 1.0))
+
+
+def _split_by_shape(part: np.ndarray, min_area: int, solid: float = 0.86) -> list[np.ndarray]:
+    """Split a non-convex part (touching objects of one colour) at its necks: watershed of the distance map.
+
+    Adjacent watershed pieces are merged back unless the boundary between them is a real neck
+    (much thinner than both pieces), so a single object with a notch stays whole."""
+    area = int(part.sum())
+    if area < 6 * min_area or solidity(part) >= solid:
+        return [part]
+    dist = ndimage.distance_transform_edt(part)
+    peaks = (dist == ndimage.maximum_filter(dist, size=9)) & (dist >= max(4.0, 0.45 * dist.max()))
+    markers, m = ndimage.label(ndimage.binary_dilation(peaks, iterations=2) & part)
+    if m < 2:
+        return [part]
+    level = np.where(part, (dist.max() - dist) / max(dist.max(), 1e-6) * 200, 255).astype(np.uint8)
+    markers = markers.astype(np.int32)
+    markers[~part] = -1
+    ws = np.where(part, ndimage.watershed_ift(level, markers), 0)
+    peak = ndimage.maximum(dist, ws, index=np.arange(1, m + 1))
+    parent = list(range(m + 1))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(1, m + 1):
+        grown = ndimage.binary_dilation(ws == i)
+        for j in np.unique(ws[grown & (ws > i)]):
+            neck = float(dist[grown & (ws == j)].max())
+            if neck > 0.6 * min(peak[i - 1], peak[j - 1]):
+                parent[root(int(j))] = root(i)
+    roots = sorted({root(i) for i in range(1, m + 1)})
+    pieces = [np.isin(ws, [i for i in range(1, m + 1) if root(i) == r]) for r in roots]
+    if len(pieces) < 2 or min(int(p.sum()) for p in pieces) < max(3 * min_area, 0.1 * area):
+        return [part]
+    return pieces
 
 
 class ClassicDetector(Detector):

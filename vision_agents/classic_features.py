@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vision_agents.classic_detector import Segmentation, foreground_mask, rgb_to_lab
+from vision_agents.classic_detector import Segmentation, foreground_mask, rgb_to_lab, solidity
 
 NOMINAL_CAMERA = (7.48, -6.51, 5.34)  # CLEVR's camera position, looking at the origin
 HFOV_DEG = 49.13
@@ -33,6 +33,10 @@ class ObjectFeatures:
     world_size: float  # metric width of the object from the nominal camera
     ground_xy: np.ndarray  # estimated centre on the floor (world x, y)
     area: int
+    profile: np.ndarray  # mask width in 12 horizontal bands, over the widest band (silhouette shape)
+    lum: np.ndarray  # L* percentiles 5/25/50/75/95 and dark/bright pixel fractions (material)
+    solidity: float  # mask area / convex hull area
+    corners: np.ndarray  # fill of the box's four corner patches and of the left/right edge columns
 
 
 def _camera(width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
@@ -105,7 +109,21 @@ def measure(seg: Segmentation, box: list[float]) -> ObjectFeatures:
     world_w = (bx2 - bx1) * dist / f
     front_xy, _ = ground_point((bx1 + bx2) / 2, by2 - 0.5, w, h)
     centre = front_xy + ground_directions(w, h)["behind"] * world_w / 2
+    bands = np.array_split(widths, 12) if bh >= 12 else [widths] * 12
+    prof = np.array([b.mean() for b in bands])
+    pcts = np.percentile(lab[:, 0], [5, 25, 50, 75, 95])
+    lum = np.concatenate([pcts, [float((lab[:, 0] < 12).mean()), float((lab[:, 0] > 80).mean())]])
+    cy, cx = max(1, bh // 4), max(1, bw // 4)
+    corners = np.array(
+        [mask[:cy, :cx].mean(), mask[:cy, -cx:].mean(), mask[-cy:, :cx].mean(), mask[-cy:, -cx:].mean()]
+        + [mask[:, : max(1, bw // 8)].mean(), mask[:, -max(1, bw // 8) :].mean()]
+        + [float(np.argmax(widths) / max(1, bh - 1))]
+    )
     return ObjectFeatures(
+        corners=corners,
+        profile=prof / max(float(prof.max()), 1.0),
+        lum=lum,
+        solidity=solidity(mask),
         lab=med,
         chroma=float(np.hypot(med[1], med[2])),
         fill=area / max(1, bh * bw),
@@ -118,3 +136,18 @@ def measure(seg: Segmentation, box: list[float]) -> ObjectFeatures:
         ground_xy=centre,
         area=area,
     )
+
+
+def attribute_features(f: ObjectFeatures, attribute: str) -> np.ndarray:
+    """The measurements the class model of ``attribute`` uses (fixed order; see bench/fit_classic.py)."""
+    if attribute == "color":
+        hue = math.atan2(f.lab[2], f.lab[1])
+        return np.array([*f.lab, f.chroma, f.chroma * math.cos(hue), f.chroma * math.sin(hue)])
+    if attribute == "shape":
+        return np.array([f.aspect, f.fill, f.ellipse_iou, f.side_straightness, f.solidity, *f.profile, *f.corners])
+    if attribute == "material":
+        spread = f.lum[4] - f.lum[0]
+        return np.array([*f.lum, spread, f.contrast, f.highlight, spread / max(f.lum[2], 1.0)])
+    if attribute == "size":
+        return np.array([f.world_size, math.log(max(f.world_size, 1e-3)), f.aspect])
+    raise ValueError(f"no class model for attribute {attribute!r}")
