@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,17 @@ def prepare_run_dir(config: RunConfig) -> Path:
     """Create the run directory and write config.json and git.json into it."""
     run_dir = run_dir_for(config)
     run_dir.mkdir(parents=True, exist_ok=True)
+    git = git_commit()
+    git_path = run_dir / "git.json"
+    if (run_dir / "results.jsonl").exists() and git_path.exists():
+        # resuming: keep the commit the results were started at, and note the one resuming them
+        started = json.loads(git_path.read_text())
+        old = started.get("commit")
+        if old and git.get("commit") and old != git["commit"]:
+            print(f"note: resuming {run_dir}, whose results were started at commit {old[:10]}; the code is now at "
+                  f"{git['commit'][:10]} (pass --run_name NEW to start a fresh run)", file=sys.stderr)
+        started.setdefault("resumed_at", []).append(git)
+        git = started
     (run_dir / "config.json").write_text(json.dumps(scrub_secrets(config.to_dict()), indent=2) + "\n")
-    (run_dir / "git.json").write_text(json.dumps(git_commit(), indent=2) + "\n")
+    git_path.write_text(json.dumps(git, indent=2) + "\n")
     return run_dir
