@@ -1,0 +1,261 @@
+"""The paper's result tables with this run's numbers beside the published ones.
+
+    python analysis/tables.py experiments/<run> [experiments/<other run> ...]
+
+Each run directory is placed by the ``dataset`` of its config.json: clevr (and the
+synthetic CLEVR world) -> Table 3 by question category, clevr_refexps / clevr_puzzle /
+clevr_rpm -> Table 4, clevr_humans -> Table 5, refadv -> Table 6, refgta -> Table 7.
+A run's accuracy comes from evaluation.json (exact match + LLM judge) when
+``--evaluate`` has been run, else from the ``correct`` field of results.jsonl (exact
+match / IoU). Every table is printed; cells without a run show "-".
+
+Published numbers: :data:`PAPER`, copied from the NePTune paper (Kamali & Kordjamshidi,
+ICLR 2026, camera-ready tables). Add a table: one entry in :data:`PAPER` and the
+datasets that feed it in :data:`DATASET_ROWS`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SOURCE = "NePTune paper (Kamali & Kordjamshidi, ICLR 2026), camera-ready tables"
+
+
+@dataclass
+class PaperTable:
+    """Published accuracies: ``values[method][row]``; ``rows`` in display order."""
+
+    title: str
+    rows: list[str]
+    values: dict[str, dict[str, float | str]]
+    note: str = ""
+    by_method: bool = False  # True: one row per method (single-number tables)
+
+
+_C3 = ["overall", "exist", "query", "compare attr.", "count", "compare number"]
+PAPER: dict[str, PaperTable] = {
+    "table3": PaperTable(
+        "Table 3: CLEVR (accuracy %)",
+        _C3,
+        {
+            "NePTune (InternVL2.5-8B)": dict(zip(_C3, [92.65, 93.19, 96.81, 91.94, 87.10, 92.57], strict=True)),
+            "InternVL2.5-8B (end-to-end)": {"overall": 90.25},
+            "ViperGPT": {"overall": 36.05},
+            "NeSyCoCo (trained)": {"overall": 99.68},
+            "LEFT (trained)": {"overall": 99.50},
+        },
+    ),
+    "table4": PaperTable(
+        "Table 4: CLEVR-Transfer (accuracy %)",
+        ["Ref", "Puzzles", "RPM"],
+        {
+            "NePTune": {"Ref": 91, "Puzzles": 60, "RPM": 80},
+            "NePTune + GT programs": {"Ref": 99, "Puzzles": 65, "RPM": 99},
+            "LEFT": {"Ref": 94, "Puzzles": 85, "RPM": 87},
+            "NeSyCoCo": {"Ref": 94, "Puzzles": 94, "RPM": 74},
+            "InternVL2.5-8B": {"Ref": 27, "Puzzles": 52, "RPM": 47},
+            "VisProg": {"Ref": 35, "Puzzles": 27, "RPM": 51},
+            "ViperGPT": {"Ref": 8, "Puzzles": 34, "RPM": 4},
+        },
+        note="an earlier version of the paper reported NePTune 91 / 81 / 80 and 99 / 85 / 97",
+    ),
+    "table5": PaperTable(
+        "Table 5: CLEVR-Humans (accuracy %)",
+        ["accuracy"],
+        {
+            m: {"accuracy": v}
+            for m, v in [
+                ("NePTune", 87.67),
+                ("InternVL2.5-8B", 85.95),
+                ("Qwen2-VL-7B", 84.12),
+                ("MDETR", 81.73),
+                ("Ovis1.6-9B", 79.96),
+                ("LEFT", 56.69),
+                ("NeSyCoCo", 56.12),
+                ("ViperGPT", 31.05),
+            ]
+        },
+        by_method=True,
+    ),
+    "table6": PaperTable(
+        "Table 6: Ref-Adv (Acc@IoU 0.5, %)",
+        ["accuracy"],
+        {
+            m: {"accuracy": v}
+            for m, v in [
+                ("NePTune (8B)", 71.57),
+                ("NePTune (8B) + verification", 78.08),
+                ("NePTune (1B)", 60.69),
+                ("NePTune (1B) fine-tuned through programs", 68.06),
+                ("NePTune (1B) fine-tuned + verification", 74.59),
+                ("InternVL2.5-8B", 76.13),
+                ("Florence-2-L", 71.73),
+                ("NAVER", 65.13),
+                ("ViperGPT", 60.66),
+            ]
+        },
+        by_method=True,
+    ),
+    "table7": PaperTable(
+        "Table 7: Ref-GTA (Acc@IoU 0.5, %)",
+        ["accuracy"],
+        {
+            m: {"accuracy": v}
+            for m, v in [
+                ("NePTune (8B)", 69.69),
+                ("NePTune (1B)", 34.92),
+                ("NePTune (1B) fine-tuned through programs (1,000 samples)", "69.90 ± 1.16"),
+                ("InternVL2.5-1B, ordinary fine-tuning", 32.61),
+                ("InternVL2.5-8B", 6.95),
+                ("NAVER", 58.73),
+                ("Florence-2-L", 58.65),
+            ]
+        },
+        by_method=True,
+    ),
+}
+
+# dataset -> (table, row it fills; None = the CLEVR categories from per-family accuracy)
+DATASET_ROWS: dict[str, tuple[str, str | None]] = {
+    "clevr": ("table3", None),
+    "clevr_synthetic": ("table3", None),
+    "clevr_refexps": ("table4", "Ref"),
+    "clevr_puzzle": ("table4", "Puzzles"),
+    "clevr_rpm": ("table4", "RPM"),
+    "clevr_humans": ("table5", "accuracy"),
+    "refadv": ("table6", "accuracy"),
+    "refgta": ("table7", "accuracy"),
+}
+# our question families -> the paper's CLEVR categories
+CLEVR_FAMILIES = {
+    "exist": "exist",
+    "query": "query",
+    "compare_attribute": "compare attr.",
+    "count": "count",
+    "compare_integer": "compare number",
+}
+
+
+@dataclass
+class RunNumbers:
+    """One run directory's accuracies: ``cells[row] = (accuracy, n)``."""
+
+    name: str
+    dataset: str
+    source: str  # "evaluation.json" or "results.jsonl"
+    cells: dict[str, tuple[float | None, int]] = field(default_factory=dict)
+
+
+def _stats(rows: list[dict[str, Any]]) -> tuple[float | None, int]:
+    judged = [r for r in rows if r.get("correct") is not None]
+    return (round(100.0 * sum(1 for r in judged if r["correct"]) / len(judged), 2) if judged else None, len(judged))
+
+
+def run_numbers(run_dir: Path) -> RunNumbers:
+    """Read a run directory (config.json + evaluation.json or results.jsonl)."""
+    from neptune_core.errors import UserError
+    from runners.results import read_results
+
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.is_file():
+        raise UserError(f"{run_dir} is not a run directory (no config.json); pass experiments/<run>")
+    dataset = json.loads(cfg_path.read_text()).get("dataset", "?")
+    overall: tuple[float | None, int]
+    evaluation = run_dir / "evaluation.json"
+    if evaluation.is_file():
+        ev = json.loads(evaluation.read_text())
+        source = "evaluation.json"
+        overall = (ev["overall"]["accuracy"], ev["overall"]["total"])
+        families = {f: (s["accuracy"], s["total"]) for f, s in ev["per_family"].items()}
+    else:
+        rows, _ = read_results(run_dir / "results.jsonl")
+        if not rows:
+            raise UserError(f"{run_dir} has no results.jsonl lines to tabulate")
+        source = "results.jsonl"
+        overall = _stats(rows)
+        by_fam: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            by_fam.setdefault(str(r.get("family", "all")), []).append(r)
+        families = {f: _stats(rs) for f, rs in by_fam.items()}
+    numbers = RunNumbers(run_dir.name, dataset, source)
+    table, row = DATASET_ROWS.get(dataset, (None, None))
+    if table is None:
+        return numbers
+    if row is not None:
+        numbers.cells[row] = overall
+    else:
+        numbers.cells["overall"] = overall
+        for fam, cat in CLEVR_FAMILIES.items():
+            if fam in families:
+                numbers.cells[cat] = families[fam]
+    return numbers
+
+
+def _fmt(v: float | str | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+
+def _cell(runs: list[RunNumbers], row: str) -> str:
+    parts = [f"{_fmt(r.cells[row][0])} (n={r.cells[row][1]})" for r in runs if row in r.cells]
+    return " / ".join(parts) if parts else "-"
+
+
+def format_table(key: str, runs: list[RunNumbers]) -> str:
+    """One paper table as markdown, published numbers and a "this run" column."""
+    t = PAPER[key]
+    mine = [r for r in runs if DATASET_ROWS.get(r.dataset, ("",))[0] == key]
+    label = "this run: " + ", ".join(r.name for r in mine) if mine else "this run"
+    lines = [f"### {t.title}", ""]
+    if t.by_method:
+        (row,) = t.rows
+        lines += [f"| method | paper | {label} |", "|---|---|---|"]
+        lines += [f"| {m} | {_fmt(v.get(row))} | - |" for m, v in t.values.items()]
+        lines.append(f"| **NePTune, this run** | - | {_cell(mine, row)} |")
+    else:
+        methods = list(t.values)
+        lines += [
+            "| | " + " | ".join(f"paper: {m}" for m in methods) + f" | {label} |",
+            "|---" * (len(methods) + 2) + "|",
+        ]
+        for row in t.rows:
+            paper = " | ".join(_fmt(t.values[m].get(row)) for m in methods)
+            lines.append(f"| {row} | {paper} | {_cell(mine, row)} |")
+    if t.note:
+        lines += ["", f"Note: {t.note}."]
+    return "\n".join(lines)
+
+
+def format_all(runs: list[RunNumbers]) -> str:
+    parts = [f"Published numbers: {SOURCE}."]
+    for r in runs:
+        where = DATASET_ROWS.get(r.dataset, ("no paper table",))[0]
+        parts.append(f"- run {r.name}: dataset {r.dataset} -> {where} (accuracy from {r.source})")
+    parts += [format_table(key, runs) for key in PAPER]
+    return "\n\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from neptune_core.errors import UserError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or any(a.startswith("-") for a in args):
+        print("usage: python analysis/tables.py <run_dir> [<run_dir> ...]", file=sys.stderr)
+        return 2
+    try:
+        runs = [run_numbers(Path(a)) for a in args]
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_all(runs), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+    sys.exit(main())
