@@ -35,8 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", required=True, help="path to a JSON config (see configs/)")
     p.add_argument("--gpus", type=int, nargs="*", default=None, help="GPU indices, one worker each (default: all)")
-    p.add_argument("--workers", type=int, default=None, help="CPU workers when no GPU is used (or judge threads with --evaluate)")
-    p.add_argument("--evaluate", action="store_true", help="score an existing results file with exact match + LLM judge")
+    p.add_argument(
+        "--workers", type=int, default=None, help="CPU workers when no GPU is used (or judge threads with --evaluate)"
+    )
+    p.add_argument(
+        "--evaluate", action="store_true", help="score an existing results file with exact match + LLM judge"
+    )
     p.add_argument("--judge_model", default="deepseek-chat", help="LLM judge model id (with --evaluate)")
     p.add_argument("--judge_provider", default="deepseek", help="deepseek | openai | vllm (with --evaluate)")
     return p
@@ -61,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.evaluate:
             from analysis.evaluate import evaluate_run
 
-            report = evaluate_run(config, judge_model=args.judge_model, judge_provider=args.judge_provider,
-                                  workers=args.workers or 256)
+            report = evaluate_run(
+                config, judge_model=args.judge_model, judge_provider=args.judge_provider, workers=args.workers or 256
+            )
             print(json.dumps(report, indent=2))
             return 0
         from analysis.summary import format_summary
@@ -88,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished samples are kept in results.jsonl; rerun the same command to resume",
-              file=sys.stderr)
+        print(
+            "interrupted: finished samples are kept in results.jsonl; rerun the same command to resume", file=sys.stderr
+        )
         return 130
 
 

@@ -19,21 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from local_datasets.synthetic.world import make_scene  # noqa: E402
 from neptune_core.clevr_vocab import relation_question  # noqa: E402
 from neptune_core.config import SyntheticConfig  # noqa: E402
+from neptune_core.types import box_iou  # noqa: E402
 from vision_agents.classic_agent import ClassicAgent  # noqa: E402
 from vision_agents.classic_detector import segment  # noqa: E402
 
 
-def iou(a: list[float], b: list[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def match(gt: list[list[float]], pred: list[list[float]], thr: float = 0.5) -> int:
     """Greedy one-to-one matches at IoU >= thr."""
-    pairs = sorted(((iou(g, p), i, j) for i, g in enumerate(gt) for j, p in enumerate(pred)), reverse=True)
+    pairs = sorted(((box_iou(g, p), i, j) for i, g in enumerate(gt) for j, p in enumerate(pred)), reverse=True)
     used_g, used_p, n = set(), set(), 0
     for v, i, j in pairs:
         if v < thr:

@@ -47,8 +47,10 @@ def main() -> None:
             wrong += 0 if row["correct"] else 1
     per_q.sort()
     print(f"questions timed: {len(per_q)} ({args.repeats} passes), wrong or errored: {wrong}")
-    print(f"overhead per question: median {statistics.median(per_q):.3f} ms, "
-          f"p90 {per_q[int(0.9 * len(per_q))]:.3f} ms, mean {statistics.fmean(per_q):.3f} ms")
+    print(
+        f"overhead per question: median {statistics.median(per_q):.3f} ms, "
+        f"p90 {per_q[int(0.9 * len(per_q))]:.3f} ms, mean {statistics.fmean(per_q):.3f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -22,10 +22,10 @@ from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_classic import iou  # noqa: E402
 from local_datasets.synthetic.world import make_scene  # noqa: E402
 from neptune_core.clevr_vocab import ATTRIBUTES  # noqa: E402
 from neptune_core.config import SyntheticConfig  # noqa: E402
+from neptune_core.types import box_iou  # noqa: E402
 from vision_agents.classic_detector import segment  # noqa: E402
 from vision_agents.classic_features import attribute_features, measure  # noqa: E402
 
@@ -40,8 +40,8 @@ def collect(scenes: int, split: str, seed: int) -> dict[str, tuple[np.ndarray, n
         scene, image = make_scene(SyntheticConfig(seed=seed), split, k)
         seg = segment(image)
         for o in scene["objects"]:
-            best = max(seg.boxes, key=lambda b, g=o["bbox"]: iou(g, b), default=None)
-            if best is None or iou(o["bbox"], best) < 0.5:
+            best = max(seg.boxes, key=lambda b, g=o["bbox"]: box_iou(g, b), default=None)
+            if best is None or box_iou(o["bbox"], best) < 0.5:
                 continue
             f = measure(seg, best)
             for a in MODELLED:

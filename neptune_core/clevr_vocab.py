@@ -15,6 +15,18 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
 }
 RELATIONS: tuple[str, ...] = ("left", "right", "behind", "front")
 
+# CLEVR's colour table (properties.json of the CLEVR generator), RGB 0..255
+CLEVR_RGB: dict[str, tuple[int, int, int]] = {
+    "gray": (87, 87, 87),
+    "red": (173, 35, 35),
+    "blue": (42, 75, 215),
+    "green": (29, 105, 20),
+    "brown": (129, 74, 25),
+    "purple": (129, 38, 192),
+    "cyan": (41, 208, 208),
+    "yellow": (255, 238, 51),
+}
+
 # value -> attribute (every CLEVR value belongs to exactly one attribute)
 VALUE_TO_ATTRIBUTE: dict[str, str] = {v: a for a, vs in ATTRIBUTES.items() for v in vs}
 

@@ -148,8 +148,14 @@ class Runner:
         _ = (self.generator, self.detector, self.agent)
         with ResultsWriter(results_path) as writer:
             todo = [s for s in samples if s.id not in writer.done_ids]
-            bar = tqdm(todo, desc=f"{self.config.dataset}", unit="q", dynamic_ncols=True,
-                       initial=len(samples) - len(todo), total=len(samples))
+            bar = tqdm(
+                todo,
+                desc=f"{self.config.dataset}",
+                unit="q",
+                dynamic_ncols=True,
+                initial=len(samples) - len(todo),
+                total=len(samples),
+            )
             for sample in bar:
                 writer.write(self.process(sample))
         return finish_run(run_dir, [s.id for s in samples])

@@ -16,19 +16,10 @@ if __name__ == "__main__":  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from neptune_core.executor import to_answer  # noqa: E402
-from neptune_core.types import Box, Sample  # noqa: E402
+from neptune_core.types import Box, Sample, box_iou  # noqa: E402
 from runners.base import Runner  # noqa: E402
 
 IOU_THRESHOLD = 0.5
-
-
-def box_iou(a: Box, b: Box) -> float:
-    """Intersection over union of two xyxy boxes (0 when either is empty)."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def is_box(value: Any) -> bool:

@@ -51,8 +51,11 @@ def prepare_run_dir(config: RunConfig) -> Path:
         started = json.loads(git_path.read_text())
         old = started.get("commit")
         if old and git.get("commit") and old != git["commit"]:
-            print(f"note: resuming {run_dir}, whose results were started at commit {old[:10]}; the code is now at "
-                  f"{git['commit'][:10]} (pass --run_name NEW to start a fresh run)", file=sys.stderr)
+            print(
+                f"note: resuming {run_dir}, whose results were started at commit {old[:10]}; the code is now at "
+                f"{git['commit'][:10]} (pass --run_name NEW to start a fresh run)",
+                file=sys.stderr,
+            )
         started.setdefault("resumed_at", []).append(git)
         git = started
     (run_dir / "config.json").write_text(json.dumps(scrub_secrets(config.to_dict()), indent=2) + "\n")

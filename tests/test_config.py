@@ -73,5 +73,7 @@ def test_registry_lists_known_names_and_loads_lazily():
 
     assert reg.get("json_dumps") is json.dumps
     assert reg.get("mine") is Mine
-    with pytest.raises(UnknownNameError, match=r"unknown thing 'mien' \(did you mean 'mine'\?\); known: json_dumps, mine"):
+    with pytest.raises(
+        UnknownNameError, match=r"unknown thing 'mien' \(did you mean 'mine'\?\); known: json_dumps, mine"
+    ):
         reg.get("mien")

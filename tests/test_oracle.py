@@ -9,9 +9,9 @@ from PIL import Image
 
 from neptune_core.clevr_vocab import query_question, relation_question, same_question, unary_question
 from neptune_core.errors import UserError
-from neptune_core.types import Sample
+from neptune_core.types import Sample, box_iou
 from vision_agents import DETECTORS, VLMS
-from vision_agents.oracle import GroundTruthDetector, SceneOracleAgent, iou
+from vision_agents.oracle import GroundTruthDetector, SceneOracleAgent
 
 IMG = Image.new("RGB", (8, 8))
 # object 0 is left of 1 and 2; 2 is in front of 0 and 1
@@ -81,9 +81,9 @@ def test_answers_and_box_matching(oracle: SceneOracleAgent) -> None:
 
 
 def test_iou() -> None:
-    assert iou([0, 0, 10, 10], [0, 0, 10, 10]) == 1.0
-    assert iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(50 / 150)
-    assert iou([0, 0, 10, 10], [20, 20, 30, 30]) == 0.0
+    assert box_iou([0, 0, 10, 10], [0, 0, 10, 10]) == 1.0
+    assert box_iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(50 / 150)
+    assert box_iou([0, 0, 10, 10], [20, 20, 30, 30]) == 0.0
 
 
 @pytest.mark.parametrize(

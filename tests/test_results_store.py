@@ -9,7 +9,15 @@ from runners.results import ResultsWriter, read_results
 
 def test_torn_line_and_duplicates_are_cleaned(tmp_path):
     path = tmp_path / "results.jsonl"
-    path.write_text(json.dumps({"id": "a"}) + "\n" + json.dumps({"id": "b"}) + "\n" + json.dumps({"id": "a"}) + "\n" + '{"id": "c", "pr')
+    path.write_text(
+        json.dumps({"id": "a"})
+        + "\n"
+        + json.dumps({"id": "b"})
+        + "\n"
+        + json.dumps({"id": "a"})
+        + "\n"
+        + '{"id": "c", "pr'
+    )
     rows, dropped = read_results(path)
     assert [r["id"] for r in rows] == ["a", "b"] and dropped == 2
     with ResultsWriter(path) as w:

@@ -9,7 +9,10 @@ from runners import rundir
 
 
 def test_config_saved_without_secret_like_fields():
-    assert rundir.scrub_secrets({"a": 1, "api_key": "s", "nested": {"token": "t", "b": 2}}) == {"a": 1, "nested": {"b": 2}}
+    assert rundir.scrub_secrets({"a": 1, "api_key": "s", "nested": {"token": "t", "b": 2}}) == {
+        "a": 1,
+        "nested": {"b": 2},
+    }
 
 
 def test_resume_keeps_start_commit_and_warns_when_code_changed(tmp_path, monkeypatch, capsys):

@@ -29,7 +29,7 @@ class VisionAgent(ABC):
         """Build the backend from the run config. Load weights lazily, not here."""
         return cls()
 
-    def begin_sample(self, sample: Sample) -> None:
+    def begin_sample(self, sample: Sample) -> None:  # noqa: B027 (an optional hook)
         """Called by the runner before each sample. Default: nothing."""
 
     @abstractmethod
@@ -55,7 +55,7 @@ class Detector(ABC):
     def from_config(cls, config: RunConfig) -> Detector:
         return cls()
 
-    def begin_sample(self, sample: Sample) -> None:
+    def begin_sample(self, sample: Sample) -> None:  # noqa: B027 (an optional hook)
         """Called by the runner before each sample. Default: nothing."""
 
     @abstractmethod
@@ -89,7 +89,7 @@ class MemoizedAgent(VisionAgent):
         if missing:
             self.calls += 1
             fresh = self.inner.score(image, boxes, missing, arity)
-            for q, row in zip(missing, fresh):
+            for q, row in zip(missing, fresh, strict=True):
                 self._scores[(box_key, q, arity)] = row
         return torch.stack([self._scores[(box_key, q, arity)] for q in questions])
 

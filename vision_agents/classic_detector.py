@@ -22,20 +22,9 @@ from PIL import Image
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
+from neptune_core.clevr_vocab import CLEVR_RGB
 from neptune_core.types import Detection
 from vision_agents.base import Detector
-
-# CLEVR's colour table (properties.json), RGB 0..255: the prototypes the agent compares to.
-CLEVR_RGB: dict[str, tuple[int, int, int]] = {
-    "gray": (87, 87, 87),
-    "red": (173, 35, 35),
-    "blue": (42, 75, 215),
-    "green": (29, 105, 20),
-    "brown": (129, 74, 25),
-    "purple": (129, 38, 192),
-    "cyan": (41, 208, 208),
-    "yellow": (255, 238, 51),
-}
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:

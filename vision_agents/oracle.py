@@ -35,7 +35,7 @@ from PIL import Image
 
 from neptune_core.clevr_vocab import VALUE_TO_ATTRIBUTE, find_attribute, find_relation, find_values
 from neptune_core.errors import UserError
-from neptune_core.types import Box, Detection, Sample
+from neptune_core.types import Box, Detection, Sample, box_iou
 from vision_agents.base import Detector, VisionAgent
 
 if TYPE_CHECKING:
@@ -47,15 +47,6 @@ _MARKER = re.compile(r"\b(?:red|green)\s+(?:bounding\s+)?(?:box|rectangle|frame)
 _PRESENCE = re.compile(r"\b(?:there|contains?|holds?)\b.*\b(?:objects?|things?|items?|anything|something)\b")
 # negation and disjunction would be misread as a conjunction of values
 _UNSUPPORTED = re.compile(r"\b(?:not|no|or|nor|neither|without)\b|n't\b")
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two xyxy boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 class SceneOracleAgent(VisionAgent):
@@ -108,7 +99,7 @@ class SceneOracleAgent(VisionAgent):
             return list(range(n_obj))
         out = []
         for b in boxes:
-            overlaps = [iou(list(map(float, b)), o) for o in own]
+            overlaps = [box_iou(list(map(float, b)), o) for o in own]
             best = max(range(len(own)), key=overlaps.__getitem__) if own else -1
             if best < 0 or overlaps[best] <= 0.0:
                 raise ValueError(f"box {b} overlaps no scene object; the scene_oracle cannot answer about it")

@@ -22,18 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from local_datasets.synthetic.scene import Camera, object_radius
-
-# CLEVR's colour table (properties.json), RGB 0..255
-CLEVR_RGB: dict[str, tuple[int, int, int]] = {
-    "gray": (87, 87, 87),
-    "red": (173, 35, 35),
-    "blue": (42, 75, 215),
-    "green": (29, 105, 20),
-    "brown": (129, 74, 25),
-    "purple": (129, 38, 192),
-    "cyan": (41, 208, 208),
-    "yellow": (255, 238, 51),
-}
+from neptune_core.clevr_vocab import CLEVR_RGB
 
 
 @dataclass
