@@ -3,11 +3,13 @@
 Any OpenAI-compatible chat endpoint, reached with the ``openai`` client. Providers
 (``--judge_provider``) and their keys: deepseek (DEEPSEEK_API_KEY), openai
 (OPENAI_API_KEY), vllm (no key). ``judge.base_url`` in the config points any provider at
-another server. Requests are retried on 429, 5xx, timeouts, dropped connections and
-replies that are neither yes nor no, with exponential backoff (``judge.backoff_s``,
+another server. Requests are retried (the shared loop of :mod:`neptune_core.retry`) on
+429, 408, 409, 5xx, timeouts, dropped connections, bodies that are not JSON and replies
+that are neither yes nor no, with exponential backoff without jitter (``judge.backoff_s``,
 doubling, capped at ``judge.max_backoff_s``; a Retry-After header is honoured up to
-the cap). Verdicts are stored in an append-only JSONL cache (:class:`VerdictCache`)
-so an outage or a rerun never loses a verdict already made.
+the cap); any other HTTP error (400, 401, ...) fails at once. Verdicts are stored in an
+append-only JSONL cache (:class:`VerdictCache`) so an outage or a rerun never loses a
+verdict already made.
 
 Add a provider: one line in :data:`JUDGE_PROVIDERS`.
 """
@@ -18,7 +20,6 @@ import hashlib
 import json
 import os
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import openai
 from neptune_core.config import JudgeConfig
 from neptune_core.errors import UserError
 from neptune_core.registry import did_you_mean
+from neptune_core.retry import RetriesExhausted, RetryPolicy, call_with_retries
 
 # provider -> (default base URL, environment variable with the key; None = no key)
 JUDGE_PROVIDERS: dict[str, tuple[str, str | None]] = {
@@ -89,23 +91,30 @@ def parse_verdict(text: str | None) -> bool | None:
     return True if words[0] in _YES else False if words[0] in _NO else None
 
 
-def _retry_after(exc: Exception) -> float:
-    response = getattr(exc, "response", None)
-    value = response.headers.get("retry-after") if response is not None else None
-    try:
-        return float(value) if value is not None else 0.0
-    except ValueError:
-        return 0.0
+class _NotAVerdict(ValueError):
+    """The judge replied, but neither yes nor no: asked again like any transient failure."""
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, _NotAVerdict):
+        return str(exc)
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
 
 class LLMJudge:
     """Asks the judge model for one verdict at a time (thread-safe; share one per evaluation)."""
 
-    RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError)
-
     def __init__(self, endpoint: JudgeEndpoint, settings: JudgeConfig) -> None:
         self.endpoint = endpoint
         self.settings = settings
+        self.policy = RetryPolicy(
+            settings.retries,
+            settings.backoff_s,
+            settings.max_backoff_s,
+            jitter=False,
+            retry_after_mode="floor",  # Retry-After lengthens our backoff, up to max_backoff_s
+            max_retry_after_s=None,  # ... and a longer one is capped, not a reason to give up
+        )
         self.client = openai.OpenAI(
             base_url=endpoint.base_url, api_key=endpoint.api_key, timeout=settings.timeout_s, max_retries=0
         )
@@ -130,39 +139,28 @@ class LLMJudge:
         )
         return reply.choices[0].message.content if reply.choices else None
 
+    def _ask_verdict(self, question: str, gold: str, pred: str) -> bool:
+        text = self._ask(question, gold, pred)
+        parsed = parse_verdict(text)
+        if parsed is None:
+            raise _NotAVerdict(f"reply is neither yes nor no: {str(text)[:80]!r}")
+        return parsed
+
     def verdict(self, question: str, gold: str, pred: str) -> bool:
         """Whether ``pred`` is a correct answer; raises :class:`JudgeUnavailableError` after the last retry."""
-        s = self.settings
-        last = "no attempt"
-        for attempt in range(s.retries + 1):
-            wait = min(s.max_backoff_s, s.backoff_s * 2**attempt)
-            try:
-                text = self._ask(question, gold, pred)
-            except self.RETRYABLE as e:
-                last = f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
-                wait = min(s.max_backoff_s, max(wait, _retry_after(e)))
-            except (openai.APIResponseValidationError, ValueError) as e:  # junk body: ask again
-                last = f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
-            except openai.APIStatusError as e:  # 400/401/403/404: retrying will not help
-                if e.status_code in (408, 409):
-                    last = f"HTTP {e.status_code}"
-                    if attempt < s.retries:
-                        time.sleep(wait)
-                    continue
-                raise JudgeUnavailableError(
-                    f"judge {self.endpoint.model} at {self.endpoint.base_url} refused the request: "
-                    f"HTTP {e.status_code} {' '.join(str(e).split())[:200]}"
-                ) from None
-            else:
-                parsed = parse_verdict(text)
-                if parsed is not None:
-                    return parsed
-                last = f"reply is neither yes nor no: {str(text)[:80]!r}"
-            if attempt < s.retries:
-                time.sleep(wait)
-        raise JudgeUnavailableError(
-            f"judge {self.endpoint.model} at {self.endpoint.base_url} failed {s.retries + 1} times; last: {last}"
-        )
+        where = f"judge {self.endpoint.model} at {self.endpoint.base_url}"
+        try:
+            return call_with_retries(
+                lambda: self._ask_verdict(question, gold, pred),
+                self.policy,
+                extra_retryable=(openai.APIResponseValidationError, ValueError),  # junk body or reply: ask again
+            )
+        except RetriesExhausted as e:
+            raise JudgeUnavailableError(f"{where} failed {e.attempts} times; last: {_describe(e.last)}") from None
+        except openai.APIStatusError as e:  # 400/401/403/404: retrying will not help
+            raise JudgeUnavailableError(
+                f"{where} refused the request: HTTP {e.status_code} {' '.join(str(e).split())[:200]}"
+            ) from None
 
 
 def verdict_key(sample_id: str, pred: Any, gold: Any, model: str) -> str:

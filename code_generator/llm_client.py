@@ -1,26 +1,25 @@
 """A chat-completions client for any OpenAI-compatible server, with our own retry policy.
 
 The ``openai`` client's built-in retries are switched off; :class:`ChatClient` retries
-429 (honouring ``Retry-After``), 5xx, timeouts and connection errors with exponential
-backoff and jitter, and bounds the number of requests in flight with a semaphore, so
-one client can be shared by many threads.
+429 (honouring ``Retry-After``), 408, 409, 5xx, timeouts, connection errors and bodies
+that are not JSON with exponential backoff and jitter (the shared loop of
+:mod:`neptune_core.retry`; a Retry-After above :data:`MAX_RETRY_AFTER_S` fails the
+request instead), and bounds the number of requests in flight with a semaphore, so one
+client can be shared by many threads.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import random
 import threading
-import time
-from dataclasses import dataclass
 from typing import Any
 
 from code_generator.providers import Endpoint
+from neptune_core.retry import MAX_RETRY_AFTER_S, RetriesExhausted, RetryPolicy, call_with_retries, parse_retry_after
+
+__all__ = ["MAX_RETRY_AFTER_S", "ChatClient", "EmptyResponseError", "LLMError", "RetryPolicy", "parse_retry_after"]
 
 log = logging.getLogger(__name__)
-
-MAX_RETRY_AFTER_S = 600.0  # a server asking for a longer pause makes the request fail instead of hanging the run
 
 
 class LLMError(RuntimeError):
@@ -29,38 +28,6 @@ class LLMError(RuntimeError):
 
 class EmptyResponseError(LLMError):
     """The server answered, but with no usable text."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to wait between tries of one request."""
-
-    retries: int = 5
-    backoff_s: float = 1.0
-    max_backoff_s: float = 60.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before try ``attempt + 1`` (attempt counts from 0)."""
-        base = min(self.max_backoff_s, self.backoff_s * (2**attempt))
-        jittered = base * (0.5 + random.random() / 2)
-        if retry_after is not None:  # the server's word wins over our own (shorter or longer) backoff
-            return max(retry_after, min(jittered, retry_after + self.backoff_s))
-        return jittered
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: a number of seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class ChatClient:
@@ -95,47 +62,39 @@ class ChatClient:
         self.requests_sent = 0
         self._count_lock = threading.Lock()
 
-    def _retryable(self, exc: Exception) -> tuple[bool, float | None]:
-        """(should retry, Retry-After seconds) for an exception from the openai client."""
-        oa = self._openai
-        if isinstance(exc, oa.APIStatusError):
-            status = exc.status_code
-            if status == 429 or status == 408 or status >= 500:
-                return True, parse_retry_after(exc.response.headers.get("retry-after"))
-            return False, None
-        if isinstance(exc, (oa.APITimeoutError, oa.APIConnectionError)):
-            return True, None
-        return False, None
+    def _send(self, messages: list[dict[str, str]]) -> Any:
+        """One request; a reply that is not a chat completion raises ValueError (retried, like a non-JSON body)."""
+        with self._slots:
+            with self._count_lock:
+                self.requests_sent += 1
+            response = self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+            )
+        if isinstance(response, (str, bytes)) or not hasattr(response, "choices"):
+            raise ValueError(f"not a chat completion: {str(response)[:80]!r}")
+        return response
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         """The assistant's reply text; retries transient failures; raises :class:`LLMError` when it gives up."""
-        last: Exception | None = None
-        for attempt in range(self.policy.retries + 1):
-            try:
-                with self._slots:
-                    with self._count_lock:
-                        self.requests_sent += 1
-                    response = self._client.chat.completions.create(
-                        model=self.model,
-                        messages=messages,  # type: ignore[arg-type]
-                        temperature=self.temperature,
-                        max_tokens=self.max_tokens,
-                    )
-                if isinstance(response, (str, bytes)) or not hasattr(response, "choices"):
-                    raise ValueError(f"not a chat completion: {str(response)[:80]!r}")
-                return _text_of(response)
-            except (self._openai.OpenAIError, ValueError) as exc:  # ValueError: a body that is not JSON
-                retry, retry_after = (True, None) if isinstance(exc, ValueError) else self._retryable(exc)
-                last = exc
-                if not retry or attempt == self.policy.retries:
-                    break
-                if retry_after is not None and retry_after > MAX_RETRY_AFTER_S:
-                    break
-                wait = self.policy.delay(attempt, retry_after)
-                log.warning("LLM request failed (%s); retry %d in %.2fs", _describe(exc), attempt + 1, wait)
-                time.sleep(wait)
-        assert last is not None
-        raise LLMError(f"LLM request to {self.endpoint.base_url} failed: {_describe(last)}") from last
+        try:
+            response = call_with_retries(
+                lambda: self._send(messages),
+                self.policy,
+                on_retry=_log_retry,
+                extra_retryable=(ValueError,),  # a body that is not JSON
+            )
+        except RetriesExhausted as exc:
+            raise LLMError(f"LLM request to {self.endpoint.base_url} failed: {_describe(exc.last)}") from exc.last
+        except self._openai.OpenAIError as exc:  # not retryable (400, 401, 404, ...)
+            raise LLMError(f"LLM request to {self.endpoint.base_url} failed: {_describe(exc)}") from exc
+        return _text_of(response)
+
+
+def _log_retry(attempt: int, exc: Exception, wait: float) -> None:
+    log.warning("LLM request failed (%s); retry %d in %.2fs", _describe(exc), attempt + 1, wait)
 
 
 def _describe(exc: Exception) -> str:

@@ -89,7 +89,7 @@ class RunConfig:
     program_cache_address: str = ""
     code_gen_timeout_s: float = 120.0  # per LLM request
     code_gen_concurrency: int = 8  # LLM requests in flight at once (per process)
-    code_gen_http_retries: int = 5  # retries of one request on 429 / 5xx / timeout / connection errors
+    code_gen_http_retries: int = 5  # retries of one request on 408 / 409 / 429 / 5xx / timeout / connection errors
     code_gen_backoff_s: float = 1.0  # first backoff; doubles per retry, with jitter
     code_gen_max_backoff_s: float = 60.0
     code_gen_max_tokens: int = 2048

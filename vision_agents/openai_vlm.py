@@ -7,8 +7,11 @@ read "yes" (any case, stripped) over that of "yes" plus "no". When neither appea
 the top list the model gave no yes/no evidence and p(yes) = 0.5.
 
 Requests run concurrently in a bounded thread pool (``vlm_batch_size`` workers). 429,
-5xx, timeouts and connection errors are retried with exponential backoff; other errors
-(400, 401, 404, ...) raise at once. The served model name is asked from ``/v1/models``
+408, 409, 5xx, timeouts and connection errors are retried (the shared loop of
+:mod:`neptune_core.retry`) with exponential backoff without jitter (``backoff_s``,
+doubling, capped at ``max_backoff_s``; a Retry-After header is honoured up to the cap);
+when the retries run out the last error is raised. Other errors (400, 401, 404, ...)
+raise at once. The served model name is asked from ``/v1/models``
 (a vLLM server serves one model) unless given as ``model``.
 The API key comes from ``VLM_API_KEY`` (or ``OPENAI_API_KEY``) in the environment; local
 servers usually need none.
@@ -20,7 +23,6 @@ import base64
 import io
 import math
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,7 @@ import torch
 from PIL import Image
 
 from neptune_core.errors import ConfigError
+from neptune_core.retry import RetriesExhausted, RetryPolicy, call_with_retries
 from neptune_core.types import Box
 from vision_agents.base import VisionAgent
 from vision_agents.marking import mark_boxes
@@ -66,6 +69,7 @@ class OpenAIVisionAgent(VisionAgent):
         timeout_s: float = 60.0,
         retries: int = 4,
         backoff_s: float = 0.5,
+        max_backoff_s: float = 60.0,
         top_logprobs: int = 20,
         max_answer_tokens: int = 10,
     ) -> None:
@@ -78,20 +82,23 @@ class OpenAIVisionAgent(VisionAgent):
         self.base_url = base_url
         self.model = model
         self.concurrency = max(1, concurrency)
-        self.retries = retries
-        self.backoff_s = backoff_s
+        self.policy = RetryPolicy(
+            retries, backoff_s, max_backoff_s, jitter=False, retry_after_mode="floor", max_retry_after_s=None
+        )
         self.top_logprobs = top_logprobs
         self.max_answer_tokens = max_answer_tokens
         key = api_key or os.environ.get("VLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-        # retries are ours (below), so that backoff and which errors count are explicit
+        # retries are ours (self.policy), so that backoff and which errors count are explicit
         self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout_s, max_retries=0)
-        self._transient = (
-            openai.RateLimitError,
-            openai.InternalServerError,
-            openai.APITimeoutError,
-            openai.APIConnectionError,
-        )
         self.requests = 0  # requests sent, retries included
+
+    @property
+    def retries(self) -> int:
+        return self.policy.retries
+
+    @property
+    def backoff_s(self) -> float:
+        return self.policy.backoff_s
 
     @classmethod
     def from_config(cls, config: RunConfig) -> OpenAIVisionAgent:
@@ -109,15 +116,16 @@ class OpenAIVisionAgent(VisionAgent):
         return self.model
 
     def _call(self, fn: Any, **kwargs: Any) -> Any:
-        for attempt in range(self.retries + 1):
-            try:
-                self.requests += 1
-                return fn(**kwargs)
-            except self._transient:
-                if attempt == self.retries:
-                    raise
-                time.sleep(self.backoff_s * 2**attempt)
-        raise AssertionError("unreachable")
+        """``fn(**kwargs)`` with retries; when they run out, the server's last error is raised as it came."""
+
+        def once() -> Any:
+            self.requests += 1
+            return fn(**kwargs)
+
+        try:
+            return call_with_retries(once, self.policy)
+        except RetriesExhausted as gave_up:
+            raise gave_up.last from gave_up.last.__cause__  # as before: no wrapper, its own cause kept
 
     def _chat(self, image: Image.Image, question: str, **kwargs: Any) -> Any:
         content = [
