@@ -76,18 +76,21 @@ def main(argv: list[str] | None = None) -> int:
 
         runner_cls = RUNNERS.get(config.dataset)
         run_dir = prepare_run_dir(config)
+        samples = None  # in memory after a single-process run, so the report need not reload them
         if config.workers > 1 or args.gpus is not None:
             from runners.run_vqa_parallel import run_parallel
 
             summary = run_parallel(config, run_dir, gpus=args.gpus)
         else:
-            summary = runner_cls(config).run(run_dir)
+            runner = runner_cls(config)
+            summary = runner.run(run_dir)
+            samples = runner.samples
         print(f"run directory: {run_dir}")
         print(format_summary(summary))
         if config.report:
             from analysis.report import write_report
 
-            print(f"report: {write_report(run_dir)}")
+            print(f"report: {write_report(run_dir, samples)}")
         return 0
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

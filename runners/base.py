@@ -46,6 +46,7 @@ class Runner:
         self._generator = generator
         self.executor = Executor(config.executor, config.semantics)
         self.config_hash = config.config_hash()
+        self.samples: list[Sample] | None = None  # the samples of the last run()
 
     # ---- components, built lazily (model loading happens on first use) ------------
     @property
@@ -144,6 +145,7 @@ class Runner:
         run_dir = run_dir or prepare_run_dir(self.config)
         results_path = run_dir / "results.jsonl"
         samples = list(samples) if samples is not None else self.load_samples()
+        self.samples = samples
         # build every component now, so a bad name or a missing key fails before any work
         _ = (self.generator, self.detector, self.agent)
         with ResultsWriter(results_path) as writer:
