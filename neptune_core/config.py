@@ -73,6 +73,7 @@ class RunConfig:
     vlm_model_name: str = "scene_oracle"
     vlm_base_url: str = ""
     vlm_batch_size: int = 16
+    vlm_trainable: bool = False  # score with autograd on (fine-tuning the VLM through programs)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     od_model: str = "gt"

@@ -143,3 +143,33 @@ def test_bf16_on_cuda_matches_batched() -> None:
     b = HFVisionAgent("tiny", batch_size=1, model=model, processor=proc).score(image, BOXES, QUESTIONS, 2)
     assert a.dtype == torch.float32 and ((a >= 0) & (a <= 1)).all()
     assert torch.allclose(a, b, atol=2e-2)  # bf16: batch shapes change the kernels' rounding
+
+
+def test_trainable_agent_passes_program_gradients_into_the_model() -> None:
+    """Fine-tuning through programs: a loss on a program's output reaches the VLM's weights."""
+    from neptune_core.config import ExecutorConfig
+    from neptune_core.executor import Executor
+    from probabilistic_tensor import Semantics
+
+    torch.manual_seed(0)
+    model, proc = FAMILIES["qwen2_vl"]()
+    program = (
+        "def execute(score, query, n):\n"
+        '    cube = score("Is the object in the red box a cube?", 1)\n'
+        '    left = score("Is the object in the red box left of the object in the green box?", 2)\n'
+        '    return (left.contract(cube.iota()("y")) & ~cube).exists()\n'
+    )
+    frozen = HFVisionAgent("tiny", device="cpu", model=model, processor=proc)
+    out = Executor(ExecutorConfig(), Semantics(iota="minmax")).run(program, frozen, marked_scene(), BOXES)
+    assert out.error is None, out.error
+    assert not out.value.data.requires_grad
+
+    agent = MemoizedAgent(HFVisionAgent("tiny", device="cpu", model=model, processor=proc, trainable=True))
+    out = Executor(ExecutorConfig(), Semantics(iota="minmax")).run(program, agent, marked_scene(), BOXES)
+    assert out.error is None, out.error
+    model.zero_grad()
+    loss = torch.nn.functional.binary_cross_entropy(out.value.data.clamp(1e-6, 1 - 1e-6), torch.tensor(1.0))
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0

@@ -60,6 +60,9 @@ class HFVisionAgent(VisionAgent):
     Pass ``model`` and ``processor`` to use already-built objects (tests, notebooks);
     otherwise ``AutoProcessor`` / ``AutoModelForImageTextToText.from_pretrained(model_id)``.
     ``forward_passes`` counts model forward calls (score batches and generate calls).
+    ``trainable=True`` (config ``vlm_trainable``) scores with autograd on, so a loss on a
+    program's output flows back through the algebra into the model's Yes/No logits
+    (fine-tuning through programs); otherwise scoring runs under ``torch.inference_mode``.
     """
 
     name = "hf_vlm"
@@ -74,6 +77,7 @@ class HFVisionAgent(VisionAgent):
         max_new_tokens: int = 10,
         model: Any = None,
         processor: Any = None,
+        trainable: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"vlm_batch_size must be >= 1, got {batch_size}")
@@ -84,6 +88,7 @@ class HFVisionAgent(VisionAgent):
         self.max_new_tokens = max_new_tokens
         self.model = model
         self.processor = processor
+        self.trainable = trainable
         self.forward_passes = 0
         self._yes_no: tuple[list[int], list[int]] | None = None
 
@@ -95,6 +100,7 @@ class HFVisionAgent(VisionAgent):
             device=config.device,
             batch_size=config.vlm_batch_size,
             trust_remote_code=spec.trust_remote_code,
+            trainable=config.vlm_trainable,
         )
         agent.name = config.vlm_model_name
         return agent
@@ -163,7 +169,7 @@ class HFVisionAgent(VisionAgent):
             inputs = self._inputs([im for im, _ in chunk], prompts)
             last = inputs["attention_mask"].sum(1) - 1
             keep, row_pos = torch.unique(last, return_inverse=True)
-            with torch.inference_mode():
+            with torch.inference_mode(not self.trainable):
                 self.forward_passes += 1
                 logits = self.model(**inputs, logits_to_keep=keep).logits
             rows = logits[torch.arange(len(chunk), device=logits.device), row_pos.to(logits.device)]
