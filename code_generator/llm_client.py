@@ -10,6 +10,8 @@ client can be shared by many threads.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import threading
 from typing import Any
@@ -45,6 +47,12 @@ class ChatClient:
         policy: RetryPolicy | None = None,
     ) -> None:
         import openai
+
+        # openai looks up the legacy ``httpx`` module in sys.modules on every response; if another
+        # library (spaCy's dependencies) imports httpx for the first time in a concurrent thread, that
+        # lookup can see it half-initialised. Import it fully here, before any request thread runs.
+        with contextlib.suppress(ImportError):
+            importlib.import_module("httpx")
 
         if concurrency < 1:
             raise ValueError(f"code_gen_concurrency must be >= 1, got {concurrency}")

@@ -8,8 +8,9 @@ value into a prediction and decides whether it is correct).
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,13 @@ from analysis.normalize import answers_match
 from analysis.summary import summarize
 from neptune_core.config import RunConfig
 from neptune_core.executor import Executor, to_answer
-from neptune_core.types import ErrorRecord, Sample
+from neptune_core.types import ErrorRecord, Program, Sample
 from runners.results import ResultsWriter, read_results
 from runners.rundir import prepare_run_dir
 from vision_agents import build_detector, build_vision_agent
 from vision_agents.base import Detector, MemoizedAgent, VisionAgent
+
+log = logging.getLogger(__name__)
 
 
 class Runner:
@@ -47,6 +50,7 @@ class Runner:
         self.executor = Executor(config.executor, config.semantics)
         self.config_hash = config.config_hash()
         self.samples: list[Sample] | None = None  # the samples of the last run()
+        self._prefetched: dict[str, Program] = {}  # programs generated ahead by process_all
 
     # ---- components, built lazily (model loading happens on first use) ------------
     @property
@@ -82,7 +86,10 @@ class Runner:
         return pred, (None if gold is None else answers_match(pred, str(gold)))
 
     def process(self, sample: Sample) -> dict[str, Any]:
-        """Run one sample end to end; any failure is recorded on its line, never raised."""
+        """Run one sample end to end; any failure is recorded on its line, never raised.
+
+        Uses the sample's program if :meth:`process_all` generated it ahead, else generates it.
+        """
         timings: dict[str, float] = {}
         row: dict[str, Any] = {
             "id": sample.id,
@@ -109,9 +116,13 @@ class Runner:
             self.detector.begin_sample(sample)
 
             stage = "program"
-            t0 = time.perf_counter()
-            program = self.generator.program_for(sample)
-            timings["program"] = _ms(t0)
+            program = self._prefetched.pop(sample.id, None)
+            if program is None:
+                t0 = time.perf_counter()
+                program = self.generator.program_for(sample)
+                timings["program"] = _ms(t0)
+            else:
+                timings["program"] = float(program.info.get("prefetch_ms", 0.0))
             row["program"] = program.source
             row["program_origin"] = program.origin
             if program.key:
@@ -139,6 +150,33 @@ class Runner:
         timings["total"] = _ms(t_total)
         return row
 
+    def process_all(self, samples: list[Sample]) -> Iterator[dict[str, Any]]:
+        """Result rows for ``samples``, in order.
+
+        When the generator can generate many programs at once (``programs_for``, e.g. the LLM
+        generator with ``code_gen_concurrency`` requests in flight), the programs of the next
+        chunk of samples are generated together first; each row still records its own path.
+        """
+        many = getattr(self.generator, "programs_for", None)
+        chunk = max(1, 4 * self.config.code_gen_concurrency) if many is not None else 1
+        for start in range(0, len(samples), chunk):
+            part = samples[start : start + chunk]
+            if many is not None and len(part) > 1:
+                t0 = time.perf_counter()
+                try:
+                    programs = list(many(part))
+                except Exception as exc:  # each sample then generates, and records, its own
+                    log.warning(
+                        "generating %d programs together failed (%s); one by one instead", len(part), exc, exc_info=True
+                    )
+                else:
+                    for sample, program in zip(part, programs, strict=True):
+                        program.info["prefetch_ms"] = round(_ms(t0) / len(part), 3)
+                        self._prefetched[sample.id] = program
+            for sample in part:
+                yield self.process(sample)
+            self._prefetched.clear()
+
     # ---- the loop ---------------------------------------------------------------------
     def run(self, run_dir: Path | None = None, samples: Iterable[Sample] | None = None) -> dict[str, Any]:
         """Process every sample not yet in ``run_dir/results.jsonl``; write and return the summary."""
@@ -151,15 +189,16 @@ class Runner:
         with ResultsWriter(results_path) as writer:
             todo = [s for s in samples if s.id not in writer.done_ids]
             bar = tqdm(
-                todo,
                 desc=f"{self.config.dataset}",
                 unit="q",
                 dynamic_ncols=True,
                 initial=len(samples) - len(todo),
                 total=len(samples),
             )
-            for sample in bar:
-                writer.write(self.process(sample))
+            for row in self.process_all(todo):
+                writer.write(row)
+                bar.update(1)
+            bar.close()
         return finish_run(run_dir, [s.id for s in samples])
 
 

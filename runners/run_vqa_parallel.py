@@ -131,8 +131,8 @@ def _worker_main(
         with ResultsWriter(shard_path(Path(run_dir), k)) as writer:
             mine = [s for s in mine if s.id not in finished and s.id not in writer.done_ids]
             conn.send(("start", k, len(mine)))
-            for sample in mine:
-                writer.write(runner.process(sample))
+            for row in runner.process_all(mine):
+                writer.write(row)
                 conn.send(("done", k, 1))
         conn.send(("finished", k, None))
     except UserError as e:
