@@ -34,7 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     p.add_argument("--config", required=True, help="path to a JSON config (see configs/)")
-    p.add_argument("--gpus", type=int, nargs="*", default=None, help="GPU indices, one worker each (default: all)")
+    p.add_argument(
+        "--gpus",
+        type=int,
+        nargs="*",
+        default=None,
+        help="GPU indices, one worker each (default: every visible GPU when there are several)",
+    )
     p.add_argument(
         "--workers", type=int, default=None, help="CPU workers when no GPU is used (or judge threads with --evaluate)"
     )
@@ -54,6 +60,12 @@ def resolve_config(args: argparse.Namespace, extra: list[str]) -> RunConfig:
     if not config.run_name:
         config.run_name = f"{Path(args.config).stem}-{config.config_hash()}"
     return config
+
+
+def _cuda_devices() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,10 +89,13 @@ def main(argv: list[str] | None = None) -> int:
         runner_cls = RUNNERS.get(config.dataset)
         run_dir = prepare_run_dir(config)
         samples = None  # in memory after a single-process run, so the report need not reload them
-        if config.workers > 1 or args.gpus is not None:
+        gpus = args.gpus
+        if gpus is None and config.workers == 1 and config.device in ("auto", "cuda") and _cuda_devices() > 1:
+            gpus = []  # the default: one worker on every visible GPU
+        if config.workers > 1 or gpus is not None:
             from runners.run_vqa_parallel import run_parallel
 
-            summary = run_parallel(config, run_dir, gpus=args.gpus)
+            summary = run_parallel(config, run_dir, gpus=gpus)
         else:
             runner = runner_cls(config)
             summary = runner.run(run_dir)
