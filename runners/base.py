@@ -182,10 +182,10 @@ class Runner:
         """Process every sample not yet in ``run_dir/results.jsonl``; write and return the summary."""
         run_dir = run_dir or prepare_run_dir(self.config)
         results_path = run_dir / "results.jsonl"
+        # build every component first, so a bad name or a missing key fails before any work
+        _ = (self.generator, self.detector, self.agent)
         samples = list(samples) if samples is not None else self.load_samples()
         self.samples = samples
-        # build every component now, so a bad name or a missing key fails before any work
-        _ = (self.generator, self.detector, self.agent)
         with ResultsWriter(results_path) as writer:
             todo = [s for s in samples if s.id not in writer.done_ids]
             bar = tqdm(
