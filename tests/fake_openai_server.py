@@ -194,6 +194,26 @@ class FakeOpenAIServer:
             self._httpd = None
 
 
+class InFlight:
+    """A responder wrapper that holds each request ``seconds`` and records the peak number in flight."""
+
+    def __init__(self, respond: Callable[[dict[str, Any]], Action], seconds: float = 0.05) -> None:
+        self.respond = respond
+        self.seconds = seconds
+        self.now = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, body: dict[str, Any]) -> Action:
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        time.sleep(self.seconds)
+        with self._lock:
+            self.now -= 1
+        return self.respond(body)
+
+
 @pytest.fixture
 def fake_openai() -> Iterator[FakeOpenAIServer]:
     """A fresh fake server on a free port for one test (starting one takes about a millisecond)."""

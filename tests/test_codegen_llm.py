@@ -16,7 +16,7 @@ from neptune_core.errors import UserError
 from neptune_core.executor import check_source
 from neptune_core.types import Sample
 from tests import fake_openai_server
-from tests.fake_openai_server import FakeOpenAIServer, delay, disconnect, error, raw, reply
+from tests.fake_openai_server import FakeOpenAIServer, InFlight, delay, disconnect, error, raw, reply
 
 fake_openai = fake_openai_server.fake_openai  # the pytest fixture
 
@@ -190,28 +190,14 @@ def test_400_is_not_retried_and_disconnect_is(fake_openai):
 
 
 def test_concurrency_is_bounded(fake_openai):
-    in_flight, peak = [0], [0]
-
-    import threading
-
-    lock = threading.Lock()
-
-    def slow(body):
-        with lock:
-            in_flight[0] += 1
-            peak[0] = max(peak[0], in_flight[0])
-        time.sleep(0.05)
-        with lock:
-            in_flight[0] -= 1
-        return reply("ok")
-
-    fake_openai.responder = slow
+    probe = InFlight(lambda body: reply("ok"))
+    fake_openai.responder = probe
     client = ChatClient(Endpoint("vllm", fake_openai.base_url, "k"), "m", concurrency=2)
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(8) as pool:
         out = list(pool.map(lambda i: client.complete([{"role": "user", "content": str(i)}]), range(8)))
-    assert out == ["ok"] * 8 and peak[0] == 2
+    assert out == ["ok"] * 8 and probe.peak == 2
 
 
 def test_missing_key_is_one_line_error_naming_the_variable(tmp_path, monkeypatch):

@@ -3,13 +3,10 @@ and every result row still records its own path (generated / repaired / fallback
 
 from __future__ import annotations
 
-import threading
-import time
-
 from neptune_core.config import load_config
 from runners.base import Runner
 from tests import fake_openai_server
-from tests.fake_openai_server import reply
+from tests.fake_openai_server import InFlight, reply
 from tests.test_codegen_llm import make_config
 from vision_agents.oracle import GroundTruthDetector, SceneOracleAgent
 
@@ -20,18 +17,8 @@ BROKEN = "Objects: []\n```python\ndef execute(score, query, n)\n    return 1\n``
 
 
 def test_llm_programs_overlap_and_rows_keep_their_path(fake_openai, tmp_path):
-    in_flight, peak, lock = [0], [0], threading.Lock()
-
-    def responder(body):
-        with lock:
-            in_flight[0] += 1
-            peak[0] = max(peak[0], in_flight[0])
-        time.sleep(0.05)
-        with lock:
-            in_flight[0] -= 1
-        return reply(BROKEN if "sphere" in body["messages"][-1]["content"] else GOOD)
-
-    fake_openai.responder = responder
+    probe = InFlight(lambda body: reply(BROKEN if "sphere" in body["messages"][-1]["content"] else GOOD))
+    fake_openai.responder = probe
     base = make_config(fake_openai, tmp_path, code_gen_concurrency=4, code_gen_max_retries=0)
     synthetic = load_config(
         None,
@@ -42,7 +29,7 @@ def test_llm_programs_overlap_and_rows_keep_their_path(fake_openai, tmp_path):
     runner = Runner(base, agent=SceneOracleAgent(), detector=GroundTruthDetector())
     rows = list(runner.process_all(samples))
     assert [r["id"] for r in rows] == [s.id for s in samples]
-    assert peak[0] > 1  # requests overlapped
+    assert probe.peak > 1  # requests overlapped
     for sample, row in zip(samples, rows, strict=True):
         expected = "fallback" if "sphere" in sample.question else "generated"
         assert row["program_origin"] == expected, (sample.question, row["program_origin"], row["error"])
