@@ -55,3 +55,22 @@ def load_pretrained(load: Callable[..., T], model_id: str, **kwargs: Any) -> T:
             f"cannot load model '{model_id}' ({type(e).__name__}: {first}). Download it once with network "
             f"(`hf download {model_id}`) or pass a local directory as the model name"
         ) from None
+
+
+def load_model(auto_class: Any, model_id: str, device_setting: str, *, trust_remote_code: bool = False) -> Any:
+    """``auto_class.from_pretrained`` in the device's dtype, on the device (or spread by device_map), in eval mode."""
+    device = resolve_device(device_setting)
+    kwargs = load_kwargs(device_setting, device)
+    model = load_pretrained(auto_class.from_pretrained, model_id, trust_remote_code=trust_remote_code, **kwargs)
+    if "device_map" not in kwargs:
+        model = model.to(device)
+    return model.eval()
+
+
+def to_model(encoding: Any, model: Any) -> dict[str, Any]:
+    """A processor's output moved to the model's device; floating tensors also take its dtype."""
+    p = next(model.parameters())
+    return {
+        k: (v.to(p.device, dtype=p.dtype) if v.is_floating_point() else v.to(p.device)) if torch.is_tensor(v) else v
+        for k, v in encoding.items()
+    }

@@ -19,7 +19,7 @@ from PIL import Image
 from neptune_core.types import Detection
 from vision_agents.aliases import resolve_detector
 from vision_agents.base import Detector
-from vision_agents.devices import load_kwargs, load_pretrained, resolve_device
+from vision_agents.devices import load_model, load_pretrained, to_model
 
 if TYPE_CHECKING:
     from neptune_core.config import RunConfig
@@ -112,18 +112,12 @@ class HFDetector(Detector):
                 transformers.AutoProcessor.from_pretrained, self.model_id, trust_remote_code=self.trust_remote_code
             )
         if self.model is None:
-            device = resolve_device(self.device_setting)
-            kwargs = load_kwargs(self.device_setting, device)
-            loader = getattr(transformers, self.auto_model).from_pretrained
-            model = load_pretrained(loader, self.model_id, trust_remote_code=self.trust_remote_code, **kwargs)
-            self.model = (model if "device_map" in kwargs else model.to(device)).eval()
-
-    def _to_model(self, enc: Any) -> dict[str, Any]:
-        p = next(self.model.parameters())
-        return {
-            k: (v.to(p.device, dtype=p.dtype) if v.is_floating_point() else v.to(p.device)) if torch.is_tensor(v) else v
-            for k, v in enc.items()
-        }
+            self.model = load_model(
+                getattr(transformers, self.auto_model),
+                self.model_id,
+                self.device_setting,
+                trust_remote_code=self.trust_remote_code,
+            )
 
     def raw_detect(self, image: Image.Image, object_names: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         raise NotImplementedError
@@ -148,7 +142,7 @@ class GroundingDinoDetector(HFDetector):
         text = " ".join(f"{n.lower()}." for n in object_names)
         enc = self.processor(images=image, text=text, return_tensors="pt")
         with torch.inference_mode():
-            out = self.model(**self._to_model(enc))
+            out = self.model(**to_model(enc, self.model))
         res = self.processor.post_process_grounded_object_detection(
             out,
             enc["input_ids"],
@@ -169,7 +163,7 @@ class Owlv2Detector(HFDetector):
         queries = [[f"a photo of a {n}" for n in object_names]]
         enc = self.processor(text=queries, images=image, return_tensors="pt")
         with torch.inference_mode():
-            out = self.model(**self._to_model(enc))
+            out = self.model(**to_model(enc, self.model))
         # OWLv2 pads the image to a square: boxes are relative to the padded side
         side = max(image.size)
         res = self.processor.post_process_grounded_object_detection(
@@ -187,7 +181,7 @@ class Florence2Detector(HFDetector):
     def _run(self, image: Image.Image, task: str, text: str = "") -> dict[str, Any]:
         enc = self.processor(text=task + text, images=image, return_tensors="pt")
         with torch.inference_mode():
-            gen = self.model.generate(**self._to_model(enc), max_new_tokens=256, num_beams=1, do_sample=False)
+            gen = self.model.generate(**to_model(enc, self.model), max_new_tokens=256, num_beams=1, do_sample=False)
         decoded = self.processor.batch_decode(gen, skip_special_tokens=False)[0]
         return self.processor.post_process_generation(decoded, task=task, image_size=image.size)[task]
 

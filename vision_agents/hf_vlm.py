@@ -25,7 +25,7 @@ from PIL import Image
 from neptune_core.types import Box
 from vision_agents.aliases import resolve_vlm
 from vision_agents.base import VisionAgent
-from vision_agents.devices import load_kwargs, load_pretrained, resolve_device
+from vision_agents.devices import load_model, load_pretrained, to_model
 from vision_agents.marking import mark_boxes
 from vision_agents.prompting import fold, normalize_answer, score_items, shape_questions
 
@@ -117,27 +117,18 @@ class HFVisionAgent(VisionAgent):
         if self.model is None:
             from transformers import AutoModelForImageTextToText
 
-            device = resolve_device(self.device_setting)
-            kwargs = load_kwargs(self.device_setting, device)
-            model = load_pretrained(
-                AutoModelForImageTextToText.from_pretrained,
+            self.model = load_model(
+                AutoModelForImageTextToText,
                 self.model_id,
+                self.device_setting,
                 trust_remote_code=self.trust_remote_code,
-                **kwargs,
             )
-            if "device_map" not in kwargs:
-                model = model.to(device)
-            self.model = model.eval()
         if self._yes_no is None:
             tok = self.processor.tokenizer
             yes, no = answer_token_ids(tok, YES_VARIANTS), answer_token_ids(tok, NO_VARIANTS)
             if not yes or not no:
                 raise ValueError(f"model '{self.model_id}': the tokenizer has no single-token Yes/No answer")
             self._yes_no = (yes, no)
-
-    @property
-    def _device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     def _prompt(self, question: str) -> str:
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
@@ -149,12 +140,7 @@ class HFVisionAgent(VisionAgent):
         enc = self.processor(
             text=prompts, images=[[im] for im in images], padding=True, padding_side="right", return_tensors="pt"
         )
-        dtype = next(self.model.parameters()).dtype
-        dev = self._device
-        return {
-            k: (v.to(dev, dtype=dtype) if v.is_floating_point() else v.to(dev)) if torch.is_tensor(v) else v
-            for k, v in enc.items()
-        }
+        return to_model(enc, self.model)
 
     # ---- scoring -----------------------------------------------------------------
     def score_items(self, items: list[tuple[Image.Image, str]]) -> torch.Tensor:
