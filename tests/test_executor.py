@@ -275,3 +275,44 @@ def test_class_type_asks_whether_the_box_holds_that_class(monkeypatch) -> None:
     assert out.error is None, out.error
     assert agent.calls[0] == ("score", ("Is the object in the red box a person? Answer yes or no.",), 1)
     assert out.trace[0]["question"] == "Is the object in the red box a person? Answer yes or no."
+
+
+class NotingAgent(TableAgent):
+    """Records an unknown concept through score_with_info / answer_with_info."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model_calls = 0
+
+    def score_with_info(self, image, boxes, questions, arity):
+        self.model_calls += 1
+        return self.score(image, boxes, questions, arity), [{"unknown_concept": q} for q in questions]
+
+    def answer_with_info(self, image, box, question):
+        self.model_calls += 1
+        return self.answer(image, box, question), {"note": "guessed"}
+
+
+def test_backend_info_reaches_the_trace_and_is_memoised() -> None:
+    from vision_agents.base import MemoizedAgent
+
+    inner = NotingAgent()
+    agent = MemoizedAgent(inner)
+    src = """
+def execute(score, query, n):
+    a = score("Is it a cube?")
+    b = score("Is it a cube?")
+    return query("What colour?", 0) + query("What colour?", 0)
+"""
+    out = run(src, agent=agent)
+    assert out.error is None
+    scores = [e for e in out.trace if e["primitive"] == "score"]
+    queries = [e for e in out.trace if e["primitive"] == "query"]
+    assert [e["info"] for e in scores] == [{"unknown_concept": "Is it a cube?"}] * 2
+    assert [e["info"] for e in queries] == [{"note": "guessed"}] * 2
+    assert inner.model_calls == 2  # the repeats came from the memo, with their info
+
+
+def test_plain_backend_adds_no_info() -> None:
+    out = run('def execute(score, query, n):\n    return score("Is it red?").exists()\n')
+    assert out.error is None and "info" not in out.trace[0]

@@ -1,10 +1,20 @@
 """The two perception contracts: VisionAgent (yes/no scores and open answers) and
-Detector (boxes). Backends subclass these and are built with ``from_config``."""
+Detector (boxes). Backends subclass these and are built with ``from_config``.
+
+Two optional hooks every backend may override:
+
+- ``preflight()``: called once before the first sample; load (or open and validate)
+  weights, reach a server. A backend that cannot work raises a ``UserError`` whose one
+  line says what is wrong and how to fix it. Default: nothing.
+- ``score_with_info`` / ``answer_with_info``: the result plus what the backend wants
+  recorded on the trace entry of that call (for example an unknown concept, or each
+  ensemble member's output). Default: the plain result and an empty dict.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
@@ -32,6 +42,9 @@ class VisionAgent(ABC):
     def begin_sample(self, sample: Sample) -> None:  # noqa: B027 (an optional hook)
         """Called by the runner before each sample. Default: nothing."""
 
+    def preflight(self) -> None:  # noqa: B027 (an optional hook)
+        """Called once before the first sample; raise a UserError if the backend cannot work."""
+
     @abstractmethod
     def score(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> torch.Tensor:
         """Return p(yes) for every question and every box tuple.
@@ -44,6 +57,16 @@ class VisionAgent(ABC):
     @abstractmethod
     def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
         """A short, normalised open answer about ``box`` (marked in red), or the whole image if None."""
+
+    def score_with_info(
+        self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int
+    ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        """:meth:`score` plus one dict per question for the trace (empty: nothing to record)."""
+        return self.score(image, boxes, questions, arity), [{} for _ in questions]
+
+    def answer_with_info(self, image: Image.Image, box: Box | None, question: str) -> tuple[str, dict[str, Any]]:
+        """:meth:`answer` plus a dict for the trace (empty: nothing to record)."""
+        return self.answer(image, box, question), {}
 
 
 class Detector(ABC):
@@ -58,6 +81,9 @@ class Detector(ABC):
     def begin_sample(self, sample: Sample) -> None:  # noqa: B027 (an optional hook)
         """Called by the runner before each sample. Default: nothing."""
 
+    def preflight(self) -> None:  # noqa: B027 (an optional hook)
+        """Called once before the first sample; raise a UserError if the backend cannot work."""
+
     @abstractmethod
     def detect(self, image: Image.Image, object_names: list[str]) -> Detection:
         """Boxes (xyxy pixels), scores and labels for ``object_names`` in ``image``."""
@@ -67,15 +93,15 @@ class MemoizedAgent(VisionAgent):
     """Wraps any VisionAgent so identical calls within one sample reach the model once.
 
     The memo is keyed by (boxes, question, arity) for score and (box, question) for
-    answer, and is cleared at :meth:`begin_sample`. ``calls`` counts calls that
-    reached the wrapped model.
+    answer, holds each result with its trace info, and is cleared at :meth:`begin_sample`.
+    ``calls`` counts calls that reached the wrapped model.
     """
 
     def __init__(self, inner: VisionAgent) -> None:
         self.inner = inner
         self.name = inner.name
-        self._scores: dict[tuple, torch.Tensor] = {}
-        self._answers: dict[tuple, str] = {}
+        self._scores: dict[tuple, tuple[torch.Tensor, dict[str, Any]]] = {}
+        self._answers: dict[tuple, tuple[str, dict[str, Any]]] = {}
         self.calls = 0
 
     def begin_sample(self, sample: Sample) -> None:
@@ -83,19 +109,31 @@ class MemoizedAgent(VisionAgent):
         self._answers.clear()
         self.inner.begin_sample(sample)
 
-    def score(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> torch.Tensor:
+    def preflight(self) -> None:
+        self.inner.preflight()
+
+    def score_with_info(
+        self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int
+    ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
         box_key = tuple(tuple(float(v) for v in b) for b in boxes)
         missing = [q for q in dict.fromkeys(questions) if (box_key, q, arity) not in self._scores]
         if missing:
             self.calls += 1
-            fresh = self.inner.score(image, boxes, missing, arity)
-            for q, row in zip(missing, fresh, strict=True):
-                self._scores[(box_key, q, arity)] = row
-        return torch.stack([self._scores[(box_key, q, arity)] for q in questions])
+            fresh, infos = self.inner.score_with_info(image, boxes, missing, arity)
+            for q, row, info in zip(missing, fresh, infos, strict=True):
+                self._scores[(box_key, q, arity)] = (row, info)
+        hits = [self._scores[(box_key, q, arity)] for q in questions]
+        return torch.stack([row for row, _ in hits]), [info for _, info in hits]
 
-    def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
+    def score(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> torch.Tensor:
+        return self.score_with_info(image, boxes, questions, arity)[0]
+
+    def answer_with_info(self, image: Image.Image, box: Box | None, question: str) -> tuple[str, dict[str, Any]]:
         key = (None if box is None else tuple(float(v) for v in box), question)
         if key not in self._answers:
             self.calls += 1
-            self._answers[key] = self.inner.answer(image, box, question)
+            self._answers[key] = self.inner.answer_with_info(image, box, question)
         return self._answers[key]
+
+    def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
+        return self.answer_with_info(image, box, question)[0]

@@ -72,29 +72,31 @@ def make_primitives(
         if type == "class":
             question = class_question(question)
         shape = (n,) * num_objects
+        infos: list[dict[str, Any]] = [{}]
         if n == 0 and num_objects > 0:
             data = torch.zeros(shape)
         else:
             with budget.primitive_time():
                 try:
-                    out = agent.score(image, boxes, [question], num_objects)
+                    out, infos = agent.score_with_info(image, boxes, [question], num_objects)
                 except Exception as e:
                     raise AgentError(
                         f"vision agent '{agent.name}' failed in score({question!r}): {e.__class__.__name__}: {e}"
                     ) from e
-            if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, *shape):
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, *shape) or len(infos) != 1:
                 got = tuple(out.shape) if isinstance(out, torch.Tensor) else out.__class__.__name__
                 raise AgentError(f"vision agent '{agent.name}' returned {got} for score(); expected {(1, *shape)}")
             data = out[0]
-        trace.append(
-            {
-                "primitive": "score",
-                "question": question,
-                "arity": num_objects,
-                "type": type,
-                "probs": _rounded(data.detach().float().cpu().tolist()),
-            }
-        )
+        entry: dict[str, Any] = {
+            "primitive": "score",
+            "question": question,
+            "arity": num_objects,
+            "type": type,
+            "probs": _rounded(data.detach().float().cpu().tolist()),
+        }
+        if infos[0]:
+            entry["info"] = infos[0]
+        trace.append(entry)
         return ProbabilisticTensor(data, vars=_VARS[num_objects], semantics=semantics)
 
     def query(question: str, object_id: int | ProbabilisticTensor | None = None) -> str:
@@ -111,14 +113,17 @@ def make_primitives(
                 raise IndexError(f"query() object_id {object_id} is out of range for {n} boxes")
         with budget.primitive_time():
             try:
-                answer = agent.answer(image, None if object_id is None else boxes[object_id], question)
+                answer, info = agent.answer_with_info(image, None if object_id is None else boxes[object_id], question)
             except Exception as e:
                 raise AgentError(
                     f"vision agent '{agent.name}' failed in query({question!r}): {e.__class__.__name__}: {e}"
                 ) from e
         if not isinstance(answer, str):
             raise AgentError(f"vision agent '{agent.name}' returned {answer.__class__.__name__} from answer(), not str")
-        trace.append({"primitive": "query", "question": question, "object_id": object_id, "answer": answer})
+        entry = {"primitive": "query", "question": question, "object_id": object_id, "answer": answer}
+        if info:
+            entry["info"] = info
+        trace.append(entry)
         return answer
 
     score.__doc__ = SCORE_DOC
