@@ -23,6 +23,7 @@ from neptune_core.executor import Executor, to_answer
 from neptune_core.types import ErrorRecord, Program, Sample
 from runners.results import ResultsWriter, read_results
 from runners.rundir import prepare_run_dir
+from runners.verifiers import VerifyStage
 from vision_agents import build_detector, build_vision_agent
 from vision_agents.base import Detector, MemoizedAgent, VisionAgent
 
@@ -42,11 +43,13 @@ class Runner:
         agent: VisionAgent | None = None,
         detector: Detector | None = None,
         generator: Any = None,
+        verify: VerifyStage | None = None,
     ) -> None:
         self.config = config
         self._agent = agent
         self._detector = detector
         self._generator = generator
+        self._verify = verify
         self.executor = Executor(config.executor, config.semantics)
         self.config_hash = config.config_hash()
         self.samples: list[Sample] | None = None  # the samples of the last run()
@@ -72,6 +75,13 @@ class Runner:
 
             self._generator = build_generator(self.config)
         return self._generator
+
+    @property
+    def verify(self) -> VerifyStage:
+        """The verify stage (runners/verifiers): output verifiers and ensemble member evaluation."""
+        if self._verify is None:
+            self._verify = VerifyStage.from_config(self.config)
+        return self._verify
 
     def load_samples(self) -> list[Sample]:
         from local_datasets import load_samples
@@ -114,6 +124,7 @@ class Runner:
             image = sample.load_image()
             self.agent.begin_sample(sample)
             self.detector.begin_sample(sample)
+            pending = self.verify.start(sample, image)  # e.g. captioning, concurrent with what follows
 
             stage = "program"
             program = self._prefetched.pop(sample.id, None)
@@ -134,6 +145,8 @@ class Runner:
             timings["detect"] = _ms(t0)
             boxes = [[round(float(v), 2) for v in b] for b in detection.boxes]
             row["boxes"] = boxes
+            if detection.info:  # e.g. each ensemble member's boxes
+                row["detection"] = detection.info
 
             stage = "execute"
             t0 = time.perf_counter()
@@ -145,6 +158,8 @@ class Runner:
             else:
                 stage = "judge"
                 row["pred"], row["correct"] = self.judge(sample, outcome.value, boxes)
+                stage = "verify"
+                self.verify.finish(self, pending, sample, image, program, outcome.value, boxes, row)
         except Exception as exc:  # a bad sample is recorded and the run goes on
             row["error"] = {**ErrorRecord.from_exception(exc).to_dict(), "stage": stage}
         timings["total"] = _ms(t_total)
@@ -184,6 +199,7 @@ class Runner:
         results_path = run_dir / "results.jsonl"
         # build every component first, so a bad name or a missing key fails before any work
         _ = (self.generator, self.detector, self.agent)
+        self.verify.preflight()
         samples = list(samples) if samples is not None else self.load_samples()
         self.samples = samples
         with ResultsWriter(results_path) as writer:
