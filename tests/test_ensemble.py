@@ -16,6 +16,7 @@ from neptune_core.types import Detection, Sample
 from probabilistic_tensor import Semantics
 from runners import RUNNERS
 from runners.results import read_results
+from runners.verifiers import VerifyStage
 from vision_agents import build_detector, build_vision_agent
 from vision_agents.base import Detector, VisionAgent
 from vision_agents.ensemble import EnsembleAgent, FlipNoiseAgent, vote
@@ -192,7 +193,7 @@ def test_config_builds_members_and_rejects_bad_ones() -> None:
     with pytest.raises(ConfigError, match="detector members only"):
         build_vision_agent(jitter_vlm)
     with pytest.raises(ConfigError, match="member_accuracy needs"):
-        RUNNERS.get("clevr_synthetic")(load_config(None, {"ensemble": {"member_accuracy": True}})).verify
+        VerifyStage.from_config(load_config(None, {"ensemble": {"member_accuracy": True}}))
 
 
 def test_unused_sections_keep_config_hashes() -> None:
