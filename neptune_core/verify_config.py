@@ -93,7 +93,8 @@ class EnsembleConfig:
 class CaptionVerifyConfig:
     """VLAgent's caption verifier.
 
-    Triggered when the program's confidence is below ``confidence_threshold`` (0-d
+    Triggered when the program's confidence is below ``confidence_threshold`` (1.0: every
+    answer is verified; 0-d
     probability p: max(p, 1 - p); soft count: 1 - 2 * distance to the nearest integer;
     distribution over boxes: its top probability). ``when_no_confidence``: "verify" or
     "skip" for answers with no soft value (a string from ``query``).

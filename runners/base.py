@@ -54,6 +54,7 @@ class Runner:
         self.config_hash = config.config_hash()
         self.samples: list[Sample] | None = None  # the samples of the last run()
         self._prefetched: dict[str, Program] = {}  # programs generated ahead by process_all
+        self._pending: dict[str, Any] = {}  # verifier work started ahead by process_all
 
     # ---- components, built lazily (model loading happens on first use) ------------
     @property
@@ -124,7 +125,8 @@ class Runner:
             image = sample.load_image()
             self.agent.begin_sample(sample)
             self.detector.begin_sample(sample)
-            pending = self.verify.start(sample, image)  # e.g. captioning, concurrent with what follows
+            # verifiers' own work (e.g. captioning) runs beside program generation and execution
+            pending = self._pending.pop(sample.id) if sample.id in self._pending else self.verify.start(sample, image)
 
             stage = "program"
             program = self._prefetched.pop(sample.id, None)
@@ -176,6 +178,12 @@ class Runner:
         chunk = max(1, 4 * self.config.code_gen_concurrency) if many is not None else 1
         for start in range(0, len(samples), chunk):
             part = samples[start : start + chunk]
+            if self.verify.active:  # start it before the chunk's programs are generated
+                for sample in part:
+                    try:
+                        self._pending[sample.id] = self.verify.start(sample, sample.load_image())
+                    except Exception:  # process() retries and records the error on the sample's row
+                        log.debug("verify stage could not start for %s", sample.id, exc_info=True)
             if many is not None and len(part) > 1:
                 t0 = time.perf_counter()
                 try:
@@ -191,6 +199,7 @@ class Runner:
             for sample in part:
                 yield self.process(sample)
             self._prefetched.clear()
+            self._pending.clear()
 
     # ---- the loop ---------------------------------------------------------------------
     def run(self, run_dir: Path | None = None, samples: Iterable[Sample] | None = None) -> dict[str, Any]:

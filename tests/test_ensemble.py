@@ -78,7 +78,8 @@ def test_score_fusion_mean_and_weighted_mean_with_members_in_info() -> None:
     mean = EnsembleAgent(members, score_fusion="mean")
     out, infos = mean.score_with_info(IMAGE, BOXES[:2], ["Is it red?"], 1)
     assert out.tolist() == [[0.5, 0.5]]
-    assert infos[0] == {"fusion": "mean", "members": {"a": [1.0, 1.0], "b": [0.0, 0.0]}}
+    assert infos[0]["fusion"] == "mean" and infos[0]["members"] == {"a": [1.0, 1.0], "b": [0.0, 0.0]}
+    assert set(infos[0]["member_ms"]) == {"a", "b"}
     weighted = EnsembleAgent(members, score_fusion="weighted_mean")
     assert weighted.score(IMAGE, BOXES[:2], ["Is it red?"], 0).tolist() == [0.25]
 

@@ -24,6 +24,7 @@ and its name in ``neptune_core.verify_config.SCORE_FUSIONS``.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -208,8 +209,11 @@ class EnsembleAgent(VisionAgent):
     ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
         outs: dict[str, torch.Tensor] = {}
         member_infos: dict[str, list[dict[str, Any]]] = {}
+        member_ms: dict[str, float] = {}
         for name, member in self.members.items():
+            t0 = time.perf_counter()
             outs[name], member_infos[name] = member.score_with_info(image, boxes, questions, arity)
+            member_ms[name] = round((time.perf_counter() - t0) * 1000.0, 3)
         stacked = torch.stack(list(outs.values()))
         weights = torch.tensor([self.weights[n] for n in outs])
         fused = self._fuse(stacked, weights)
@@ -218,6 +222,7 @@ class EnsembleAgent(VisionAgent):
             info: dict[str, Any] = {
                 "fusion": self.score_fusion,
                 "members": {n: _rounded(o[qi]) for n, o in outs.items()},
+                "member_ms": member_ms,  # time of each member's call (shared by the call's questions)
             }
             extra = {n: inf[qi] for n, inf in member_infos.items() if inf[qi]}
             if extra:
@@ -231,12 +236,15 @@ class EnsembleAgent(VisionAgent):
     def answer_with_info(self, image: Image.Image, box: Box | None, question: str) -> tuple[str, dict[str, Any]]:
         answers: dict[str, str] = {}
         extra: dict[str, dict[str, Any]] = {}
+        member_ms: dict[str, float] = {}
         for name, member in self.members.items():
+            t0 = time.perf_counter()
             answers[name], inf = member.answer_with_info(image, box, question)
+            member_ms[name] = round((time.perf_counter() - t0) * 1000.0, 3)
             if inf:
                 extra[name] = inf
         winner, tally = vote(answers, self.weights)
-        info: dict[str, Any] = {"fusion": "vote", "members": answers, "votes": tally}
+        info: dict[str, Any] = {"fusion": "vote", "members": answers, "votes": tally, "member_ms": member_ms}
         if extra:
             info["member_info"] = extra
         return winner, info

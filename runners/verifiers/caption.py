@@ -101,7 +101,7 @@ class CaptionVerifier(Verifier):
         thr = self.cfg.confidence_threshold
         if conf is None:
             return "the answer has no soft value" if self.cfg.when_no_confidence == "skip" else None
-        return f"confident ({conf:.3f} >= {thr})" if conf >= thr else None
+        return f"confident ({conf:.3f} >= {thr})" if thr < 1.0 and conf >= thr else None
 
     def verify(self, ctx: VerifyContext, started: Any) -> Decision:
         if ctx.refexp:
