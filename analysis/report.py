@@ -26,6 +26,7 @@ from typing import Any
 from PIL import Image
 
 from analysis.report_assets import CSS, bar, boxes_svg, esc, highlight_python, prob_bars
+from analysis.report_verify import call_info_html, index_html, members_html, verify_html
 from analysis.summary import summarize
 from neptune_core.errors import UserError
 from neptune_core.types import Sample
@@ -75,14 +76,14 @@ def _trace_html(trace: list[dict[str, Any]]) -> str:
             parts.append(
                 f'<div class="call q"><b>{k + 1}. query</b> <span class="q">{esc(call.get("question", ""))}</span>'
                 f' <span class="muted">object_id={esc(call.get("object_id"))}</span>'
-                f"<div>answer: <b>{esc(call.get('answer', ''))}</b></div></div>"
+                f"<div>answer: <b>{esc(call.get('answer', ''))}</b></div>{call_info_html(call)}</div>"
             )
         else:
             typ = f" type={esc(call['type'])}" if call.get("type") else ""
             parts.append(
                 f'<div class="call"><b>{k + 1}. {esc(prim)}</b> <span class="q">{esc(call.get("question", ""))}</span>'
                 f' <span class="muted">arity={esc(call.get("arity"))}{typ}</span>'
-                f"<div>{prob_bars(call.get('probs'))}</div></div>"
+                f"<div>{prob_bars(call.get('probs'))}</div>{call_info_html(call)}</div>"
             )
     return "".join(parts)
 
@@ -115,7 +116,9 @@ def sample_page(row: dict[str, Any], image: Image.Image | None, nav: str = "") -
         f'<div class="card row"><div>{boxes_svg(image, boxes)}</div><div>{info}</div></div>'
         f'<div class="card">{err_html}<h2>Program</h2>'
         f"{highlight_python(program) if program else '<div class=muted>(no program)</div>'}</div>"
-        f'<div class="card"><h2>Primitive calls ({len(row.get("trace") or [])})</h2>{_trace_html(row.get("trace") or [])}</div>'
+        + verify_html(row)
+        + members_html(row)
+        + f'<div class="card"><h2>Primitive calls ({len(row.get("trace") or [])})</h2>{_trace_html(row.get("trace") or [])}</div>'
     )
     return _page(f"Sample {row.get('id')}", body, nav)
 
@@ -144,6 +147,7 @@ def index_page(rows: list[dict[str, Any]], pages: list[tuple[dict[str, Any], str
         f"time per sample: median {tot.get('median_ms', 'n/a')} ms, total {tot.get('total_s', 'n/a')} s</div></div>"
         f'<div class="card"><h2>Per question family</h2><table><tr><th>family</th><th>correct</th>'
         f"<th>accuracy</th></tr>{fam_rows}</table></div>"
+        + index_html(s)
         + (f'<div class="card"><h2>Errors by type</h2><table>{err_rows}</table></div>' if err_rows else "")
         + f'<div class="card"><h2>Samples shown ({len(pages)} of {len(rows)}: failures first, then correct ones)</h2>'
         f"<table><tr><th>id</th><th>result</th><th>family</th><th>question</th><th>pred</th><th>gold</th></tr>"

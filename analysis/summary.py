@@ -7,6 +7,8 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
+from analysis.verify_summary import ensemble_and_verification
+
 
 def _accuracy(rows: list[dict[str, Any]]) -> dict[str, Any]:
     judged = [r for r in rows if r.get("correct") is not None]
@@ -44,6 +46,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "program_origins": dict(origins),
         "timings": timings,
     }
+    summary.update(ensemble_and_verification(rows))  # member_accuracy, verification (when present)
     if functions:
         summary["function_coverage"] = {"num_functions": len(functions), "counts": dict(sorted(functions.items()))}
     return summary
@@ -56,6 +59,14 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  {fam:<20} {acc['accuracy']}% ({acc['correct']}/{acc['total']})")
     err = summary["errors"]
     lines.append(f"errors: {err['total']} {err['by_type'] if err['total'] else ''}".rstrip())
+    if "member_accuracy" in summary:
+        lines.append("members alone: " + ", ".join(f"{n} {a}%" for n, a in summary["member_accuracy"].items()))
+    if "verification" in summary:
+        v = summary["verification"]
+        lines.append(
+            f"verification: {v['changed']} of {v['rows']} answers changed; accuracy "
+            f"{v['accuracy_before']}% -> {v['accuracy_after']}%"
+        )
     if "function_coverage" in summary:
         cov = summary["function_coverage"]
         lines.append(f"function coverage: {cov['num_functions']} functions: " + ", ".join(cov["counts"]))

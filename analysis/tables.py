@@ -12,6 +12,9 @@ match / IoU). Every table is printed; cells without a run show "-".
 Published numbers: :data:`PAPER`, copied from the NePTune paper (Kamali & Kordjamshidi,
 ICLR 2026, camera-ready tables). Add a table: one entry in :data:`PAPER` and the
 datasets that feed it in :data:`DATASET_ROWS`.
+
+``--ablation`` prints the verifier/ensemble ablation in VLAgent's Table 4 layout instead
+(see :func:`format_ablation`, at the end of this file).
 """
 
 from __future__ import annotations
@@ -244,8 +247,15 @@ def main(argv: list[str] | None = None) -> int:
     from neptune_core.errors import UserError
 
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--ablation"] and len(args) > 1 and not any(a.startswith("-") for a in args[1:]):
+        try:
+            print(format_ablation([Path(a) for a in args[1:]]), end="")
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     if not args or any(a.startswith("-") for a in args):
-        print("usage: python analysis/tables.py <run_dir> [<run_dir> ...]", file=sys.stderr)
+        print("usage: python analysis/tables.py [--ablation] <run_dir> [<run_dir> ...]", file=sys.stderr)
         return 2
     try:
         runs = [run_numbers(Path(a)) for a in args]
@@ -254,6 +264,110 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(format_all(runs), end="")
     return 0
+
+
+# ---- ablation of verifiers and ensembles (VLAgent Table 4 layout) ----------------------------------
+#     python analysis/tables.py --ablation experiments/<naive> experiments/<+caption> experiments/<+ensemble> ...
+# Each run is placed by its own config.json: a row by what it switched on (ensemble members, the
+# caption verifier), a column by its planner (code_gen_model_name for LLM programs, else
+# program_generator). The paper's GQA numbers stand beside (VLAgent, Table 4).
+
+VLAGENT_SOURCE = "VLAgent paper, Table 4 (ablation on GQA, accuracy %)"
+ABLATION_ROWS = (
+    "naive",
+    "+ check & repair + caption verifier",
+    "+ check & repair + caption verifier + ensemble",
+    "+ ensemble (no caption verifier)",  # ours only: not a row of the paper
+)
+VLAGENT_TABLE4: dict[str, dict[str, float]] = {
+    "GPT 3.5": dict(zip(ABLATION_ROWS, (54.4, 58.9, 61.9), strict=False)),
+    "Llama": dict(zip(ABLATION_ROWS, (54.1, 56.9, 58.7), strict=False)),
+    "Mistral": dict(zip(ABLATION_ROWS, (55.2, 58.6, 60.7), strict=False)),
+    "GLM": dict(zip(ABLATION_ROWS, (54.7, 58.2, 60.4), strict=False)),
+}
+
+
+def ablation_row(config: dict[str, Any]) -> str:
+    """Which ablation row a run's config belongs to (ensemble = two or more members anywhere)."""
+    ens = config.get("ensemble") or {}
+    verifiers = (config.get("verify") or {}).get("verifiers") or []
+    uses_ensemble = (config.get("vlm_model_name") == "ensemble" and len(ens.get("vlm_members") or []) > 1) or (
+        config.get("od_model") == "ensemble" and len(ens.get("detector_members") or []) > 1
+    )
+    captions = "caption" in verifiers
+    if uses_ensemble:
+        return ABLATION_ROWS[2] if captions else ABLATION_ROWS[3]
+    return ABLATION_ROWS[1] if captions else ABLATION_ROWS[0]
+
+
+def ablation_cell(run_dir: Path) -> tuple[str, str, float | None, int]:
+    """(row, planner column, accuracy, n) of one run directory (evaluation.json first, else results.jsonl)."""
+    from neptune_core.errors import UserError
+    from runners.results import read_results
+
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.is_file():
+        raise UserError(f"{run_dir} is not a run directory (no config.json); pass experiments/<run>")
+    config = json.loads(cfg_path.read_text())
+    planner = config.get("code_gen_model_name") if config.get("program_generator") == "llm" else None
+    column = f"{config.get('dataset', '?')}: {planner or config.get('program_generator', '?')}"
+    evaluation = run_dir / "evaluation.json"
+    if evaluation.is_file():
+        overall = json.loads(evaluation.read_text())["overall"]
+        acc, n = overall["accuracy"], overall["total"]
+    else:
+        rows, _ = read_results(run_dir / "results.jsonl")
+        if not rows:
+            raise UserError(f"{run_dir} has no results.jsonl lines to tabulate")
+        acc, n = _stats(rows)
+    return ablation_row(config), column, acc, n
+
+
+def format_ablation(run_dirs: list[Path]) -> str:
+    """The ablation table: the paper's GQA columns, then one column per planner of the given runs."""
+    cells: dict[str, dict[str, list[tuple[float | None, int, str]]]] = {}
+    for d in run_dirs:
+        row, column, acc, n = ablation_cell(d)
+        cells.setdefault(column, {}).setdefault(row, []).append((acc, n, d.name))
+    paper = list(VLAGENT_TABLE4)
+    ours = list(cells)
+    lines = [
+        "### Ablation: verifiers and ensembles (VLAgent Table 4 layout)",
+        "",
+        "| method | "
+        + " | ".join(f"paper GQA: {m}" for m in paper)
+        + "".join(f" | this run: {c}" for c in ours)
+        + " |",
+        "|---" * (1 + len(paper) + len(ours)) + "|",
+    ]
+
+    def delta(v: float | None, base: float | None) -> str:
+        return "" if v is None or base is None else f" ({v - base:+.1f})"
+
+    for row in ABLATION_ROWS:
+        parts = []
+        for m in paper:
+            v = VLAGENT_TABLE4[m].get(row)
+            parts.append(
+                "-"
+                if v is None
+                else f"{v:.1f}{delta(v, VLAGENT_TABLE4[m][ABLATION_ROWS[0]]) if row != ABLATION_ROWS[0] else ''}"
+            )
+        for c in ours:
+            runs = cells[c].get(row, [])
+            base = cells[c].get(ABLATION_ROWS[0], [(None, 0, "")])[0][0]
+            parts.append(
+                " / ".join(f"{_fmt(a)}{delta(a, base) if row != ABLATION_ROWS[0] else ''} (n={n})" for a, n, _ in runs)
+                or "-"
+            )
+        lines.append(f"| {row} | " + " | ".join(parts) + " |")
+    lines += [
+        "",
+        f"Published numbers: {VLAGENT_SOURCE}; differences to the naive row in parentheses.",
+        "NePTune checks every LLM program (and repairs or re-asks) in all rows; VLAgent's naive row has no SS-parser.",
+        "Runs: " + "; ".join(f"{d.name} -> {ablation_cell(d)[0]}" for d in run_dirs),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

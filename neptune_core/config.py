@@ -19,6 +19,7 @@ from typing import Any
 
 from neptune_core.errors import ConfigError
 from neptune_core.registry import did_you_mean
+from neptune_core.verify_config import EnsembleConfig, VerifyConfig
 from probabilistic_tensor.semantics import Semantics
 
 
@@ -104,6 +105,8 @@ class RunConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)  # vlm_model_name / od_model "ensemble"
+    verify: VerifyConfig = field(default_factory=VerifyConfig)  # output verifiers after execution
 
     # ---- derived ---------------------------------------------------------------
     def resolve_path(self, path: str) -> Path:
@@ -122,6 +125,9 @@ class RunConfig:
         d = self.to_dict()
         for k in ("output_dir", "run_name", "workers", "report", "judge"):
             d.pop(k, None)
+        for k, default in (("ensemble", EnsembleConfig()), ("verify", VerifyConfig())):
+            if d.get(k) == dataclasses.asdict(default):  # unused sections keep older runs' hashes
+                d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -140,6 +146,16 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(errors[0] if errors else f"bad value for {key}: {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' expects an object, got {value!r}")
+        return _build(tp, value, prefix=key + ".")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' expects an object, got {value!r}")
+        return dict(value)
     if origin in (list, tuple):
         if isinstance(value, str):
             value = [v for v in value.replace(",", " ").split() if v]
@@ -246,6 +262,11 @@ def load_config(path: str | os.PathLike | None, overrides: dict[str, Any] | None
     if overrides:
         data = _merge(data, _nest(overrides))
     return _build(RunConfig, data)
+
+
+def replace_config(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """A copy of ``config`` with ``overrides`` (dotted keys allowed) applied and validated like a config file."""
+    return _build(RunConfig, _merge(config.to_dict(), _nest(overrides)))
 
 
 def parse_overrides(argv: list[str]) -> dict[str, Any]:

@@ -74,11 +74,15 @@ class Program:
 
 @dataclass
 class Detection:
-    """Detector output: boxes as xyxy pixels, with a score and a label per box."""
+    """Detector output: boxes as xyxy pixels, with a score and a label per box.
+
+    ``info``: what the detector wants on the result row (an ensemble: each member's boxes).
+    """
 
     boxes: list[Box]
     scores: list[float]
     labels: list[str]
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

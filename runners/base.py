@@ -23,6 +23,7 @@ from neptune_core.executor import Executor, to_answer
 from neptune_core.types import ErrorRecord, Program, Sample
 from runners.results import ResultsWriter, read_results
 from runners.rundir import prepare_run_dir
+from runners.verifiers import VerifyStage
 from vision_agents import build_detector, build_vision_agent
 from vision_agents.base import Detector, MemoizedAgent, VisionAgent
 
@@ -42,15 +43,18 @@ class Runner:
         agent: VisionAgent | None = None,
         detector: Detector | None = None,
         generator: Any = None,
+        verify: VerifyStage | None = None,
     ) -> None:
         self.config = config
         self._agent = agent
         self._detector = detector
         self._generator = generator
+        self._verify = verify
         self.executor = Executor(config.executor, config.semantics)
         self.config_hash = config.config_hash()
         self.samples: list[Sample] | None = None  # the samples of the last run()
         self._prefetched: dict[str, Program] = {}  # programs generated ahead by process_all
+        self._pending: dict[str, Any] = {}  # verifier work started ahead by process_all
 
     # ---- components, built lazily (model loading happens on first use) ------------
     @property
@@ -72,6 +76,13 @@ class Runner:
 
             self._generator = build_generator(self.config)
         return self._generator
+
+    @property
+    def verify(self) -> VerifyStage:
+        """The verify stage (runners/verifiers): output verifiers and ensemble member evaluation."""
+        if self._verify is None:
+            self._verify = VerifyStage.from_config(self.config)
+        return self._verify
 
     def load_samples(self) -> list[Sample]:
         from local_datasets import load_samples
@@ -114,6 +125,8 @@ class Runner:
             image = sample.load_image()
             self.agent.begin_sample(sample)
             self.detector.begin_sample(sample)
+            # verifiers' own work (e.g. captioning) runs beside program generation and execution
+            pending = self._pending.pop(sample.id) if sample.id in self._pending else self.verify.start(sample, image)
 
             stage = "program"
             program = self._prefetched.pop(sample.id, None)
@@ -134,6 +147,8 @@ class Runner:
             timings["detect"] = _ms(t0)
             boxes = [[round(float(v), 2) for v in b] for b in detection.boxes]
             row["boxes"] = boxes
+            if detection.info:  # e.g. each ensemble member's boxes
+                row["detection"] = detection.info
 
             stage = "execute"
             t0 = time.perf_counter()
@@ -145,6 +160,8 @@ class Runner:
             else:
                 stage = "judge"
                 row["pred"], row["correct"] = self.judge(sample, outcome.value, boxes)
+                stage = "verify"
+                self.verify.finish(self, pending, sample, image, program, outcome.value, boxes, row)
         except Exception as exc:  # a bad sample is recorded and the run goes on
             row["error"] = {**ErrorRecord.from_exception(exc).to_dict(), "stage": stage}
         timings["total"] = _ms(t_total)
@@ -161,6 +178,12 @@ class Runner:
         chunk = max(1, 4 * self.config.code_gen_concurrency) if many is not None else 1
         for start in range(0, len(samples), chunk):
             part = samples[start : start + chunk]
+            if self.verify.active:  # start it before the chunk's programs are generated
+                for sample in part:
+                    try:
+                        self._pending[sample.id] = self.verify.start(sample, sample.load_image())
+                    except Exception:  # process() retries and records the error on the sample's row
+                        log.debug("verify stage could not start for %s", sample.id, exc_info=True)
             if many is not None and len(part) > 1:
                 t0 = time.perf_counter()
                 try:
@@ -176,6 +199,7 @@ class Runner:
             for sample in part:
                 yield self.process(sample)
             self._prefetched.clear()
+            self._pending.clear()
 
     # ---- the loop ---------------------------------------------------------------------
     def run(self, run_dir: Path | None = None, samples: Iterable[Sample] | None = None) -> dict[str, Any]:
@@ -184,6 +208,7 @@ class Runner:
         results_path = run_dir / "results.jsonl"
         # build every component first, so a bad name or a missing key fails before any work
         _ = (self.generator, self.detector, self.agent)
+        self.verify.preflight()
         samples = list(samples) if samples is not None else self.load_samples()
         self.samples = samples
         with ResultsWriter(results_path) as writer:

@@ -1,5 +1,9 @@
 """Perception backends: VisionAgents (``vlm_model_name``) and Detectors (``od_model``).
 
+Captioners (``verify.caption.captioner``, the caption verifier) follow the same pattern
+with :class:`vision_agents.captioners.Captioner`. Ensembles (``ensemble``) are backends too:
+their members come from the config's ``ensemble`` section.
+
 Add a backend: subclass :class:`vision_agents.base.VisionAgent` (or ``Detector``)
 in a module of this package, implement ``score``/``answer`` (or ``detect``) and
 ``from_config``, then add one lazy line to the table below. Importing this package
@@ -16,9 +20,11 @@ from vision_agents.aliases import VLM_ALIASES, looks_like_model_path
 if TYPE_CHECKING:
     from neptune_core.config import RunConfig
     from vision_agents.base import Detector, VisionAgent
+    from vision_agents.captioners import Captioner
 
 VLMS: Registry = Registry("vlm_model_name")
 DETECTORS: Registry = Registry("od_model")
+CAPTIONERS: Registry = Registry("verify.caption.captioner")
 
 # --- vision agents -------------------------------------------------------------
 VLMS.register_lazy("scene_oracle", "vision_agents.oracle:SceneOracleAgent")
@@ -27,6 +33,7 @@ for _name in VLM_ALIASES:  # transformers VLMs (config name -> hub id in vision_
     VLMS.register_lazy(_name, "vision_agents.hf_vlm:HFVisionAgent")
 VLMS.register_lazy("intern_vllm", "vision_agents.openai_vlm:OpenAIVisionAgent")
 VLMS.register_lazy("openai_vlm", "vision_agents.openai_vlm:OpenAIVisionAgent")
+VLMS.register_lazy("ensemble", "vision_agents.ensemble:EnsembleAgent")  # members: config ensemble.vlm_members
 
 # --- detectors ------------------------------------------------------------------
 DETECTORS.register_lazy("gt", "vision_agents.oracle:GroundTruthDetector")
@@ -36,6 +43,13 @@ DETECTORS.register_lazy("dino_tiny", "vision_agents.hf_detectors:GroundingDinoDe
 DETECTORS.register_lazy("owlv2", "vision_agents.hf_detectors:Owlv2Detector")
 DETECTORS.register_lazy("florence", "vision_agents.hf_detectors:Florence2Detector")
 DETECTORS.register_lazy("florence_base", "vision_agents.hf_detectors:Florence2Detector")
+DETECTORS.register_lazy("ensemble", "vision_agents.ensemble_detector:EnsembleDetector")  # ensemble.detector_members
+
+# --- captioners (the caption verifier) -------------------------------------------
+CAPTIONERS.register_lazy("florence2", "vision_agents.captioners:Florence2Captioner")
+CAPTIONERS.register_lazy("hf_generate", "vision_agents.captioners:HFGenerateCaptioner")
+CAPTIONERS.register_lazy("openai_vlm", "vision_agents.captioners:OpenAICaptioner")
+CAPTIONERS.register_lazy("scene", "vision_agents.captioners:SceneCaptioner")
 
 
 def build_vision_agent(config: RunConfig) -> VisionAgent:
@@ -50,3 +64,8 @@ def build_vision_agent(config: RunConfig) -> VisionAgent:
 def build_detector(config: RunConfig) -> Detector:
     """The Detector named by ``config.od_model``."""
     return DETECTORS.get(config.od_model).from_config(config)
+
+
+def build_captioner(config: RunConfig) -> Captioner:
+    """The captioner named by ``config.verify.caption.captioner``."""
+    return CAPTIONERS.get(config.verify.caption.captioner).from_config(config)
