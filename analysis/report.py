@@ -16,6 +16,7 @@ CLI: ``python -m analysis.report experiments/<run>``.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import sys
@@ -65,6 +66,18 @@ def _page(title: str, body: str, nav: str = "") -> str:
     )
 
 
+def _info_html(call: dict[str, Any]) -> str:
+    """What the backend recorded about a call: unknown concepts stand out, anything else is listed."""
+    info = dict(call.get("info") or {})
+    unknown = info.pop("unknown_concepts", None)
+    out = ""
+    if unknown:
+        out += f'<div class="err">unknown to the vision model (p = 0.5): {esc(", ".join(map(str, unknown)))}</div>'
+    if info:
+        out += f'<div class="muted">{esc(json.dumps(info, default=str)[:500])}</div>'
+    return out
+
+
 def _trace_html(trace: list[dict[str, Any]]) -> str:
     if not trace:
         return '<div class="muted">(no primitive calls)</div>'
@@ -75,14 +88,14 @@ def _trace_html(trace: list[dict[str, Any]]) -> str:
             parts.append(
                 f'<div class="call q"><b>{k + 1}. query</b> <span class="q">{esc(call.get("question", ""))}</span>'
                 f' <span class="muted">object_id={esc(call.get("object_id"))}</span>'
-                f"<div>answer: <b>{esc(call.get('answer', ''))}</b></div></div>"
+                f"<div>answer: <b>{esc(call.get('answer', ''))}</b></div>{_info_html(call)}</div>"
             )
         else:
             typ = f" type={esc(call['type'])}" if call.get("type") else ""
             parts.append(
                 f'<div class="call"><b>{k + 1}. {esc(prim)}</b> <span class="q">{esc(call.get("question", ""))}</span>'
                 f' <span class="muted">arity={esc(call.get("arity"))}{typ}</span>'
-                f"<div>{prob_bars(call.get('probs'))}</div></div>"
+                f"<div>{prob_bars(call.get('probs'))}</div>{_info_html(call)}</div>"
             )
     return "".join(parts)
 
@@ -138,6 +151,8 @@ def index_page(rows: list[dict[str, Any]], pages: list[tuple[dict[str, Any], str
     )
     tot = s["timings"].get("total", {})
     acc = s["accuracy"]
+    unknown = s["unknown_concepts"]
+    unknown_rows = "".join(f"<tr><td>{esc(w)}</td><td>{n}</td></tr>" for w, n in unknown["by_concept"].items())
     body = (
         f'<div class="card"><h2>Accuracy: {acc if acc is not None else "n/a"}% ({s["correct"]}/{s["total"]})</h2>'
         f'<div class="muted">{s["num_samples"]} samples; errors: {errs["total"]}; '
@@ -145,6 +160,13 @@ def index_page(rows: list[dict[str, Any]], pages: list[tuple[dict[str, Any], str
         f'<div class="card"><h2>Per question family</h2><table><tr><th>family</th><th>correct</th>'
         f"<th>accuracy</th></tr>{fam_rows}</table></div>"
         + (f'<div class="card"><h2>Errors by type</h2><table>{err_rows}</table></div>' if err_rows else "")
+        + (
+            f'<div class="card"><h2>Concepts the vision model does not know</h2><div class="muted">'
+            f"{unknown['calls']} of {unknown['perception_calls']} perception calls in {unknown['samples']} samples "
+            f"answered p = 0.5</div><table><tr><th>concept</th><th>calls</th></tr>{unknown_rows}</table></div>"
+            if unknown_rows
+            else ""
+        )
         + f'<div class="card"><h2>Samples shown ({len(pages)} of {len(rows)}: failures first, then correct ones)</h2>'
         f"<table><tr><th>id</th><th>result</th><th>family</th><th>question</th><th>pred</th><th>gold</th></tr>"
         f"{links}</table></div>"

@@ -1,11 +1,14 @@
 """summary.json: accuracy overall and per question family, errors by type,
-program origins, timings, and the CLEVR function coverage of the questions run."""
+program origins, timings, unknown concepts met by perception, and the CLEVR function
+coverage of the questions run."""
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
 from typing import Any
+
+from analysis.unknown_concepts import count_unknown_concepts, unknown_concepts_warning
 
 
 def _accuracy(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -43,6 +46,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": {"total": sum(errors.values()), "by_type": dict(errors), "by_stage": dict(error_stages)},
         "program_origins": dict(origins),
         "timings": timings,
+        "unknown_concepts": count_unknown_concepts(rows),
     }
     if functions:
         summary["function_coverage"] = {"num_functions": len(functions), "counts": dict(sorted(functions.items()))}
@@ -59,6 +63,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     if "function_coverage" in summary:
         cov = summary["function_coverage"]
         lines.append(f"function coverage: {cov['num_functions']} functions: " + ", ".join(cov["counts"]))
+    warning = unknown_concepts_warning(summary.get("unknown_concepts"))
+    if warning:
+        lines.append(warning)
     if "total" in summary["timings"]:
         t = summary["timings"]["total"]
         lines.append(f"time per sample: median {t['median_ms']} ms, total {t['total_s']} s")
