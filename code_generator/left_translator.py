@@ -249,6 +249,12 @@ class SymbolicLeftGenerator:
     def from_config(cls, config: RunConfig) -> SymbolicLeftGenerator:
         return cls()
 
+    def check_samples(self, samples: list[Sample]) -> None:
+        """Called once after loading: a dataset without LEFT programs fails before the first sample."""
+        from code_generator.given import require_some_programs
+
+        require_some_programs(samples, self.name, "LEFT first-order-logic programs (CLEVR-Transfer)")
+
     def program_for(self, sample: Sample) -> Program:
         if not isinstance(sample.program, str) or not sample.program.strip():
             raise UserError(
