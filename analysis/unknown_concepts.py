@@ -16,8 +16,11 @@ WARN_SHARE = 0.05  # warn when this share of perception calls hit an unknown con
 
 
 def count_unknown_concepts(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """{"calls", "perception_calls", "samples", "by_concept"} over the rows' traces."""
-    calls = perception = samples = 0
+    """{"calls", "perception_calls", "samples", "samples_correct", "by_concept"} over the rows' traces.
+
+    ``samples_correct`` counts the samples with an unknown concept that were judged correct anyway
+    (by chance: their answers rest on p = 0.5)."""
+    calls = perception = samples = samples_correct = 0
     counts: Counter[str] = Counter()
     for row in rows:
         hit = False
@@ -29,10 +32,12 @@ def count_unknown_concepts(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 hit = True
                 counts.update(str(w) for w in words)
         samples += hit
+        samples_correct += hit and row.get("correct") is True
     return {
         "calls": calls,
         "perception_calls": perception,
         "samples": samples,
+        "samples_correct": samples_correct,
         "by_concept": dict(counts.most_common()),
     }
 
