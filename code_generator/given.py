@@ -20,7 +20,7 @@ sample's ``meta["objects"]`` (a JSONL ``objects`` field), else the nouns of the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from code_generator.checks import check_program
@@ -49,13 +49,26 @@ def has_program(sample: Sample) -> bool:
     return (isinstance(p, str) and bool(p.strip())) or (isinstance(p, list) and bool(p))
 
 
-def require_some_programs(samples: Sequence[Sample], generator: str, what: str) -> None:
-    """A one-line UserError when none of ``samples`` has a program (``what`` says which kind is needed)."""
-    if samples and not any(has_program(s) for s in samples):
-        raise UserError(
-            f"none of the {len(samples)} samples has a program, and program_generator '{generator}' needs "
-            f"{what}; set program_generator 'llm' (with code_gen_provider / code_gen_base_url) to write them"
-        )
+def require_some_programs(
+    samples: Sequence[Sample], generator: str, what: str, usable: Callable[[Any], bool] | None = None
+) -> None:
+    """A one-line UserError when no sample has a program ``generator`` can run (``usable``; default: any).
+
+    ``what`` names the kind it needs. Samples whose programs are of another kind get a hint to
+    program_generator 'given' (which runs Python, CLEVR nodes and LEFT logic)."""
+    usable = usable or (lambda program: True)
+    if not samples or any(has_program(s) and usable(s.program) for s in samples):
+        return
+    others = sum(has_program(s) for s in samples)
+    hint = (
+        f"{others} carry other programs: program_generator 'given' runs them"
+        if others
+        else "set program_generator 'llm' (with code_gen_provider / code_gen_base_url) to write them"
+    )
+    raise UserError(
+        f"none of the {len(samples)} samples has a program that program_generator '{generator}' can run "
+        f"({what}); {hint}"
+    )
 
 
 class GivenProgramGenerator:

@@ -29,9 +29,7 @@ class SymbolicClevrGenerator:
         """Called once after loading: a dataset without CLEVR programs fails before the first sample."""
         from code_generator.given import require_some_programs
 
-        require_some_programs(
-            samples, self.name, "CLEVR functional programs (or Python ones, with program_generator 'given')"
-        )
+        require_some_programs(samples, self.name, "CLEVR functional programs", lambda p: isinstance(p, list))
 
     def program_for(self, sample: Sample) -> Program:
         """The translated program; a sample without a CLEVR program is an error."""

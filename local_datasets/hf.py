@@ -232,8 +232,8 @@ def load_hf(config: RunConfig) -> list[HFSample]:
         feature = images.features[col]
         if isinstance(feature, datasets.Image):
             images = images.cast_column(col, datasets.Image(decode=False))
-        elif isinstance(feature, (datasets.Sequence, datasets.List)) and isinstance(feature.feature, datasets.Image):
-            images = images.cast_column(col, datasets.Sequence(datasets.Image(decode=False)))
+        elif isinstance(getattr(feature, "feature", None), datasets.Image):  # a list of images
+            images = images.cast_column(col, type(feature)(datasets.Image(decode=False)))
     text_cols = [c for f, c in cols.items() if f not in ("image", "images")]
     records = ds.select_columns(list(dict.fromkeys(text_cols))).to_list() if text_cols else [{}] * len(ds)
     base = Path(config.resolve_path(config.image_dir)) if config.image_dir else folder

@@ -166,6 +166,20 @@ def test_image_structs_decode_lazily_and_extra_images(tmp_path: Path) -> None:
     assert [im.size for im in s.extra_images()] == [(200, 150), (200, 150)]
 
 
+def test_a_column_holding_a_list_of_images(tmp_path: Path) -> None:
+    features = datasets.Features(
+        {"question": datasets.Value("string"), "image": datasets.Image(), "pair": datasets.Sequence(datasets.Image())}
+    )
+    pics = [draw(*IMAGES["paper"]), draw(*IMAGES["night"])]
+    ds = datasets.Dataset.from_dict({"question": ["same?"], "image": [pics[0]], "pair": [pics]}, features=features)
+    ds.save_to_disk(str(tmp_path / "pairs"))
+    cfg = {"dataset": "hf", "hf_path": str(tmp_path / "pairs"), "hf_columns": {"images": "pair"}}
+    (s,) = load_samples(load_config(None, cfg))
+    assert s.id == "data_000000" and s.answer is None
+    assert s.source.features["pair"].feature.decode is False
+    assert [im.getpixel((5, 5)) for im in s.extra_images()] == [(255, 255, 255), (40, 40, 40)]
+
+
 @pytest.mark.parametrize(
     ("columns", "message"),
     [

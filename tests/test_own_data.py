@@ -173,6 +173,15 @@ def test_no_program_and_no_llm_fails_before_the_first_sample(tmp_path: Path, cap
     assert not (run_dir / "results.jsonl").exists() or (run_dir / "results.jsonl").read_text() == ""
 
 
+def test_python_programs_with_a_translator_fail_before_the_first_sample(tmp_path: Path, capsys) -> None:
+    build_given_programs(tmp_path / "data")
+    config = {**OFFLINE, "data_path": "given.jsonl", "program_generator": "symbolic_clevr"}
+    assert _run(tmp_path, config, "translator") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "(CLEVR functional programs); 17 carry other programs" in err
+    assert "program_generator 'given' runs them" in err
+
+
 def test_jsonl_task_is_checked_and_unlabelled_lines_load(tmp_path: Path) -> None:
     from local_datasets import load_samples
     from neptune_core.config import load_config

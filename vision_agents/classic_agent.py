@@ -39,7 +39,13 @@ from neptune_core.types import Box
 from vision_agents.base import VisionAgent
 from vision_agents.classic_detector import Segmentation, segment
 from vision_agents.classic_features import ObjectFeatures, attribute_features, ground_directions, measure
-from vision_agents.classic_figures import FigureFeatures, answer_value, concept_probability, measure_figure
+from vision_agents.classic_figures import (
+    FigureFeatures,
+    FigureSource,
+    answer_value,
+    concept_probability,
+    measure_figure,
+)
 from vision_agents.vocabulary import ParsedQuestion, attribute_of, parse, strip_markers, unknown_info
 
 PARAMS_PATH = Path(__file__).with_name("classic_params.json")
@@ -124,7 +130,7 @@ class ClassicAgent(VisionAgent):
 
     # ---- questions -> logits -------------------------------------------------------------
     def _unary(
-        self, f: ObjectFeatures, ff: FigureFeatures, q: ParsedQuestion, clevr_floor: bool
+        self, f: ObjectFeatures, ff: FigureSource, q: ParsedQuestion, clevr_floor: bool
     ) -> tuple[float, list[str]]:
         """(logit before negation, concepts this agent has no model for) of a one-box question."""
         unknown = list(q.unknown)
@@ -144,8 +150,8 @@ class ClassicAgent(VisionAgent):
         # an unknown concept is p = 0.5 (logit 0) in the conjunction: it can lower, never raise
         return min(logits + [0.0] * bool(unknown)), unknown
 
-    def unary_logit(self, f: ObjectFeatures, question: str, ff: FigureFeatures, clevr_floor: bool = True) -> float:
-        """Yes-vs-no logit of a one-box question about the object with features ``f`` / ``ff``."""
+    def unary_logit(self, f: ObjectFeatures, question: str, ff: FigureSource, clevr_floor: bool = True) -> float:
+        """Yes-vs-no logit of a one-box question about the object with features ``f`` (``ff``: its figure)."""
         q = parse(question, 1)
         logit, _ = self._unary(f, ff, q, clevr_floor)
         return -logit if q.negated else logit
@@ -173,7 +179,7 @@ class ClassicAgent(VisionAgent):
     ) -> tuple[torch.Tensor, list[dict]]:
         """Yes-vs-no logits shaped like :meth:`score`'s output, and the trace info of each question."""
         feats = [self.features(image, b) for b in boxes]
-        figs = [self.figure(image, b) for b in boxes]
+        figs = [functools.partial(self.figure, image, b) for b in boxes]  # measured only when needed
         floor = self._clevr_floor(image)
         n = len(boxes)
         infos: list[dict] = []
@@ -223,7 +229,8 @@ class ClassicAgent(VisionAgent):
         if box is None:
             return "unknown", unknown_info([f"{attr} of the whole image"])
         f = self.features(image, box)
-        value = answer_value(attr, self._clevr_probs(f, attr), self.figure(image, box), self._clevr_floor(image))
+        figure = functools.partial(self.figure, image, box)
+        value = answer_value(attr, self._clevr_probs(f, attr), figure, self._clevr_floor(image))
         if value is None:
             return "unknown", unknown_info([attr])
         return value, {}

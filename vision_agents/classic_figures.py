@@ -15,9 +15,9 @@ drawn circle is always a "sphere"). This module measures what holds everywhere:
 object, or None where no model of this agent applies (an unknown concept, reported on
 the trace). Its rules are the whole domain logic:
 
-- on a CLEVR floor: CLEVR words use the CLEVR models (as before); "square" and "circle"
-  read as cube and sphere (people's words for them); other figure words need a flat figure;
-  extra colours use the colour namer;
+- on a CLEVR floor: CLEVR words use the CLEVR models (exactly as before); "square" and
+  "circle" read as cube and sphere (people's words for them); other figure words need a flat
+  figure; extra colours use the colour namer;
 - elsewhere: every colour word uses the colour namer; figure words need a flat figure and
   CLEVR's 3D shape words need a non-flat object; size and material (fitted on CLEVR's camera
   and lighting only) are unknown.
@@ -26,6 +26,7 @@ the trace). Its rules are the whole domain logic:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,44 +153,54 @@ def figure_probs(ff: FigureFeatures) -> dict[str, float]:
     return {**p, "square": quad * square, "rectangle": quad * (1.0 - square)}
 
 
+FigureSource = Callable[[], FigureFeatures]
+"""Measures the object's figure features on first call (they are only needed off a CLEVR floor
+or for words beyond CLEVR)."""
+
+
 def value_distribution(
-    attribute: str, clevr: dict[str, float] | None, ff: FigureFeatures, clevr_floor: bool
+    attribute: str, clevr: dict[str, float] | None, figure: FigureSource, clevr_floor: bool
 ) -> dict[str, float] | None:
     """p over the values of ``attribute`` for one object, or None where no model of this agent applies.
 
-    ``clevr`` is the CLEVR class model's p over its values (None when it has none)."""
+    ``clevr`` is the CLEVR class model's p over its values (None when it has none). On a CLEVR
+    floor the CLEVR models answer as they always did."""
+    if clevr_floor and clevr:
+        return clevr
     if attribute == "color":
-        return clevr if clevr_floor and clevr else colour_probs(ff.colour)
-    if attribute == "shape" and ff.p_flat > 0.5:
-        return figure_probs(ff)
-    return clevr if clevr and (clevr_floor or attribute == "shape") else None
+        return colour_probs(figure().colour)
+    if attribute == "shape" and figure().p_flat > 0.5:
+        return figure_probs(figure())
+    return clevr if clevr and attribute == "shape" else None
 
 
 def concept_probability(
-    value: str, attribute: str, clevr: dict[str, float] | None, ff: FigureFeatures, clevr_floor: bool
+    value: str, attribute: str, clevr: dict[str, float] | None, figure: FigureSource, clevr_floor: bool
 ) -> float | None:
     """p(the object is ``value``), or None where this agent has no model for it (see the module docstring).
 
     ``clevr`` is the CLEVR class model's p over the values of ``attribute`` (None when it has none)."""
-    is_clevr = clevr is not None and value in clevr
+    if clevr and value in clevr:
+        if clevr_floor:
+            return clevr[value]
+        if attribute == "shape":  # a 3D shape word: not for a flat figure
+            return min(clevr[value], 1.0 - figure().p_flat)
+        if attribute != "color":  # size and material: fitted on CLEVR's camera and lighting only
+            return None
     if attribute == "color":
-        return clevr[value] if clevr_floor and is_clevr and clevr else colour_probs(ff.colour)[value]
+        return colour_probs(figure().colour)[value]
     if attribute == "shape":
-        if clevr_floor and value in _CLEVR_SHAPE_FOR and clevr:
+        if clevr_floor and clevr and value in _CLEVR_SHAPE_FOR:
             return clevr[_CLEVR_SHAPE_FOR[value]]
-        if is_clevr and clevr:
-            return min(clevr[value], 1.0 - ff.p_flat)
-        figure = figure_probs(ff)
-        p = figure["square"] + figure["rectangle"] if value == "rectangle" else figure[value]
-        return min(p, ff.p_flat)
-    if clevr_floor and is_clevr and clevr:  # size, material
-        return clevr[value]
+        ff = figure()
+        p = figure_probs(ff)
+        return min(p["square"] + p["rectangle"] if value == "rectangle" else p[value], ff.p_flat)
     return None
 
 
-def answer_value(attribute: str, clevr: dict[str, float] | None, ff: FigureFeatures, clevr_floor: bool) -> str | None:
+def answer_value(attribute: str, clevr: dict[str, float] | None, figure: FigureSource, clevr_floor: bool) -> str | None:
     """The open answer for ``attribute`` ("unknown" for a figure no shape fits), or None when no model applies."""
-    p = value_distribution(attribute, clevr, ff, clevr_floor)
+    p = value_distribution(attribute, clevr, figure, clevr_floor)
     if p is None:
         return None
     best = max(p, key=lambda v: p[v])
@@ -199,6 +210,7 @@ def answer_value(attribute: str, clevr: dict[str, float] | None, ff: FigureFeatu
 __all__ = [
     "COLOUR_PROTOTYPES",
     "FigureFeatures",
+    "FigureSource",
     "answer_value",
     "colour_probs",
     "concept_probability",
