@@ -133,8 +133,8 @@ def open_dataset(config: RunConfig) -> tuple[Any, Path | None]:
                 known = ", ".join(DATA_FILE_BUILDERS)
                 raise UserError(f"hf_path {local}: cannot read {local.suffix!r} files; use one of {known}")
             return datasets.load_dataset(builder, data_files=str(local)), local.parent
-        if local.is_dir():
-            return datasets.load_dataset(str(local), name=name), local
+        if local.is_dir():  # only the chosen split is converted (a folder may hold several big ones)
+            return datasets.load_dataset(str(local), name=name, split=config.hf_split or None), local
     except UserError:
         raise
     except Exception as e:  # datasets raises many types; the user needs one line

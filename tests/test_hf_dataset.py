@@ -202,3 +202,11 @@ def test_missing_local_path_exits_2_with_one_line(tmp_path: Path, capsys) -> Non
     assert run.main(["--config", str(cfg), "--output_dir", str(tmp_path / "exp")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "hf_path nowhere does not exist" in err
+
+
+def test_wrong_split_of_a_hub_layout_folder_is_one_line(tmp_path: Path) -> None:
+    lmms_eval_parquet(tmp_path / "mme" / "data" / "test-00000-of-00001.parquet", with_hf_metadata=True)
+    cfg = {"dataset": "hf", "hf_path": str(tmp_path / "mme"), "hf_split": "validation"}
+    with pytest.raises(UserError, match=r"could not read the dataset at .*mme: .*validation.*test") as e:
+        load_samples(load_config(None, cfg))
+    assert "\n" not in str(e.value)
