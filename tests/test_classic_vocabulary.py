@@ -4,6 +4,7 @@ drawn instead of CLEVR's words, and every concept they do not know reported on t
 from __future__ import annotations
 
 import pytest
+import torch
 from PIL import Image
 
 from analysis.summary import format_summary, summarize
@@ -62,6 +63,13 @@ def test_unknown_concepts_are_p_half_and_recorded() -> None:
     assert (p[1] <= 0.5).all()  # an unknown concept in a conjunction can lower p, never raise it
     (p_pair,), (info,) = agent.score_with_info(image, boxes, ["Is the red object next to the green object?"], 2)
     assert info == {"unknown_concepts": ["next"]} and (p_pair == 0.5).all()
+    same = [
+        "Does the red object have the same shape as the green object?",
+        "Is the red object the same size as the green one?",
+    ]
+    p_same, infos = agent.score_with_info(image, boxes, same, 2)
+    assert infos == [{}, {"unknown_concepts": ["size"]}]  # size is measured for CLEVR renders only
+    assert (p_same[0].diagonal() > 0.8).all() and (p_same[0] - torch.diag(p_same[0].diagonal()) < 0.1).all()
     answer, info = agent.answer_with_info(image, boxes[0], "What is this object used for?")
     assert answer == "unknown" and info == {"unknown_concepts": ["used"]}
     assert agent.answer_with_info(image, boxes[0], "What material is it?") == (

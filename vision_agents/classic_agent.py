@@ -45,6 +45,7 @@ from vision_agents.classic_figures import (
     answer_value,
     concept_probability,
     measure_figure,
+    value_distribution,
 )
 from vision_agents.vocabulary import ParsedQuestion, attribute_of, parse, strip_markers, unknown_info
 
@@ -157,15 +158,30 @@ class ClassicAgent(VisionAgent):
         return -logit if q.negated else logit
 
     def pair_logit(
-        self, fs: ObjectFeatures, fo: ObjectFeatures, question: str, size: tuple[int, int]
+        self,
+        fs: ObjectFeatures,
+        fo: ObjectFeatures,
+        question: str,
+        size: tuple[int, int],
+        figures: tuple[FigureSource, FigureSource] | None = None,
+        clevr_floor: bool = True,
     ) -> tuple[float, list[str]]:
         """(yes-vs-no logit, unknown concepts) of a two-box question (subject ``fs``, object ``fo``)."""
         q = parse(question, 2)
         unknown = list(q.unknown)
         logit: float | None = None
         if q.same and q.attribute is not None and q.attribute in ATTRIBUTES:
-            ps, po = attribute_log_probs(fs, q.attribute), attribute_log_probs(fo, q.attribute)
-            logit = _logit(sum(float(np.exp(ps[v] + po[v])) for v in ps))
+            attr = q.attribute
+            if clevr_floor or figures is None:
+                ps, po = attribute_log_probs(fs, attr), attribute_log_probs(fo, attr)
+                logit = _logit(sum(float(np.exp(ps[v] + po[v])) for v in ps))
+            else:  # off a CLEVR floor: the same value distributions as the answers use
+                ds = value_distribution(attr, self._clevr_probs(fs, attr), figures[0], clevr_floor)
+                do = value_distribution(attr, self._clevr_probs(fo, attr), figures[1], clevr_floor)
+                if ds is None or do is None:
+                    unknown.append(attr)
+                else:
+                    logit = _logit(sum(p * do.get(v, 0.0) for v, p in ds.items() if v != "other"))
         elif q.relation is not None:
             d = ground_directions(*size)[q.relation]
             logit = float(np.clip(RELATION_SCALE * float((fs.ground_xy - fo.ground_xy) @ d), -MAX_LOGIT, MAX_LOGIT))
@@ -202,7 +218,9 @@ class ClassicAgent(VisionAgent):
                 unknown: list[str] = []
                 for i in range(n):
                     for j in range(n):
-                        out[qi, i, j], ws = self.pair_logit(feats[i], feats[j], question, image.size)
+                        out[qi, i, j], ws = self.pair_logit(
+                            feats[i], feats[j], question, image.size, (figs[i], figs[j]), floor
+                        )
                         unknown += [w for w in ws if w not in unknown]
                 infos.append(unknown_info(unknown))
             return out, infos
