@@ -141,6 +141,8 @@ def index_page(rows: list[dict[str, Any]], pages: list[tuple[dict[str, Any], str
     )
     tot = s["timings"].get("total", {})
     acc = s["accuracy"]
+    unknown = s["unknown_concepts"]
+    unknown_rows = "".join(f"<tr><td>{esc(w)}</td><td>{n}</td></tr>" for w, n in unknown["by_concept"].items())
     body = (
         f'<div class="card"><h2>Accuracy: {acc if acc is not None else "n/a"}% ({s["correct"]}/{s["total"]})</h2>'
         f'<div class="muted">{s["num_samples"]} samples; errors: {errs["total"]}; '
@@ -149,6 +151,13 @@ def index_page(rows: list[dict[str, Any]], pages: list[tuple[dict[str, Any], str
         f"<th>accuracy</th></tr>{fam_rows}</table></div>"
         + index_html(s)
         + (f'<div class="card"><h2>Errors by type</h2><table>{err_rows}</table></div>' if err_rows else "")
+        + (
+            f'<div class="card"><h2>Concepts the vision model does not know</h2><div class="muted">'
+            f"{unknown['calls']} of {unknown['perception_calls']} perception calls in {unknown['samples']} samples "
+            f"answered p = 0.5</div><table><tr><th>concept</th><th>calls</th></tr>{unknown_rows}</table></div>"
+            if unknown_rows
+            else ""
+        )
         + f'<div class="card"><h2>Samples shown ({len(pages)} of {len(rows)}: failures first, then correct ones)</h2>'
         f"<table><tr><th>id</th><th>result</th><th>family</th><th>question</th><th>pred</th><th>gold</th></tr>"
         f"{links}</table></div>"

@@ -1,5 +1,6 @@
 """summary.json: accuracy overall and per question family, errors by type,
-program origins, timings, and the CLEVR function coverage of the questions run."""
+program origins, timings, unknown concepts met by perception, and the CLEVR function
+coverage of the questions run."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
+from analysis.unknown_concepts import count_unknown_concepts, unknown_concepts_warning
 from analysis.verify_summary import ensemble_and_verification
 
 
@@ -45,6 +47,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": {"total": sum(errors.values()), "by_type": dict(errors), "by_stage": dict(error_stages)},
         "program_origins": dict(origins),
         "timings": timings,
+        "unknown_concepts": count_unknown_concepts(rows),
     }
     summary.update(ensemble_and_verification(rows))  # member_accuracy, verification (when present)
     if functions:
@@ -70,6 +73,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     if "function_coverage" in summary:
         cov = summary["function_coverage"]
         lines.append(f"function coverage: {cov['num_functions']} functions: " + ", ".join(cov["counts"]))
+    warning = unknown_concepts_warning(summary.get("unknown_concepts"))
+    if warning:
+        lines.append(warning)
     if "total" in summary["timings"]:
         t = summary["timings"]["total"]
         lines.append(f"time per sample: median {t['median_ms']} ms, total {t['total_s']} s")

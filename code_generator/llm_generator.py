@@ -23,7 +23,7 @@ from code_generator.checks import check_program
 from code_generator.extraction import ExtractionError, extract
 from code_generator.llm_client import ChatClient, EmptyResponseError, LLMError, RetryPolicy
 from code_generator.nlp import normalise_object_names
-from code_generator.prompting import PromptBuilder, RenderedPrompt, task_for_dataset
+from code_generator.prompting import BOX_TASKS, DATASET_TASKS, PromptBuilder, RenderedPrompt, task_for_sample
 from code_generator.providers import load_dotenv_file, resolve_endpoint
 from code_generator.repairs import repair
 from neptune_core.config import RunConfig
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 def fallback_source(question: str, task: str) -> str:
     """A direct program: the whole question to the VLM (refexp: score every box against the expression)."""
     question = " ".join(question.split())
-    if task == "refexp":
+    if task in BOX_TASKS:
         ask = f"Is this {question.rstrip('.?')}?"
         return f"def execute(score, query, n):\n    return score({json.dumps(ask)}, 1)\n"
     return f"def execute(score, query, n):\n    return query({json.dumps(question)}, None)\n"
@@ -56,7 +56,7 @@ class LLMProgramGenerator:
         self.client = client
         self.cache = cache
         self.prompts = prompts or PromptBuilder()
-        self.default_task = task_for_dataset(config.dataset)
+        self.default_task = DATASET_TASKS.get(config.dataset)  # None: each sample's own (task_for_sample)
         self._stats_lock = threading.Lock()
         self.stats: dict[str, int] = {}
 
@@ -101,9 +101,9 @@ class LLMProgramGenerator:
     def program_for(self, sample: Sample | str, task: str | None = None) -> Program:
         """The program for a sample (or a bare question); never raises for LLM or program trouble."""
         question = sample if isinstance(sample, str) else sample.question
-        if task is None and isinstance(sample, Sample):
-            task = sample.meta.get("task")
-        task = task or self.default_task
+        if task is None:
+            task = task_for_sample(sample, self.default_task) if isinstance(sample, Sample) else self.default_task
+        task = task or "vqa"
         prompt = self.prompts.render(task, question)
         key = self.key_for(question, prompt)
         program = self._from_cache(key, question, task) if self.cache is not None else None

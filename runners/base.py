@@ -85,9 +85,15 @@ class Runner:
         return self._verify
 
     def load_samples(self) -> list[Sample]:
+        """The config's samples; a generator with ``check_samples`` (one that needs the samples'
+        own programs) checks them here, so "no sample has a program" fails before the first one."""
         from local_datasets import load_samples
 
-        return load_samples(self.config)
+        samples = load_samples(self.config)
+        check = getattr(self.generator, "check_samples", None)
+        if check is not None:
+            check(samples)
+        return samples
 
     # ---- one sample -----------------------------------------------------------------
     def judge(self, sample: Sample, value: Any, boxes: list[list[float]]) -> tuple[Any, bool | None]:
