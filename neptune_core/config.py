@@ -99,6 +99,7 @@ class RunConfig:
     run_name: str = ""
     workers: int = 1
     report: bool = True
+    max_failure_rate: float = 0.05  # errored + fallback share above which a run is degraded (exit code 3)
 
     semantics: Semantics = field(default_factory=Semantics)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
@@ -120,7 +121,7 @@ class RunConfig:
     def config_hash(self) -> str:
         """A short hash of the settings that change results (not output paths)."""
         d = self.to_dict()
-        for k in ("output_dir", "run_name", "workers", "report", "judge"):
+        for k in ("output_dir", "run_name", "workers", "report", "judge", "max_failure_rate"):
             d.pop(k, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
