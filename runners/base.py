@@ -25,7 +25,7 @@ from neptune_core.executor import Executor, to_answer
 from neptune_core.types import ErrorRecord, Program, Sample
 from runners.outcomes import finalize_row, is_done, program_fields
 from runners.preflight import preflight
-from runners.results import ResultsWriter, read_results
+from runners.results import ResultsWriter, compact_results, read_results
 from runners.rundir import prepare_run_dir, run_dir_for
 from vision_agents import build_detector, build_vision_agent
 from vision_agents.base import Detector, MemoizedAgent, VisionAgent
@@ -273,7 +273,7 @@ def finish_run(
     ``invocation``: what this invocation did (see :meth:`Runner.invocation_stats`), kept as
     ``summary["this_invocation"]``.
     """
-    rows, _ = read_results(run_dir / "results.jsonl")
+    rows = compact_results(run_dir / "results.jsonl")  # redone rows replace their old lines in the file too
     if sample_ids is not None:
         wanted = set(sample_ids)
         rows = [r for r in rows if r["id"] in wanted]

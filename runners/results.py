@@ -52,6 +52,14 @@ def _atomic_write_lines(path: Path, rows: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
+def compact_results(path: Path) -> list[dict[str, Any]]:
+    """Rewrite ``path`` with one line per id (a redone sample's newest line in its first place); returns the rows."""
+    rows, dropped = read_results(path)
+    if dropped:
+        _atomic_write_lines(path, rows)
+    return rows
+
+
 class ResultsWriter:
     """Appends result lines to ``path``; each line is flushed to the OS as it is written.
 
