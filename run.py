@@ -23,7 +23,8 @@ from runners.outcomes import DEGRADED_EXIT_CODE, check_failure_rate, degraded_re
 EXIT_CODES = f"""exit codes:
   0    done: every sample has a row, and at most max_failure_rate of them errored or fell back
   2    bad input or a broken setup (config, data, model, server, API key), found before the first
-       sample: one line on stderr says what is wrong and how to fix it; no run directory is left
+       sample: one line on stderr says what is wrong and how to fix it; no run directory is left.
+       Also: workers that died (what they finished is merged; rerun to resume)
   {DEGRADED_EXIT_CODE}    degraded run (or evaluation): more than max_failure_rate (config, default 0.05) of
        the samples errored or fell back (or could not be judged); results are written, one line says why
   130  interrupted (Ctrl-C): finished samples are kept; rerun the same command to resume"""

@@ -8,7 +8,9 @@ usable program: the whole question goes to the VLM about the whole image). It ne
 raises for a bad reply or a failed request; ``program.info`` holds the details: each
 round's raw reply and problems, and for a fallback ``info["fallback"]`` = ``{"reason",
 "transient"}`` (transient: a request failed for a reason that may pass, such as a server
-that is down; such a fallback is not cached, and the runner redoes its row next time).
+that is down; the runner redoes such a row next time). A fallback after a failed request is
+never cached; one after replies that never gave a valid program is (and ``retry_fallbacks``,
+set by ``--retry_failed``, generates it afresh).
 
 :meth:`LLMProgramGenerator.preflight` checks the endpoint once (reachable, key, model
 name) before a run, and only when some program the run needs is not in the cache.

@@ -2,8 +2,8 @@
 
 A dropped connection, a timeout, a rate limit, a server or model that was unavailable, an
 interruption: trying the same sample again later may well succeed, so a row that failed
-this way is not final (:mod:`runners.outcomes`) and a fallback program caused by one is
-not cached (:mod:`code_generator.llm_generator`).
+this way, or fell back because of such a failure, is not final (:mod:`runners.outcomes`)
+and the next run of the same command redoes it.
 
 Failures are recognised by exception type *name* (plus the HTTP status where the exception
 carries one), so a failure that crossed a process boundary as a recorded type name is

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from neptune_core.config import RunConfig
 from neptune_core.executor import Executor, to_answer
 from neptune_core.types import ErrorRecord, Program, Sample
 from runners.outcomes import finalize_row, is_done, program_fields
+from runners.prefetch import ahead
 from runners.preflight import preflight
 from runners.results import ResultsWriter, compact_results, read_results
 from runners.rundir import prepare_run_dir, run_dir_for
@@ -158,7 +159,7 @@ class Runner:
 
         When the generator can run in several threads (its ``concurrency`` attribute > 1, e.g.
         the LLM generator with ``code_gen_concurrency`` requests in flight), the programs of a
-        window of upcoming samples are generated in a thread pool while earlier samples run;
+        window of upcoming samples are generated in threads (:mod:`runners.prefetch`) while earlier samples run;
         a sample is processed as soon as its own program is ready, so a row never waits for
         a whole chunk, and each row records its own path and generation time.
         """
@@ -167,25 +168,13 @@ class Runner:
             for sample in samples:
                 yield self.process(sample)
             return
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="program")
-        ahead: deque[Sample] = deque()
-        upcoming = iter(samples)
-
-        def submit_next() -> None:
-            sample = next(upcoming, None)
-            if sample is not None:
-                self._prefetched[sample.id] = pool.submit(_timed_program, self, sample)
-                ahead.append(sample)
-
+        programs = ahead(partial(_timed_program, self), samples, workers=workers, window=4 * workers)
         try:
-            for _ in range(4 * workers):
-                submit_next()
-            while ahead:
-                sample = ahead.popleft()
-                submit_next()
+            for sample, program in programs:
+                self._prefetched[sample.id] = program
                 yield self.process(sample)
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            programs.close()  # cancels what has not started; threads in flight are daemons
             self._prefetched.clear()
 
     # ---- the loop ---------------------------------------------------------------------

@@ -118,11 +118,12 @@ def degraded_reason(summary: dict[str, Any], max_failure_rate: float) -> str | N
     if outcomes.get("fallback"):
         parts.append(f"{outcomes['fallback']} fallback programs")
     redo = outcomes.get("not_final", 0)
-    hint = (
-        f"{redo} of them are transient and are redone by rerunning the same command; "
-        if redo
-        else "rerun with --retry_failed to redo them; "
-    )
+    if redo == failed:
+        hint = "all of them are transient: rerunning the same command redoes them; "
+    elif redo:
+        hint = f"{redo} of them are transient (rerunning the same command redoes them), --retry_failed redoes all; "
+    else:
+        hint = "rerun with --retry_failed to redo them; "
     return (
         f"degraded run: {failed} of {n} samples ({100.0 * failed / n:.1f}%) failed: {'; '.join(parts)}; "
         f"above max_failure_rate {max_failure_rate:g}; {hint}these samples count as wrong in the accuracy"

@@ -228,7 +228,9 @@ def test_ctrl_c_with_two_workers_is_one_line_and_loses_nothing(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
-    messages = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip() and "it/s" not in ln and "q/s" not in ln]
+    messages = [
+        ln for ln in err.replace("\r", "\n").splitlines() if ln.strip() and "it/s" not in ln and "q/s" not in ln
+    ]
     messages = [ln for ln in messages if not ln.startswith("fake_parallel x2 workers")]  # the progress bar
     assert messages == ["interrupted: finished samples are kept in results.jsonl; rerun the same command to resume"]
     partial = _rows(run_dir / "results.jsonl")

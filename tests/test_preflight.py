@@ -327,3 +327,15 @@ def test_workers_report_a_model_preflight_failure_once(tmp_path):
     assert len(errors) == 1 and "no-such-org/no-such-vlm" in errors[0] and "HF_HUB_OFFLINE=1" in errors[0]
     assert "Traceback" not in err
     assert not (tmp_path / "exp").exists()  # the run directory made for the workers was removed again
+
+
+def test_configs_name_only_program_caches_that_ship_or_are_made_on_first_use():
+    listed = (ROOT / "programs" / "README.md").read_text().split("| file |", 1)[1]
+    shipped = {p.name for p in (ROOT / "programs").iterdir() if p.name.endswith((".json", ".json.gz"))}
+    rows_in_readme = {ln.split("|")[1].strip().strip("`") for ln in listed.splitlines()[2:] if ln.startswith("|")}
+    assert rows_in_readme == shipped  # the README's list of shipped caches is the truth (none yet)
+    for cfg in sorted((ROOT / "configs").glob("*.json")):
+        cache = json.loads(cfg.read_text()).get("program_cache_address", "")
+        if cache:
+            # relative, under programs/: created there on the first run of the config (from the repo root)
+            assert cache.startswith("programs/") and cache.endswith((".json", ".json.gz")), (cfg.name, cache)

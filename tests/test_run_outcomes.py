@@ -53,7 +53,7 @@ def test_server_stopped_mid_run_then_restarted_redoes_only_the_affected_samples(
     code, out, err = run_cli(argv, capsys)
     assert code == DEGRADED_EXIT_CODE, err
     assert err.splitlines()[-1].startswith("degraded run: 5 of 8 samples (62.5%) failed")
-    assert "5 of them are transient and are redone by rerunning the same command" in err
+    assert "all of them are transient: rerunning the same command redoes them" in err
     assert "outcomes: ok 3, error 5, fallback 0; not final 5" in out  # fallback programs the oracle cannot answer
     run_dir = only_run_dir(tmp_path / "exp")
     first = rows(run_dir)
