@@ -123,9 +123,9 @@ class Runner:
             self.detector.begin_sample(sample)
 
             stage = "program"
-            ahead = self._prefetched.pop(sample.id, None)
-            program, timings["program"] = ahead.result() if ahead is not None else _timed_program(self, sample)
-            ahead_ms = timings["program"] if ahead is not None else 0.0  # generated before t_total started
+            pending = self._prefetched.pop(sample.id, None)
+            program, timings["program"] = pending.result() if pending is not None else _timed_program(self, sample)
+            ahead_ms = timings["program"] if pending is not None else 0.0  # generated before t_total started
             row["program"] = program.source
             row["program_origin"] = program.origin
             if program.key:
@@ -159,9 +159,9 @@ class Runner:
 
         When the generator can run in several threads (its ``concurrency`` attribute > 1, e.g.
         the LLM generator with ``code_gen_concurrency`` requests in flight), the programs of a
-        window of upcoming samples are generated in threads (:mod:`runners.prefetch`) while earlier samples run;
-        a sample is processed as soon as its own program is ready, so a row never waits for
-        a whole chunk, and each row records its own path and generation time.
+        window of upcoming samples are generated in threads (:mod:`runners.prefetch`) while
+        earlier samples run; a sample is processed as soon as its own program is ready, so a row
+        never waits for a whole chunk, and each row records its own path and generation time.
         """
         workers = int(getattr(self.generator, "concurrency", 1) or 1)
         if workers <= 1 or len(samples) <= 1:
