@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from analysis.report import write_report
 from local_datasets.synthetic.world import write_dataset
 from neptune_core.config import SyntheticConfig, load_config
 from neptune_core.failures import is_transient_error, is_transient_exception
@@ -107,6 +108,10 @@ def test_rows_keep_the_raw_reply_the_fallback_reason_and_total_time(tmp_path, ca
     assert fb["program_info"]["rounds"][0]["reply"] == junk
     entry = json.loads((tmp_path / "programs.json").read_text())["entries"][fb["program_key"]]
     assert entry["origin"] == "fallback" and entry["reply"] == junk and entry["fallback_reason"]
+    index = write_report(only_run_dir(tmp_path / "exp"), samples)  # the report shows it too
+    assert "outcomes: ok 7, error 0, fallback 1 (not final: 0)" in index.read_text()
+    pages = "".join(p.read_text() for p in index.parent.glob("sample_*.html"))
+    assert "fallback (final): no valid program after 1 attempts" in pages
 
     # the same command keeps the final fallback; --retry_failed redoes it (the cached fallback is not reused)
     assert run_cli(["--config", str(cfg)], capsys)[0] == 0 and sample_requests(fake_openai) == 8
