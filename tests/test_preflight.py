@@ -291,15 +291,13 @@ def test_weights_availability_cases(tmp_path, monkeypatch):
 
 
 def test_a_failed_load_is_not_retried_per_sample(tmp_path, monkeypatch):
-    import vision_agents.hf_vlm as hf_vlm
-
     calls: list[str] = []
 
-    def failing(load, model_id, **kw):  # noqa: ANN001
-        calls.append(model_id)
-        raise ModelUnavailableError(f"cannot load model '{model_id}'")
+    def failing(self) -> None:  # noqa: ANN001
+        calls.append(self.model_id)  # a real load would reach for the hub again
+        raise ModelUnavailableError(f"cannot load model '{self.model_id}'")
 
-    monkeypatch.setattr(hf_vlm, "load_pretrained", failing)
+    monkeypatch.setattr(HFVisionAgent, "_load", failing)
     agent = HFVisionAgent("org/none", device="cpu")
     for _ in range(3):
         with pytest.raises(ModelUnavailableError):
