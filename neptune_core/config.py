@@ -106,6 +106,7 @@ class RunConfig:
     run_name: str = ""
     workers: int = 1
     report: bool = True
+    max_failure_rate: float = 0.05  # errored + fallback share above which a run is degraded (exit code 3)
 
     semantics: Semantics = field(default_factory=Semantics)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
@@ -129,7 +130,7 @@ class RunConfig:
     def config_hash(self) -> str:
         """A short hash of the settings that change results (not output paths)."""
         d = self.to_dict()
-        for k in ("output_dir", "run_name", "workers", "report", "judge"):
+        for k in ("output_dir", "run_name", "workers", "report", "judge", "max_failure_rate"):
             d.pop(k, None)
         for k, default in (("ensemble", EnsembleConfig()), ("verify", VerifyConfig())):
             if d.get(k) == dataclasses.asdict(default):  # unused sections keep older runs' hashes

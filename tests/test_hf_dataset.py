@@ -94,6 +94,7 @@ def test_lmms_eval_parquet_through_run_py(
     else:
         lmms_eval_parquet(data / "mme.parquet", with_hf_metadata=False)
     fake_openai.responder = _llm
+    fake_openai.models = ["local-model"]  # what the server serves
     config = {
         "dataset": "hf",
         "hf_path": hf_path,
@@ -118,8 +119,8 @@ def test_lmms_eval_parquet_through_run_py(
     assert [r["pred"] for r in rows] == ["yes", "no", "yes", "no"]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["accuracy"] == 100.0 and set(summary["per_family"]) == {"shape", "color"}
-    assert fake_openai.request_count == 4
-    system = fake_openai.requests[0]["messages"][0]["content"]
+    assert len(fake_openai.sample_requests()) == 4
+    system = fake_openai.sample_requests()[0]["messages"][0]["content"]
     assert "everyday photos or pictures" in system  # the general vqa family
     assert "report:" in capsys.readouterr().out
 
