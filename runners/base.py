@@ -22,6 +22,7 @@ from neptune_core.config import RunConfig
 from neptune_core.executor import Executor, to_answer
 from neptune_core.types import ErrorRecord, Program, Sample
 from runners.results import ResultsWriter, read_results
+from runners.row_guard import bound_row
 from runners.rundir import prepare_run_dir
 from vision_agents import build_detector, build_vision_agent
 from vision_agents.base import Detector, MemoizedAgent, VisionAgent
@@ -148,7 +149,7 @@ class Runner:
         except Exception as exc:  # a bad sample is recorded and the run goes on
             row["error"] = {**ErrorRecord.from_exception(exc).to_dict(), "stage": stage}
         timings["total"] = _ms(t_total)
-        return row
+        return bound_row(row, self.config.executor.max_row_bytes)
 
     def process_all(self, samples: list[Sample]) -> Iterator[dict[str, Any]]:
         """Result rows for ``samples``, in order.
@@ -157,6 +158,7 @@ class Runner:
         generator with ``code_gen_concurrency`` requests in flight), the programs of the next
         chunk of samples are generated together first; each row still records its own path.
         """
+        self.executor.start()  # the sandbox process, before any model is loaded
         many = getattr(self.generator, "programs_for", None)
         chunk = max(1, 4 * self.config.code_gen_concurrency) if many is not None else 1
         for start in range(0, len(samples), chunk):
@@ -182,6 +184,7 @@ class Runner:
         """Process every sample not yet in ``run_dir/results.jsonl``; write and return the summary."""
         run_dir = run_dir or prepare_run_dir(self.config)
         results_path = run_dir / "results.jsonl"
+        self.executor.start()  # the sandbox process (its fork server) before any model is loaded
         # build every component first, so a bad name or a missing key fails before any work
         _ = (self.generator, self.detector, self.agent)
         samples = list(samples) if samples is not None else self.load_samples()
@@ -199,6 +202,7 @@ class Runner:
                 writer.write(row)
                 bar.update(1)
             bar.close()
+        self.executor.close()  # the sandbox process (also closed when the runner is garbage-collected)
         return finish_run(run_dir, [s.id for s in samples])
 
 

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from runners.row_guard import json_line
+
 
 def read_results(path: Path) -> tuple[list[dict[str, Any]], int]:
     """Valid result lines (first occurrence of each id) and the number of bad/duplicate lines dropped."""
@@ -57,7 +59,8 @@ class ResultsWriter:
         self._f = path.open("a")
 
     def write(self, row: dict[str, Any]) -> None:
-        self._f.write(json.dumps(row) + "\n")
+        """Append ``row`` (or, if it cannot be written, its error row: runners/row_guard.py)."""
+        self._f.write(json_line(row) + "\n")
         self._f.flush()
         self.done_ids.add(row["id"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from neptune_core.executor.wire import OpaqueValue
 from probabilistic_tensor import ProbabilisticTensor
 
 
@@ -40,4 +41,5 @@ def to_answer(value: Any) -> str | int:
             f"cannot turn a {value.kind} tensor over variables {value.vars} into an answer; "
             "reduce it with .exists()/.count() or pick a box with .iota()"
         )
-    raise ValueError(f"cannot turn a value of type {type(value).__name__} into an answer")
+    type_name = value.type_name if isinstance(value, OpaqueValue) else type(value).__name__
+    raise ValueError(f"cannot turn a value of type {type_name} into an answer")

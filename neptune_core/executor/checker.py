@@ -17,6 +17,7 @@ from neptune_core.executor.sandbox import (
     PRIMITIVE_NAMES,
     SAFE_BUILTIN_NAMES,
 )
+from neptune_core.primitives import EXECUTE_PARAMETERS
 from probabilistic_tensor import PROGRAM_API
 
 MAX_AST_DEPTH = 50
@@ -174,8 +175,9 @@ def _execute_problems(tree: ast.Module) -> list[str]:
         return ["line 1: the program must define a top-level function 'def execute(score, query, n):'"]
     args = defs[-1].args
     names = [a.arg for a in args.posonlyargs + args.args]
-    if names != ["score", "query", "n"] or args.kwonlyargs:
-        return [f"line {defs[-1].lineno}: execute must take exactly (score, query, n), got ({', '.join(names)})"]
+    expected = [*EXECUTE_PARAMETERS, "n"]
+    if names != expected or args.kwonlyargs:
+        return [f"line {defs[-1].lineno}: execute must take exactly ({', '.join(expected)}), got ({', '.join(names)})"]
     return []
 
 
