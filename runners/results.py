@@ -29,7 +29,7 @@ def read_results(path: Path) -> tuple[list[dict[str, Any]], int]:
             except (json.JSONDecodeError, UnicodeDecodeError):
                 dropped += 1
                 continue
-            if not isinstance(row, dict) or "id" not in row or row["id"] in seen:
+            if not isinstance(row, dict) or not isinstance(row.get("id"), (str, int)) or row["id"] in seen:
                 dropped += 1
                 continue
             seen.add(row["id"])

@@ -16,6 +16,8 @@ import math
 import re
 from typing import Any
 
+from neptune_core.text import clean_text
+
 _ESCAPED_SURROGATE = re.compile(r"\\ud[89a-f]", re.IGNORECASE)  # in json.dumps output (pairs included)
 _MAX_DEPTH = 64
 _CUT_STRINGS = 2_000  # strings are cut to this many characters when a row is still too large
@@ -24,15 +26,6 @@ _ERROR_FIELDS = ("id", "question", "gold", "family", "program", "program_origin"
 
 class RowError(ValueError):
     """A row cannot be written as it is (not serialisable, too large)."""
-
-
-def clean_text(s: str) -> str:
-    """``s`` as valid Unicode text: surrogate pairs joined, lone surrogates replaced by U+FFFD."""
-    try:
-        s.encode("utf-8")
-        return s
-    except UnicodeEncodeError:
-        return s.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _plain(value: Any, path: str, depth: int) -> Any:

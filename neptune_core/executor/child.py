@@ -77,8 +77,8 @@ class _Primitives:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def __call__(self, name: str, request: dict[str, Any]) -> Any:
-        _send(self.conn, {"op": "call", "name": name, "request": request})
+    def __call__(self, name: str, request: dict[str, Any], program_seconds: float) -> Any:
+        _send(self.conn, {"op": "call", "name": name, "request": request, "program_seconds": program_seconds})
         reply = pickle.loads(self.conn.recv_bytes())
         if reply[0] == "ok":
             return from_wire(reply[1])
@@ -94,7 +94,7 @@ def prepare_server() -> None:
     replies (so every lazily loaded part is loaded before the limits), then freeze what exists
     (the garbage collector never scans it again, and forked pages stay shared)."""
 
-    def fake(name: str, request: dict[str, Any]) -> Any:
+    def fake(name: str, request: dict[str, Any], program_seconds: float) -> Any:
         if name == "score":
             return torch.full((3,) * request["num_objects"], 0.5)
         return "red"

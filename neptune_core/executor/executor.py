@@ -91,7 +91,7 @@ class Executor:
             result = self.sandbox.run(source, ctx)
         else:
 
-            def call(name: str, request: dict[str, Any]) -> Any:
+            def call(name: str, request: dict[str, Any], program_seconds: float) -> Any:
                 return get_primitive(name).call(ctx, request, trusted=True)
 
             result = run_program(source, len(ctx.boxes), self.config, self.semantics, call)

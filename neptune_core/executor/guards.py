@@ -194,6 +194,11 @@ def deep_size(obj: Any, limit: int, tensor_vars: dict[str, int] | None = None) -
     return size(obj, 0)
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A MemoryError, or torch's CPU allocator failing (a RuntimeError naming DefaultCPUAllocator)."""
+    return isinstance(exc, MemoryError) or (type(exc) is RuntimeError and "can't allocate memory" in str(exc)[:300])
+
+
 def safe_message(exc: BaseException, limit: int = 100_000) -> str:
     """``str(exc)``, unless its arguments are too large (or too aliased) to print quickly."""
     size = deep_size(exc, limit)

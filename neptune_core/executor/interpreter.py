@@ -18,7 +18,14 @@ import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from neptune_core.executor.guards import Budget, CallDepthError, ProgramMemoryError, SandboxAbort, SandboxViolation
+from neptune_core.executor.guards import (
+    Budget,
+    CallDepthError,
+    ProgramMemoryError,
+    SandboxAbort,
+    SandboxViolation,
+    is_out_of_memory,
+)
 from neptune_core.executor.operators import (
     PRE_CALL,
     binary_op,
@@ -280,6 +287,8 @@ class Interpreter:
             except _NOT_CATCHABLE:
                 raise
             except Exception as exc:
+                if is_out_of_memory(exc):
+                    raise
                 for handler in node.handlers:
                     if self._handler_matches(handler, exc, scope):
                         if handler.name:

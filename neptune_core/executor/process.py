@@ -203,7 +203,13 @@ class SandboxProcess:
 
     # ---- one program ----------------------------------------------------------------
     def run(self, source: str, ctx: CallContext) -> ProgramResult:
-        """Run ``source`` in the sandbox, serving its primitive calls from ``ctx``."""
+        """Run ``source`` in the sandbox, serving its primitive calls from ``ctx``.
+
+        Program time is the sandbox's own count (it excludes the round trips of primitive
+        calls), reported with each call, plus the time since the parent last handed it work;
+        the watchdog stops the sandbox past ``watchdog_s`` of it. A sandbox that lied about its
+        time would still meet RLIMIT_CPU.
+        """
         t0 = time.perf_counter()
         self.start()
         conn = self._conn
@@ -212,10 +218,10 @@ class SandboxProcess:
             conn.send_bytes(pickle.dumps((source, ctx.limits.n), protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             return self._died(t0)
-        used = 0.0  # program seconds so far
-        resumed = time.perf_counter()
+        used = 0.0  # program seconds up to the last message, as the sandbox counts them
+        handed = time.perf_counter()  # when the sandbox was last given work
         while True:
-            remaining = self.watchdog_s - used - (time.perf_counter() - resumed)
+            remaining = self.watchdog_s - used - (time.perf_counter() - handed)
             if remaining <= 0:
                 return self._stop(
                     ProgramTimeout(
@@ -238,18 +244,22 @@ class SandboxProcess:
                 data = conn.recv_bytes(MAX_MESSAGE_BYTES)
             except (EOFError, OSError):
                 return self._died(t0)
-            used += time.perf_counter() - resumed
             try:
                 message = json.loads(data)
                 op = message["op"]
             except (ValueError, TypeError, KeyError, RecursionError):
                 return self._stop(SandboxCrash("the sandbox process sent a malformed message"), t0)
             if op == "call":
+                reported = message.get("program_seconds")
+                if isinstance(reported, (int, float)) and reported >= 0:
+                    used = float(reported)
+                else:
+                    used += time.perf_counter() - handed
                 try:
                     conn.send_bytes(pickle.dumps(self._serve(ctx, message), protocol=pickle.HIGHEST_PROTOCOL))
                 except OSError:
                     return self._died(t0)
-                resumed = time.perf_counter()
+                handed = time.perf_counter()
             elif op == "done":
                 return self._finish(message, t0)
             elif op == "crash":

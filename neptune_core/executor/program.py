@@ -22,6 +22,7 @@ from neptune_core.executor.guards import (
     SandboxViolation,
     SizeLimitError,
     deep_size,
+    is_out_of_memory,
     safe_message,
 )
 from neptune_core.executor.interpreter import Interpreter, ProgramFunction
@@ -36,8 +37,8 @@ from probabilistic_tensor import Semantics
 _FRAMES_PER_CALL = 60
 _MAX_RECURSION_LIMIT = 10_000
 
-# (primitive name, request) -> reply; the reply is what the primitive's ``run`` returned
-CallPrimitive = Callable[[str, dict[str, Any]], Any]
+# (primitive name, request, program seconds so far) -> reply: what the primitive's ``run`` returned
+CallPrimitive = Callable[[str, dict[str, Any], float], Any]
 
 
 @dataclass
@@ -59,8 +60,9 @@ class ProgramResult:
 def _program_callable(prim: Primitive, limits: Limits, semantics: Semantics, budget: Budget, call: CallPrimitive):
     def primitive(*args: Any, **kwargs: Any) -> Any:
         request = prim.request(limits, args, kwargs)
+        program_seconds = budget.program_seconds()
         with budget.primitive_time():
-            reply = call(prim.name, request)
+            reply = call(prim.name, request, program_seconds)
         return prim.wrap(request, reply, semantics)
 
     primitive.__name__ = prim.name
@@ -104,7 +106,7 @@ def run_program(
     except Exception as e:
         if isinstance(e, RecursionError):
             e = CallDepthError("program nesting too deep for the interpreter (recursion?)")
-        elif isinstance(e, MemoryError):
+        elif is_out_of_memory(e):
             e = ProgramMemoryError("the program ran out of memory")
         result.fresh_process = isinstance(e, ProgramMemoryError)
         where = f"line {interp.lineno}: " if interp is not None and interp.lineno else ""
