@@ -449,3 +449,21 @@ def test_report_survives_any_row(tmp_path) -> None:
     assert "could not be drawn" in pages["sample_bad_probs.html"]  # drawn as its raw line instead
     assert "text=a cat" in pages["sample_unknown_primitive.html"]
     assert len(pages["sample_huge.html"]) < 2_000_000
+
+
+def test_classic_agent_existence_pattern_is_linear_and_unchanged() -> None:
+    import random
+    import re
+
+    from vision_agents.classic_agent import asks_for_any_object
+
+    old = re.compile(r"\b(is there|are there|contain|contains)\b.*\b(object|thing)s?\b")
+    words = ["is", "there", "are", "contain", "contains", "object", "things", "thing", "a", "\n", "x", "isthere", "-"]
+    rng = random.Random(0)
+    for i in range(5000):
+        sep = " " if i % 2 else ""
+        q = sep.join(rng.choice(words) for _ in range(rng.randint(0, 12)))
+        assert bool(old.search(q)) == asks_for_any_object(q), repr(q)
+    t0 = time.perf_counter()
+    assert not asks_for_any_object("is there " * 11_111)  # the old pattern took ~35 s on this
+    assert time.perf_counter() - t0 < 1.0
