@@ -417,6 +417,7 @@ def test_classic_agent_long_question_is_refused_before_the_regex() -> None:
 
     executor = Executor(ExecutorConfig(), runner_semantics(), isolation="process")
     try:
+        executor.start()
         source = wrap("return score('Is there a ' + 'x ' * 20000 + 'object?', 0)")
         t0 = time.perf_counter()
         outcome = executor.run(source, ClassicAgent(), IMAGE, BOXES)
