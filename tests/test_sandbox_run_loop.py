@@ -160,8 +160,8 @@ CASES: list[tuple[str, str, str, set[str | None], str]] = [
         "set_union_comprehension",
         "guarded",
         wrap("s = set(range(60000))\nt = set(range(60000, 99000))\nreturn len([s | t for i in range(100)])"),
-        {"SizeLimitError"},
-        "set/dict union",
+        {"SizeLimitError", "TimeLimitError"},  # the machine's load decides which comes first
+        "",
     ),  # fmt: skip
     (
         "dict_union_comprehension",
@@ -170,8 +170,8 @@ CASES: list[tuple[str, str, str, set[str | None], str]] = [
             "d = dict(zip(range(30000), range(30000)))\ne = dict(zip(range(-30000, 0), range(30000)))\n"
             "return len([d | e for i in range(100)])"
         ),
-        {"SizeLimitError"},
-        "set/dict union",
+        {"SizeLimitError", "TimeLimitError"},  # the machine's load decides which comes first
+        "",
     ),  # fmt: skip
     (
         "print_sep_huge",

@@ -98,6 +98,17 @@ def _shutdown(server: ForkServer, pid: int, conn: Connection, kill: bool) -> int
     return code
 
 
+def start_fork_server() -> None:
+    """Start (or reach) the fork server now: processes started later (run workers) share it."""
+    try:
+        fork_server()
+    except (OSError, EOFError) as e:
+        raise SandboxStartError(
+            f"the sandbox fork server failed ({type(e).__name__}: {e}); "
+            "set --executor.isolation in_process to run trusted programs without it"
+        ) from None
+
+
 class SandboxProcess:
     """One sandbox process (restarted when needed) and the watchdog around each run."""
 
@@ -135,8 +146,12 @@ class SandboxProcess:
             return
         self._discard(kill=True)
         try:
-            server = fork_server()
-            pid, conn = server.fork(self.config, self.semantics)
+            try:
+                server = fork_server()
+                pid, conn = server.fork(self.config, self.semantics)
+            except (OSError, EOFError):  # a server that went away: once more with a new one
+                server = fork_server(fresh=True)
+                pid, conn = server.fork(self.config, self.semantics)
         except (OSError, EOFError) as e:
             raise SandboxStartError(
                 f"the sandbox fork server failed ({type(e).__name__}: {e}); "
