@@ -17,17 +17,18 @@ program: every failure becomes ``outcome.error``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from neptune_core.config import ISOLATIONS, ExecutorConfig
 from neptune_core.executor.program import ProgramResult, run_program
-from neptune_core.primitives import get_primitive
-from neptune_core.primitives.base import CallContext
 from neptune_core.types import Box, ErrorRecord
 from probabilistic_tensor import Semantics
 from vision_agents.base import VisionAgent
+
+if TYPE_CHECKING:  # imported where used: neptune_core.primitives imports this package's guards
+    from neptune_core.primitives.base import CallContext
 
 
 @dataclass
@@ -86,6 +87,9 @@ class Executor:
 
     def run(self, source: str, agent: VisionAgent, image: Image.Image, boxes: list[Box]) -> ExecutionOutcome:
         """Check ``source`` and run its ``execute(score, query, len(boxes))``."""
+        from neptune_core.primitives import get_primitive
+        from neptune_core.primitives.base import CallContext
+
         ctx = CallContext(agent, image, list(boxes), self.config)
         if self.isolation == "process":
             result = self.sandbox.run(source, ctx)

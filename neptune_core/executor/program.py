@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neptune_core.config import ExecutorConfig
 from neptune_core.executor.checker import ProgramCheckError, parse_checked
@@ -27,10 +27,11 @@ from neptune_core.executor.guards import (
 )
 from neptune_core.executor.interpreter import Interpreter, ProgramFunction
 from neptune_core.executor.sandbox import make_builtins
-from neptune_core.primitives import all_primitives
-from neptune_core.primitives.base import Limits, Primitive
 from neptune_core.types import ErrorRecord
 from probabilistic_tensor import Semantics
+
+if TYPE_CHECKING:  # imported where used: neptune_core.primitives imports this package's guards
+    from neptune_core.primitives.base import Limits, Primitive
 
 # Python frames the interpreter may need per nested program call, and the highest recursion
 # limit a run sets (beyond it the C stack of a thread is at risk).
@@ -74,6 +75,9 @@ def run_program(
     source: str, n: int, config: ExecutorConfig, semantics: Semantics, call: CallPrimitive
 ) -> ProgramResult:
     """Check ``source`` and run its ``execute(score, query, n)`` under the limits of ``config``."""
+    from neptune_core.primitives import all_primitives
+    from neptune_core.primitives.base import Limits
+
     t0 = time.perf_counter()
     result = ProgramResult()
     budget = Budget(config)

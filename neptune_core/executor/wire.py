@@ -97,7 +97,9 @@ def to_wire(reply: Any) -> Any:
 def from_wire(reply: Any) -> Any:
     """The sandbox's side of :func:`to_wire`."""
     if isinstance(reply, tuple) and len(reply) == 3 and reply[0] == "tensor":
-        return torch.from_numpy(reply[1]).to(_DTYPES.get(reply[2], torch.float32))
+        data = torch.from_numpy(reply[1])
+        dtype = _DTYPES.get(reply[2], torch.float32)
+        return data if data.dtype == dtype else data.to(dtype)
     return reply
 
 

@@ -55,6 +55,9 @@ def all_primitives() -> dict[str, Primitive]:
 
 def get_primitive(name: str) -> Primitive:
     """The primitive called ``name``; an unknown name lists the known ones."""
+    prim = _loaded.get(name)
+    if prim is not None:
+        return prim
     if name not in _DECLARED:
         known = list(_DECLARED)
         raise UnknownNameError(f"unknown primitive '{name}'{did_you_mean(name, known)}; known: {', '.join(known)}")

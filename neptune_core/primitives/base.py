@@ -50,9 +50,11 @@ def check_question(primitive: str, question: Any, limits: Limits, what: str = "q
 
 
 def rounded(values: Any) -> Any:
-    """Probabilities as (nested) floats rounded to 4 places, for the trace."""
+    """Probabilities (a float or nested lists of floats, from ``tolist()``) rounded to 4 places, for the trace."""
     if isinstance(values, list):
-        return [rounded(v) for v in values]
+        if values and isinstance(values[0], list):
+            return [rounded(v) for v in values]
+        return [round(float(v), 4) for v in values]
     return round(float(values), 4)
 
 
@@ -83,12 +85,16 @@ class Primitive:
     render: Callable[[dict[str, Any]], str] | None = None
     _sig: inspect.Signature = field(init=False, repr=False, compare=False)
     _positional: tuple[int, int] = field(init=False, repr=False, compare=False)
+    _names: frozenset[str] = field(init=False, repr=False, compare=False)
+    _required: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         params = list(inspect.signature(self.bind).parameters.values())[1:]
         required = sum(1 for p in params if p.default is inspect.Parameter.empty)
         object.__setattr__(self, "_sig", inspect.Signature(params))
         object.__setattr__(self, "_positional", (required, len(params)))
+        object.__setattr__(self, "_names", frozenset(p.name for p in params))
+        object.__setattr__(self, "_required", frozenset(p.name for p in params if p.default is p.empty))
 
     @property
     def signature(self) -> str:
@@ -98,7 +104,9 @@ class Primitive:
     def request(self, limits: Limits, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
         """``bind`` with the program's arguments; a wrong call names the primitive."""
         low, high = self._positional
-        if kwargs or not low <= len(args) <= high:  # the common all-positional call needs no binding check
+        if kwargs and not args and self._required <= kwargs.keys() <= self._names:
+            pass  # a request dict (all keywords, all known): Python binds it as is
+        elif kwargs or not low <= len(args) <= high:  # the common all-positional call needs no binding check
             try:
                 self._sig.bind(*args, **kwargs)
             except TypeError as e:
