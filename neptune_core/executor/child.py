@@ -145,8 +145,8 @@ def _set_limits(memory_mb: int, start: dict[str, float]) -> None:
 
 
 def _set_cpu_limit(time_limit_s: float) -> None:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    used = usage.ru_utime + usage.ru_stime
+    times = os.times()
+    used = times.user + times.system
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     soft = int(math.ceil(used + 2 * time_limit_s + 1))
     if hard != resource.RLIM_INFINITY:
@@ -192,7 +192,6 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
                     "primitive_seconds": result.primitive_seconds,
                     "printed": result.printed,
                     "fresh_process": result.fresh_process,
-                    "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
                 },
             )
             if result.fresh_process:

@@ -311,7 +311,6 @@ class SandboxProcess:
                 printed=[str(p)[:1000] for p in printed[:100]],
                 fresh_process=bool(message["fresh_process"]),
             )
-            self.peak_rss_mb = max(self.peak_rss_mb, float(message["peak_mb"]))
         except (KeyError, TypeError, ValueError, IndexError, RecursionError):
             return self._stop(SandboxCrash("the sandbox process sent a malformed result"), t0)
         if result.fresh_process:
