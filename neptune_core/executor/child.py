@@ -67,6 +67,19 @@ def status_mb() -> dict[str, float]:
     return out
 
 
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / _MB if hasattr(os, "sysconf") else 4096 / _MB
+_COLLECT_ABOVE_MB = 64  # collect garbage after a run that left this much more resident memory
+
+
+def _rss_mb() -> float:
+    """This process's resident memory (one small read of /proc; 0 where it is missing)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE_MB
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def _send(conn: Connection, message: dict[str, Any]) -> None:
     conn.send_bytes(json.dumps(message).encode("utf-8"))
 
@@ -165,6 +178,7 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
             _send(conn, {"op": "too_small", "baseline_mb": round(baseline, 1)})
             return
         _set_limits(int(config.memory_mb), start)
+        baseline_rss = _rss_mb()
         _send(conn, {"op": "ready", "baseline_mb": round(baseline, 1), "status": start})
         primitives = _Primitives(conn)
         while True:
@@ -197,7 +211,10 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
             if result.fresh_process:
                 return
             del result, value
-            gc.collect()
+            if _rss_mb() > baseline_rss + _COLLECT_ABOVE_MB:  # a program left (cyclic) garbage behind
+                gc.collect()
+                if _rss_mb() > config.memory_mb - 128:  # what a program left must not fail the next one
+                    return
     except (EOFError, BrokenPipeError):
         code = 0  # the parent went away
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which records a SandboxCrash
