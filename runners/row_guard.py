@@ -138,10 +138,11 @@ def bound_row(row: dict[str, Any], max_bytes: int) -> dict[str, Any]:
 
 
 def json_line(row: dict[str, Any]) -> str:
-    """The JSON text of ``row``, or of its error row if ``row`` cannot be written."""
+    """The JSON text of ``row`` (text made valid), or of its error row if ``row`` cannot be written."""
     try:
         line = _dumps(row)
-        line.encode("utf-8")
+        if _needs_cleaning(line):
+            line = _dumps(_plain(row, "row", 0))
         return line
-    except (TypeError, ValueError, RecursionError, MemoryError, UnicodeEncodeError) as e:
+    except (TypeError, ValueError, RecursionError, MemoryError, RowError) as e:
         return _dumps(error_row(row if isinstance(row, dict) else {}, "RowNotWritable", f"{type(e).__name__}: {e}"))
