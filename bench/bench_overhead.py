@@ -13,6 +13,7 @@ machine load falls on both alike.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -73,6 +74,8 @@ def main() -> None:
         f"({medians['process'] / medians['in_process']:.2f}x); rows that differ between the modes: {rows_differ} of "
         f"{min(200, len(samples))}"
     )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    print(f"machine load average (1, 5, 15 min): {load} on {os.cpu_count()} cores")
     for runner in runners.values():
         runner.executor.close()
 
