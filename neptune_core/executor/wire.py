@@ -85,20 +85,25 @@ def decode_value(obj: Any, semantics: Semantics) -> Any:
 
 
 def to_wire(reply: Any) -> Any:
-    """A primitive's reply for the pipe: a torch tensor becomes ("tensor", numpy array, dtype name)
-    (pickling a torch tensor itself would route it through shared memory)."""
+    """A primitive's reply for the pipe: a torch tensor becomes ("tensor", raw bytes, dtype name, shape)
+    (pickling a torch tensor itself would route it through shared memory; raw bytes are the cheapest)."""
     if isinstance(reply, torch.Tensor):
         t = reply.detach().cpu()
         dtype = str(t.dtype).removeprefix("torch.")
-        return ("tensor", (t.float() if t.dtype == torch.bfloat16 else t).numpy(), dtype)
+        if t.dtype == torch.bfloat16:  # numpy has no bfloat16: travel as float32, exactly
+            t = t.float()
+        return ("tensor", t.contiguous().numpy().tobytes(), dtype, tuple(t.shape))
     return reply
 
 
 def from_wire(reply: Any) -> Any:
     """The sandbox's side of :func:`to_wire`."""
-    if isinstance(reply, tuple) and len(reply) == 3 and reply[0] == "tensor":
-        data = torch.from_numpy(reply[1])
-        dtype = _DTYPES.get(reply[2], torch.float32)
+    if isinstance(reply, tuple) and len(reply) == 4 and reply[0] == "tensor":
+        _, raw, dtype_name, shape = reply
+        dtype = _DTYPES.get(dtype_name, torch.float32)
+        sent = torch.float32 if dtype == torch.bfloat16 else dtype
+        data = torch.frombuffer(bytearray(raw), dtype=sent) if raw else torch.empty(0, dtype=sent)
+        data = data.reshape(shape)
         return data if data.dtype == dtype else data.to(dtype)
     return reply
 
