@@ -21,10 +21,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import psutil  # noqa: E402
+
 from neptune_core.config import load_config  # noqa: E402
 from runners.base import Runner  # noqa: E402
 
 MODES = ("in_process", "process")
+
+
+def _cpu_seconds(runner: Runner) -> float:
+    """CPU seconds used so far by this process and by the runner's sandbox process (if any)."""
+    t = os.times()
+    total = t.user + t.system
+    pid = runner.executor.sandbox.pid if runner.executor.isolation == "process" else None
+    if pid is not None:
+        child = psutil.Process(pid).cpu_times()
+        total += child.user + child.system
+    return total
 
 
 def main() -> None:
@@ -48,15 +61,18 @@ def main() -> None:
         print(f"{runner.executor.isolation}: executor started in {1000 * (time.perf_counter() - t0):.1f} ms")
         runner.process(samples[0])  # warm-up: lazy builds, first torch calls
     per_q: dict[str, list[float]] = {mode: [] for mode in MODES}
+    cpu_ms: dict[str, float] = dict.fromkeys(MODES, 0.0)  # CPU time of this process + the sandbox process
     wrong = dict.fromkeys(MODES, 0)
     rows_differ = 0
     for _ in range(args.repeats):
         for mode, runner in runners.items():
+            c0 = _cpu_seconds(runner)
             for s in samples:
                 t = time.perf_counter()
                 row = runner.process(s)
                 per_q[mode].append((time.perf_counter() - t) * 1000.0)
                 wrong[mode] += 0 if row["correct"] else 1
+            cpu_ms[mode] += (_cpu_seconds(runner) - c0) * 1000.0
     for s in samples[:200]:  # both modes give the same rows (timings aside)
         a, b = (runners[m].process(s) for m in MODES)
         rows_differ += {k: v for k, v in a.items() if k != "timings"} != {k: v for k, v in b.items() if k != "timings"}
@@ -67,7 +83,7 @@ def main() -> None:
         print(
             f"{mode:>10}: {len(times)} questions timed ({args.repeats} passes), wrong or errored: {wrong[mode]}; "
             f"overhead per question: median {medians[mode]:.3f} ms, p90 {times[int(0.9 * len(times))]:.3f} ms, "
-            f"mean {statistics.fmean(times):.3f} ms"
+            f"mean {statistics.fmean(times):.3f} ms; CPU (both processes) {cpu_ms[mode] / len(times):.3f} ms"
         )
     print(
         f"process isolation costs {medians['process'] - medians['in_process']:+.3f} ms per question "
