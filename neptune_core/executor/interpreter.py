@@ -151,9 +151,9 @@ class ProgramFunction:
 
 
 @functools.cache
-def _handler_names(cls: type, prefix: str) -> dict[type, str]:
-    """AST node type -> name of the method of ``cls`` that handles it."""
-    return {getattr(ast, a[len(prefix) :]): a for a in dir(cls) if a.startswith(prefix)}
+def _handlers(cls: type, prefix: str) -> dict[type, Callable[..., Any]]:
+    """AST node type -> the (unbound) method of ``cls`` that handles it."""
+    return {getattr(ast, a[len(prefix) :]): getattr(cls, a) for a in dir(cls) if a.startswith(prefix)}
 
 
 class Interpreter:
@@ -165,9 +165,8 @@ class Interpreter:
         self.globals = Scope(None)
         self.lineno = 0
         self._callable_ids = {id(v) for v in names.values() if callable(v)}
-        cls = type(self)
-        self._eval = {node: getattr(self, name) for node, name in _handler_names(cls, "_eval_").items()}
-        self._exec = {node: getattr(self, name) for node, name in _handler_names(cls, "_exec_").items()}
+        self._eval = _handlers(type(self), "_eval_")
+        self._exec = _handlers(type(self), "_exec_")
 
     def allow_callable(self, func: Any) -> None:
         """Let programs call ``func`` (e.g. the primitives passed to execute)."""
@@ -195,7 +194,7 @@ class Interpreter:
             handler = self._exec.get(type(stmt))
             if handler is None:
                 raise SandboxViolation(f"statement {type(stmt).__name__} is not allowed")
-            handler(stmt, scope)
+            handler(self, stmt, scope)
 
     def _exec_Expr(self, node: ast.Expr, scope: Scope) -> None:
         self.eval(node.value, scope)
@@ -360,7 +359,7 @@ class Interpreter:
         handler = self._eval.get(type(node))
         if handler is None:
             raise SandboxViolation(f"expression {type(node).__name__} is not allowed")
-        return handler(node, scope)
+        return handler(self, node, scope)
 
     def _eval_Constant(self, node: ast.Constant, scope: Scope) -> Any:
         return node.value

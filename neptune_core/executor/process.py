@@ -332,7 +332,7 @@ class SandboxProcess:
         error: SandboxAbort
         if code == -signal.SIGXCPU:
             error = ProgramTimeout(
-                "the program used more than its CPU time limit (2 x executor.time_limit_s + 1 s) and was stopped"
+                "the program used more than the sandbox's CPU time limit (at least 2 x executor.time_limit_s + 1 s) and was stopped"
             )
         else:
             why = f": {detail}" if detail else ""
