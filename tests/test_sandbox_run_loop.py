@@ -468,3 +468,20 @@ def test_classic_agent_existence_pattern_is_linear_and_unchanged() -> None:
     t0 = time.perf_counter()
     assert not asks_for_any_object("is there " * 11_111)  # the old pattern took ~35 s on this
     assert time.perf_counter() - t0 < 1.0
+
+
+def test_cpu_limit_stops_a_hang_even_without_the_parents_watchdog() -> None:
+    """RLIMIT_CPU is the last line: with the watchdog switched off, a C-level hang still ends."""
+    from neptune_core.executor.process import SandboxProcess
+    from neptune_core.primitives.base import CallContext
+
+    config = ExecutorConfig(time_limit_s=0.05, max_sequence_length=10**12, max_operations=10**12)
+    sandbox = SandboxProcess(config, runner_semantics())
+    sandbox.watchdog_s = 600.0  # RLIMIT_CPU: 1.1 to 2.2 s of CPU
+    try:
+        t0 = time.perf_counter()
+        result = sandbox.run(wrap(ALIAS + "return a == b"), CallContext(HashAgent(), IMAGE, BOXES, config))
+        assert result.error is not None and result.error.type == "ProgramTimeout", result.error
+        assert "CPU time limit" in result.error.message and time.perf_counter() - t0 < 60
+    finally:
+        sandbox.close()
