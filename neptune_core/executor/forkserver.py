@@ -7,7 +7,8 @@ in milliseconds. It listens on a UNIX socket in a private temporary directory, w
 goes into ``$NEPTUNE_SANDBOX_SERVER``: processes started later (run workers, subprocesses)
 connect to the same server instead of importing torch again. Requests on a connection:
 ``("fork", pickled child arguments)`` returns the child's pid and one end of a new socket pair
-(the child's only channel); ``("wait", pid, timeout_s)`` reaps a child and returns its exit status.
+(the child's only channel); ``("wait", pid, timeout_s)`` reaps a child and returns its exit status;
+``("kill", pid, timeout_s)`` kills it first (the server alone knows the pid is not yet reaped).
 
 The server exits when the process that started it closes its lifeline pipe (or dies); its
 children are killed by the kernel when it exits (PR_SET_PDEATHSIG, set in the child). Unlike
@@ -87,7 +88,8 @@ def serve(address: str, lifeline: int) -> None:
     from neptune_core.executor import child  # the preload: torch, the interpreter, the primitives
 
     child.prepare_server()
-    statuses: dict[int, int] = {}
+    statuses: dict[int, int] = {}  # exit statuses of reaped children not yet asked for
+    children: set[int] = set()  # forked and not yet reported
     clients: list[socket.socket] = []
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
@@ -115,16 +117,23 @@ def serve(address: str, lifeline: int) -> None:
             child.child_main(Connection(theirs.detach()), *pickle.loads(args))
             os._exit(0)  # child_main exits itself; never reached
         theirs.close()
+        children.add(pid)
         _send_msg(conn, pid, [mine.fileno()])
         mine.close()
 
-    def wait(conn: socket.socket, pid: int, timeout_s: float) -> None:
+    def wait(conn: socket.socket, pid: int, timeout_s: float, kill: bool = False) -> None:
         deadline = time.monotonic() + timeout_s
         reap()
+        if kill and pid in children and pid not in statuses:  # not reaped yet: the pid is still this child's
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         while pid not in statuses and time.monotonic() < deadline:
             time.sleep(0.002)
             reap()
-        _send_msg(conn, statuses.pop(pid, None))
+        status = statuses.pop(pid, None)
+        if status is not None:
+            children.discard(pid)
+        _send_msg(conn, status)
 
     while True:
         for key, _ in selector.select():
@@ -140,8 +149,8 @@ def serve(address: str, lifeline: int) -> None:
                 request, _ = _recv_msg(conn)
                 if request[0] == "fork":
                     fork(conn, request[1])
-                elif request[0] == "wait":
-                    wait(conn, request[1], float(request[2]))
+                elif request[0] in ("wait", "kill"):
+                    wait(conn, request[1], float(request[2]), kill=request[0] == "kill")
             except (EOFError, OSError, pickle.UnpicklingError, IndexError, TypeError, ValueError):
                 selector.unregister(conn)
                 clients.remove(conn)
@@ -212,12 +221,13 @@ class ForkServer:
             raise OSError("the fork server did not pass the sandbox's pipe")
         return int(pid), Connection(fds[0])
 
-    def wait(self, pid: int, timeout_s: float = 5.0) -> int | None:
-        """Reap ``pid`` (a child of the server): its exit code (negative: killed by that signal), or None."""
+    def wait(self, pid: int, timeout_s: float = 5.0, *, kill: bool = False) -> int | None:
+        """Reap ``pid`` (a child of the server; ``kill``: SIGKILL it first, which only the server can do
+        without racing a reused pid): its exit code (negative: killed by that signal), or None."""
         if self.sock is None:
             raise OSError("the fork server connection is closed")
         with self.lock:
-            _send_msg(self.sock, ("wait", pid, timeout_s))
+            _send_msg(self.sock, ("kill" if kill else "wait", pid, timeout_s))
             status, _ = _recv_msg(self.sock)
         return None if status is None else os.waitstatus_to_exitcode(status)
 

@@ -6,9 +6,9 @@ neptune_core.executor.child (and torch) once: a sandbox never inherits the paren
 CUDA state or file descriptors, and starting one takes milliseconds. One SandboxProcess
 serves one parent (one per run worker), sample after sample.
 
-The watchdog counts program time only: the time between handing the sandbox work (the
-program, or a primitive's reply) and its next message. Time the parent spends answering
-``score``/``query`` does not count. Past 1.5 x ``executor.time_limit_s`` (the interpreter's
+The watchdog counts program time only: the sandbox's own count, reported with each primitive
+call, plus the time since the parent last handed it work (the program, or a primitive's reply).
+Time the parent spends answering ``score``/``query`` does not count. Past 1.5 x ``executor.time_limit_s`` (the interpreter's
 own limit stops ordinary programs at 1 x) or past the memory limit (the parent also watches
 the sandbox's resident memory, in case the OS limits are missing, as on macOS), the sandbox
 is killed and the sample gets a typed error: ProgramTimeout, ProgramMemoryError or
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import pickle
 import select
 import signal
@@ -94,9 +93,7 @@ def _shutdown(server: ForkServer, pid: int, conn: Connection, kill: bool) -> int
         if not kill:
             code = server.wait(pid, 0.5)
         if code is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            code = server.wait(pid, 5.0)
+            code = server.wait(pid, 5.0, kill=True)
     return code
 
 
