@@ -172,7 +172,7 @@ def _set_cpu_limit(time_limit_s: float) -> None:
 
 
 def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -> None:
-    """Entry point of the sandbox process (a multiprocessing target)."""
+    """Entry point of the sandbox process, called in the fork server's new child; never returns."""
     code = 0
     try:
         _isolate(conn)
