@@ -133,10 +133,10 @@ class SandboxProcess:
 
     def alive(self) -> bool:
         """A sandbox is running and idle (a dead one has closed its end of the pipe)."""
-        if self._conn is None:
+        if self._conn is None or self._poller is None:
             return False
         try:
-            return not self._conn.poll(0)
+            return not self._poller.poll(0)  # readable while idle: EOF (or junk), so not usable
         except (OSError, ValueError):
             return False
 
