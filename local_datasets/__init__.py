@@ -32,6 +32,8 @@ LOADERS.register_lazy("refadv", "local_datasets.refer:load_refadv")
 LOADERS.register_lazy("refgta", "local_datasets.refer:load_refgta")
 LOADERS.register_lazy("jsonl", "local_datasets.jsonl:load_jsonl")
 LOADERS.register_lazy("hf", "local_datasets.hf:load_hf")
+LOADERS.register_lazy("video_synthetic", "local_datasets.synthetic.video_dataset:load_video_synthetic")
+LOADERS.register_lazy("nextqa", "local_datasets.nextqa:load_nextqa")
 
 
 def load_samples(config: RunConfig) -> list[Sample]:

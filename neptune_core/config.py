@@ -20,6 +20,7 @@ from typing import Any
 from neptune_core.errors import ConfigError
 from neptune_core.registry import did_you_mean
 from neptune_core.verify_config import EnsembleConfig, VerifyConfig
+from neptune_core.video_config import VideoConfig
 from probabilistic_tensor.semantics import Semantics
 
 ISOLATIONS = ("process", "in_process")
@@ -131,6 +132,7 @@ class RunConfig:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)  # vlm_model_name / od_model "ensemble"
     verify: VerifyConfig = field(default_factory=VerifyConfig)  # output verifiers after execution
+    video: VideoConfig = field(default_factory=VideoConfig)  # video samples: frames, chunk selection, video world
 
     # ---- derived ---------------------------------------------------------------
     def resolve_path(self, path: str) -> Path:
@@ -149,7 +151,7 @@ class RunConfig:
         d = self.to_dict()
         for k in ("output_dir", "run_name", "workers", "report", "judge", "max_failure_rate"):
             d.pop(k, None)
-        for k, default in (("ensemble", EnsembleConfig()), ("verify", VerifyConfig())):
+        for k, default in (("ensemble", EnsembleConfig()), ("verify", VerifyConfig()), ("video", VideoConfig())):
             if d.get(k) == dataclasses.asdict(default):  # unused sections keep older runs' hashes
                 d.pop(k)
         d["executor"].pop("isolation", None)  # where programs run does not change their results

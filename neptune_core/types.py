@@ -31,6 +31,9 @@ class Sample:
     (run by ``program_generator: "given"``).
     ``scene`` holds scene annotations (CLEVR scene dict) for oracle backends only.
     ``meta`` carries the question family, split and anything else a loader knows.
+    ``video`` (a :class:`neptune_core.video.VideoRef`: path, duration, fps) makes it a video
+    sample: its frames are decoded lazily by timestamp (runners/run_video.py); a multiple-choice
+    question keeps its options in ``meta["options"]`` and the right one's index in ``meta["answer_index"]``.
     """
 
     id: str
@@ -42,11 +45,17 @@ class Sample:
     program: Any = None
     scene: dict | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    video: Any = None
 
     def load_image(self) -> Image.Image:
-        """The image as RGB; loaded from ``image_path`` when no image is held."""
+        """The image as RGB; loaded from ``image_path`` when no image is held (a video: its middle frame)."""
         if self.image is not None:
             return self.image
+        if self.image_path is None and self.video is not None:
+            from neptune_core.video import probe, read_frames
+
+            ref = probe(self.video)
+            return read_frames(ref, [ref.duration / 2])[0]
         if self.image_path is None:
             raise ValueError(f"sample {self.id} has neither an image nor an image_path")
         with Image.open(self.image_path) as im:

@@ -19,3 +19,5 @@ for _name in ("jsonl", "hf"):
 RUNNERS.register_lazy("clevr_refexps", "runners.run_clevr_extensions_ref:ClevrRefRunner")
 for _name in ("clevr_puzzle", "clevr_rpm"):
     RUNNERS.register_lazy(_name, "runners.run_clevr_extensions_rpm_puzzle:ClevrTransferRunner")
+for _name in ("video_synthetic", "nextqa"):
+    RUNNERS.register_lazy(_name, "runners.run_video:VideoRunner")
