@@ -36,7 +36,7 @@ from neptune_core.video_config import VideoWorldConfig
 if TYPE_CHECKING:
     from neptune_core.config import RunConfig
 
-FORMAT = 1  # bump when the files' content changes, so old folders are not reused
+FORMAT = 2  # bump when the files' content changes, so old folders are not reused
 
 
 def check_world(cfg: VideoWorldConfig) -> None:
@@ -137,6 +137,14 @@ def iter_video_samples(out: Path, cfg: VideoWorldConfig, split: str = "val") -> 
 def load_video_synthetic(config: RunConfig) -> Iterator[Sample]:
     """Samples of the synthetic video world (videos made on first use under :func:`world_dir`)."""
     return iter_video_samples(world_dir(config), config.video.world, config.split)
+
+
+def _identity(config: RunConfig) -> dict[str, Any]:
+    """The world's version and settings: a run directory never resumes rows of another world (runners/identity.py)."""
+    return {"video_world": settings_hash(config.video.world), "format": FORMAT}
+
+
+load_video_synthetic.identity = _identity  # type: ignore[attr-defined]
 
 
 def main(argv: list[str] | None = None) -> int:

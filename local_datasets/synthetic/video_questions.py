@@ -44,7 +44,7 @@ class NoAnswer(ValueError):
 
 
 def _desc(obj: dict[str, Any]) -> str:
-    return f"{obj['color']} {obj['shape']}"
+    return str(obj["name"])
 
 
 class _Video:

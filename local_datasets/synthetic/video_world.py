@@ -9,6 +9,9 @@ story, in frames of a ``fps`` video of ``seconds``:
 - one or two other objects *enter* (appear) at some frame, one *leaves* (disappears);
 - every other object rests, always at least :data:`GAP` apart from any other surface.
 
+Questions name an object by its colour and one more attribute (:func:`name_of`: "red cube",
+"large red object", "red metal object"), chosen per object.
+
 Events (enter, leave, start, stop, collide) are at least :data:`MIN_EVENT_GAP` frames apart,
 so an order between them is never a tie. Frames are rendered by the CLEVR renderer
 (render.py, unchanged) and encoded into a video file; the annotation file holds, per frame,
@@ -91,13 +94,25 @@ def _gap(a: Track, b: Track, k: int) -> float:
 
 
 def _random_object(rng: random.Random, color: str) -> dict[str, Any]:
-    return {
+    obj = {
         "shape": rng.choice(ATTRIBUTES["shape"]),
         "color": color,
         "material": rng.choice(ATTRIBUTES["material"]),
         "size": rng.choice(ATTRIBUTES["size"]),
         "rotation": round(rng.uniform(0, 360), 4),
     }
+    obj["name"] = name_of(obj, rng.choice(("shape", "size", "material")))
+    return obj
+
+
+def name_of(obj: dict[str, Any], extra: str) -> str:
+    """How questions name an object: its colour (unique in its video) and one more attribute, in CLEVR's
+    order: "red cube", "large red object", "red metal object"."""
+    if extra == "shape":
+        return f"{obj['color']} {obj['shape']}"
+    if extra == "size":
+        return f"{obj['size']} {obj['color']} object"
+    return f"{obj['color']} {obj['material']} object"
 
 
 def _plan(rng: random.Random, cfg: VideoWorldConfig, camera: Camera) -> Scenario | None:
@@ -200,11 +215,6 @@ def _event_frames(scenario: Scenario) -> set[int]:
     return out
 
 
-def describe(obj: dict[str, Any]) -> str:
-    """How questions name an object: its colour and shape (colours are unique within a video)."""
-    return f"{obj['color']} {obj['shape']}"
-
-
 def events(scenario: Scenario) -> list[dict[str, Any]]:
     """Ground-truth events in frame order: enter, leave, start, stop (from per-frame motion), collide."""
     T = scenario.num_frames
@@ -294,7 +304,7 @@ __all__ = [
     "Scenario",
     "Track",
     "annotation",
-    "describe",
+    "name_of",
     "events",
     "frame_index",
     "frame_scene",

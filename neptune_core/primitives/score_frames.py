@@ -48,8 +48,9 @@ def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor:
         "probs": rounded(data.detach().float().cpu().tolist()),
     }
     notes = [dict(info, frame=k) for k, info in enumerate(infos) if info]
-    if notes:
-        entry["info"] = notes
+    if notes:  # the report and the summary read "unknown_concepts" of the whole call
+        unknown = list(dict.fromkeys(w for n in notes for w in n.get("unknown_concepts", [])))
+        entry["info"] = {"unknown_concepts": unknown, "per_frame": notes} if unknown else {"per_frame": notes}
     ctx.record(entry)
     return data
 
