@@ -26,8 +26,9 @@ from typing import Any
 from neptune_core.errors import UserError
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
-TASKS = ("clevr", "clevr_humans", "clevr_transfer", "refexp", "vqa", "grounding")
+TASKS = ("clevr", "clevr_humans", "clevr_transfer", "refexp", "vqa", "grounding", "nextqa")
 BOX_TASKS = frozenset({"refexp", "grounding"})  # families whose programs return a distribution over boxes
+VIDEO_TASKS = frozenset({"nextqa"})  # families of video samples (multiple choice; programs over frames)
 DATASET_TASKS = {  # config ``dataset`` -> prompt family (the names registered in local_datasets/)
     "clevr_synthetic": "clevr",
     "clevr": "clevr",
@@ -37,6 +38,8 @@ DATASET_TASKS = {  # config ``dataset`` -> prompt family (the names registered i
     "clevr_rpm": "clevr_transfer",
     "refadv": "refexp",
     "refgta": "refexp",
+    "nextqa": "nextqa",
+    "video_synthetic": "nextqa",
 }  # other datasets (jsonl, hf, ...): the sample's own task, else "grounding" / "vqa" by its answer
 USER_SPLIT = "=== user ==="
 

@@ -9,6 +9,7 @@ program cache keys on them. runners/run_video.py judges a program's choice again
 
 from __future__ import annotations
 
+import re
 import string
 from typing import Any
 
@@ -21,6 +22,18 @@ def with_options(question: str, options: list[str]) -> str:
     return f"{question.strip()} Options: {listed}"
 
 
+def split_options(text: str) -> tuple[str, list[str]]:
+    """The inverse of :func:`with_options`: (question, options); no options: (text, [])."""
+    head, sep, tail = text.rpartition(" Options: ")
+    if not sep or not tail.startswith("(A) "):
+        return text, []
+    parts = re.split(r"\s*\(([A-Z])\)\s", " " + tail)
+    letters, options = parts[1::2], parts[2::2]
+    if letters != list(LETTERS[: len(letters)]):
+        return text, []
+    return head, [o.strip() for o in options]
+
+
 def mc_meta(question: str, options: list[str], answer_index: int | None, **extra: Any) -> dict[str, Any]:
     """The ``meta`` of a multiple-choice sample."""
     if answer_index is not None and not 0 <= answer_index < len(options):
@@ -28,4 +41,4 @@ def mc_meta(question: str, options: list[str], answer_index: int | None, **extra
     return {"question": question, "options": list(options), "answer_index": answer_index, **extra}
 
 
-__all__ = ["LETTERS", "mc_meta", "with_options"]
+__all__ = ["LETTERS", "mc_meta", "split_options", "with_options"]
