@@ -131,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         meta = {"wanted": wanted, **info, "encode_s": round(time.perf_counter() - t0, 1)}
         meta_path.write_text(json.dumps(meta))
     child = subprocess.run(
-        [sys.executable, __file__, "--child", *sys.argv[1:]] if argv is None else [sys.executable, __file__, "--child", *argv],
+        [sys.executable, __file__, "--child", *sys.argv[1:]]
+        if argv is None
+        else [sys.executable, __file__, "--child", *argv],
         capture_output=True,
         text=True,
         cwd=str(ROOT),
@@ -148,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"chunks: {result['chunks']}, chosen: {result['chosen']} ({result['decision']}; {result['rounds']} round(s))")
     print(f"frames decoded: {result['frames_decoded']} ({result['seeks']} seeks); program saw "
           f"{result['frames_seen_by_program']}; LLM/caption requests: {result['llm_requests']}")  # fmt: skip
-    print(f"answer: {result['pred']} (correct: {result['correct']}, outcome {result['outcome']}); {result['seconds']} s")
+    print(
+        f"answer: {result['pred']} (correct: {result['correct']}, outcome {result['outcome']}); {result['seconds']} s"
+    )
     if result["error"]:
         print(f"error: {result['error']}")
     return 0 if result["outcome"] == "ok" else 1

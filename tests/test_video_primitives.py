@@ -105,7 +105,9 @@ def test_the_frame_primitives_are_declared_once_and_listed_for_video_prompts_onl
 @pytest.mark.parametrize("isolation", ["in_process", "process"])
 def test_score_frames_quantifies_over_frames(isolation):
     outcome, agent = _run(
-        _program('return [score_frames("Is the dog in the room?").exists("t"), score_frames("Is it raining?").exists("t")]'),
+        _program(
+            'return [score_frames("Is the dog in the room?").exists("t"), score_frames("Is it raining?").exists("t")]'
+        ),
         isolation,
     )
     assert outcome.error is None, outcome.error
@@ -281,3 +283,18 @@ return a
     assert "query_frame needs (question, frame)" in problems
     good = _program('return choose("Why?", ["a", "b"], clip(locate("Is it?"), "after"))')
     assert check_program(good) == []
+
+
+def test_the_multiple_choice_judge_reads_what_a_program_returns():
+    options = ["2", "3", "to wash it", "4"]
+    assert option_index(1, options) == 1  # an index
+    assert option_index("3", options) == 1  # an option's text first (options may be numbers)
+    assert option_index("To wash it.", options) == 2
+    assert option_index("(b)", options) == 1 and option_index("D", options) == 3  # a letter
+    assert option_index(ProbabilisticTensor(torch.tensor([0.1, 0.2, 0.9, 0.3]), vars=("o",)), options) == 2
+    assert option_index(True, ["no", "yes"]) == 1  # a yes/no value for yes/no options
+    for bad, message in [(7, "there are 4 options"), ("to dry it", "names none"), (True, "names none")]:
+        with pytest.raises(ValueError, match=message):
+            option_index(bad, options)
+    with pytest.raises(ValueError, match="tensor over 2 values for 4 options"):
+        option_index(ProbabilisticTensor(torch.tensor([0.1, 0.2]), vars=("o",)), options)
