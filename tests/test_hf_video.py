@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from neptune_core.primitives.video_context import FrameSet
-from tests.test_vlm_tiny_models import tiny_qwen2_vl, tiny_llava
+from tests.test_vlm_tiny_models import tiny_llava, tiny_qwen2_vl
 from vision_agents.hf_video import HFVideoAgent
 from vision_agents.hf_vlm import HFVisionAgent
 

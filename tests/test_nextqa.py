@@ -131,8 +131,8 @@ def _program_reply(body) -> object:
 
 
 def test_a_run_with_llm_programs_over_frames(fake_openai, nextqa_root, tmp_path):
-    from runners.rundir import prepare_run_dir
     from runners.run_video import VideoRunner
+    from runners.rundir import prepare_run_dir
 
     fake_openai.responder = _program_reply
     config = _config(

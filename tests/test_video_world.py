@@ -137,8 +137,8 @@ def _config(tmp_path: Path, **extra) -> object:
 
 
 def test_an_oracle_run_is_exact_and_its_rows_say_what_was_watched(tmp_path):
-    from runners.rundir import prepare_run_dir
     from runners.run_video import VideoRunner
+    from runners.rundir import prepare_run_dir
 
     config = _config(tmp_path)
     run_dir = prepare_run_dir(config)
