@@ -29,7 +29,7 @@ from neptune_core.executor.executor import ExecutionOutcome, _outcome
 from neptune_core.executor.program import run_program
 from neptune_core.primitives.video_context import FrameSet, VideoCallContext
 from neptune_core.types import Box, ErrorRecord, Sample
-from neptune_core.video import VideoReader, probe
+from neptune_core.video import VideoError, VideoReader, probe
 from probabilistic_tensor import ProbabilisticTensor
 from runners.base import Runner, _ms, _timed_program
 from runners.chunk_selection import ChunkSelector, Selection, program_times
@@ -139,9 +139,15 @@ class VideoRunner(Runner):
         out = super().prepare(samples, **kwargs)
         if first and kwargs.get("check_models", True):
             _ = self.video_agent
-            if any(self._needs_selection(s) for s in out[:50] if s.video is not None):
-                self.selector.preflight()
+            if self.config.video.chunk_selection and any(self._might_select(s) for s in out[:20]):
+                self.selector.preflight()  # the captioner loads, every judge answers: before the first sample
         return out
+
+    def _might_select(self, sample: Sample) -> bool:
+        try:
+            return self._needs_selection(sample)
+        except VideoError:  # a missing or broken file is that sample's error, later
+            return False
 
     def invocation_stats(self, processed: int) -> dict[str, Any]:
         stats = super().invocation_stats(processed)

@@ -69,12 +69,23 @@ def world_dir(config: RunConfig) -> Path:
 
 
 def make_video(out: Path, cfg: VideoWorldConfig, index: int) -> dict[str, Any]:
-    """Render, encode and annotate video ``index`` under ``out``; returns its annotation (with questions)."""
+    """Render, encode and annotate video ``index`` under ``out``; returns its annotation (with questions).
+
+    Several processes (run workers) may ask for the same video: one makes it, under a file lock, and
+    every file appears whole (written aside, then renamed)."""
+    from filelock import FileLock
+
     ann_path = out / "annotations" / f"video_{index:06d}.json"
-    if ann_path.is_file():
-        ann = json.loads(ann_path.read_text())
-        if len(ann.get("questions", [])) >= min(cfg.questions_per_video, ann.get("questions_asked", 0)):
-            return ann
+    ann_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(ann_path.with_suffix(".lock"))):
+        if ann_path.is_file():
+            ann = json.loads(ann_path.read_text())
+            if ann.get("questions_asked", 0) >= cfg.questions_per_video:
+                return ann
+        return _make_video(out, cfg, index, ann_path)
+
+
+def _make_video(out: Path, cfg: VideoWorldConfig, index: int, ann_path: Path) -> dict[str, Any]:
     scenario = make_scenario(cfg, index)
     name = f"videos/video_{index:06d}.mp4"
     frames: list[dict[str, Any]] = []
@@ -84,12 +95,13 @@ def make_video(out: Path, cfg: VideoWorldConfig, index: int) -> dict[str, Any]:
             frames.append(frame)
             yield image
 
-    write_video(out / name, images(), cfg.fps, crf=12, pix_fmt="yuv444p")
+    part = out / f"{name}.part.mp4"
+    write_video(part, images(), cfg.fps, crf=12, pix_fmt="yuv444p")
+    os.replace(part, out / name)
     ann = annotation(scenario, frames, name, cfg.fps)
     rng = random.Random(f"video-world:{cfg.seed}:{index}:questions")
     ann["questions"] = generate_questions(ann, rng, cfg.questions_per_video)
     ann["questions_asked"] = cfg.questions_per_video
-    ann_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = ann_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(ann))
     os.replace(tmp, ann_path)
