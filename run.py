@@ -27,7 +27,8 @@ EXIT_CODES = f"""exit codes:
        sample: one line on stderr says what is wrong and how to fix it; no run directory is left.
        Also: workers that died (what they finished is merged; rerun to resume)
   {DEGRADED_EXIT_CODE}    degraded run (or evaluation): more than max_failure_rate (config, default 0.05) of
-       the samples errored or fell back (or could not be judged); results are written, one line says why
+       the samples errored or fell back (or could not be judged), or a training run in which more than
+       10 % of the training sample passes failed; results are written, one line says why
   130  interrupted (Ctrl-C): finished samples are kept; rerun the same command to resume"""
 
 
@@ -132,9 +133,12 @@ def _run(config: RunConfig, args: argparse.Namespace) -> int:
 
     runner_cls = RUNNERS.get(config.dataset)
     gpus = args.gpus
-    if gpus is None and config.workers == 1 and config.device in ("auto", "cuda") and _cuda_devices() > 1:
-        gpus = []  # the default: one worker on every visible GPU
+    one_process = config.workers == 1 and config.device in ("auto", "cuda") and not config.train.enabled
+    if gpus is None and one_process and _cuda_devices() > 1:
+        gpus = []  # the default: one worker on every visible GPU (training runs in one process)
     parallel = config.workers > 1 or gpus is not None
+    if config.train.enabled and parallel:
+        raise UserError("training runs in one process: drop --workers / --gpus (pick the device with --device)")
     # preflight before the run directory exists: a broken setup leaves nothing behind. In a
     # parallel run this process checks the program generator; each worker loads its own models.
     run_dir = run_dir_for(config)
@@ -149,8 +153,6 @@ def _run(config: RunConfig, args: argparse.Namespace) -> int:
         if config.train.enabled:
             from runners.train import format_training, train_and_evaluate
 
-            if parallel:
-                raise UserError("training runs in one process: drop --workers / --gpus (pick the device with --device)")
             summary = train_and_evaluate(runner, run_dir)
             samples = runner.samples
             print(format_training(summary))

@@ -172,8 +172,15 @@ class RunConfig:
         d = self.to_dict()
         for k in ("output_dir", "run_name", "workers", "report", "judge", "max_failure_rate"):
             d.pop(k, None)
-        for k, default in (("ensemble", EnsembleConfig()), ("verify", VerifyConfig())):
-            if d.get(k) == dataclasses.asdict(default):  # unused sections keep older runs' hashes
+        unused = {
+            "ensemble": dataclasses.asdict(EnsembleConfig()),
+            "verify": dataclasses.asdict(VerifyConfig()),
+            "train": dataclasses.asdict(TrainConfig()),
+            "vlm_adapter": "",
+            "classic_params": "fitted",
+        }
+        for k, default in unused.items():
+            if d.get(k) == default:  # settings left at their defaults keep older runs' hashes
                 d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -86,6 +86,34 @@ def test_program_gradients_reach_exactly_the_heads_the_program_uses(scene_sample
     assert heads.attributes["color"].weight.grad is None  # the program never asks about colour
 
 
+def test_vocabulary_beyond_the_heads_is_fixed_and_reported_while_training(scene_samples):
+    """CLEVR words on a CLEVR floor (also "square" = cube) train the heads; words the heads do not model
+    (an extra colour, a flat figure) are constants; an unknown word is p = 0.5, on the trace, no gradient."""
+    from tests.fixtures.own_data import IMAGES, draw
+    from vision_agents.classic_detector import ClassicDetector
+
+    sample = scene_samples[0]
+    image, boxes = sample.load_image(), sample.boxes
+    agent = ClassicAgent(ClassicHeads.load("weak"))
+    questions = ["Is this a square?", "Is this object orange?", "Is this a triangle?", "Is this a hexagon?"]
+    p, infos = agent.score_with_info(image, boxes, questions, 1)
+    assert infos == [{}, {}, {}, {"unknown_concepts": ["hexagon"]}] and (p[3] == 0.5).all()
+    cube = agent.score(image, boxes, ["Is the object in the red box a cube?"], 1)[0]
+    assert torch.equal(p[0], cube)  # "square" on a CLEVR floor is the cube head
+    p[0].sum().backward()
+    assert float(agent.heads.attributes["shape"].weight.grad.abs().sum()) > 0
+    assert not agent.score(image, boxes, questions[1:], 1).requires_grad  # the rest are constants
+    negated = agent.logits(image, boxes, ["Is the object in the red box not a cube?"], 1)[0]
+    assert torch.equal(negated, -agent.logits(image, boxes, ["Is the object in the red box a cube?"], 1)[0])
+
+    drawing = draw(*IMAGES["paper"])  # off a CLEVR floor: figure answers are not the heads' to learn
+    box = ClassicDetector().detect(drawing, []).boxes[0]
+    values, lp = agent.answer_log_probs(drawing, box, "What shape is this object?")
+    assert not lp.requires_grad and agent.answer(drawing, box, "What shape is this object?") == values[int(lp.argmax())]
+    assert agent.answer_log_probs(drawing, box, "What size is this object?") is None
+    assert agent.answer_log_probs(image, boxes[0], "What shape is the object in the red box?")[1].requires_grad
+
+
 def _pt(data, kind="prob"):
     return ProbabilisticTensor(torch.tensor(data, requires_grad=True), kind=kind)
 

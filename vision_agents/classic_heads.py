@@ -7,6 +7,10 @@ material, size) over the pixel measurements of
 positions. The agent (vision_agents/classic_agent.py) parses a question and asks these
 heads for logits over all boxes at once; every logit is a differentiable function of the
 heads' parameters, so a loss on a program's output trains them (runners/train.py).
+The models beyond CLEVR (vision_agents.classic_figures: colour names, flat figures, what
+holds off a CLEVR floor) are not trained; where they build on the CLEVR classes they read
+these heads' probabilities (:meth:`ClassicHeads.class_probs`), so the heads stay the one
+source of them.
 
 Parameters load from and save to the JSON format that bench/fit_classic.py writes
 (``classic_params.json``): per attribute ``mean``/``std`` (standardisation, buffers),
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 
 RELATION_SCALE = 4.0  # logit per metre of separation along the relation's direction (geometric head)
 MAX_LOGIT = 8.0
+PROB_FLOOR = 1e-4  # probabilities from outside the heads are kept this far from 0 and 1
 MODELLED: tuple[str, ...] = ("color", "shape", "material", "size")
 DTYPE = torch.float64
 
@@ -78,6 +83,13 @@ def load_params(name_or_path: str = "fitted") -> dict[str, Any]:
 def st_clip(x: torch.Tensor, limit: float = MAX_LOGIT) -> torch.Tensor:
     """``x`` clipped to [-limit, limit] in the forward pass; identity for the gradient."""
     return x + (x.clamp(-limit, limit) - x).detach()
+
+
+def probability_logits(p: torch.Tensor) -> torch.Tensor:
+    """Yes-vs-no logits of probabilities from elsewhere (vision_agents.classic_figures): ``p`` kept
+    within [PROB_FLOOR, 1 - PROB_FLOOR], the logit clipped to +-:data:`MAX_LOGIT` like the heads' own."""
+    p = p.clamp(PROB_FLOOR, 1.0 - PROB_FLOOR)
+    return torch.log(p / (1.0 - p)).clamp(-MAX_LOGIT, MAX_LOGIT)
 
 
 @dataclass
@@ -193,9 +205,21 @@ class ClassicHeads(nn.Module):
         return p
 
     # ---- logits -------------------------------------------------------------------------
+    def classes(self, attribute: str) -> list[str]:
+        """The values the head of ``attribute`` tells apart ([] when no head models it)."""
+        return list(self.attributes[attribute].values) if attribute in self.attributes else []
+
     def log_probs(self, enc: Encoded, attribute: str) -> torch.Tensor:
         """log p(value) for every box: (n, number of values)."""
         return self.attributes[attribute](enc.features[attribute])
+
+    def class_probs(self, enc: Encoded, attribute: str) -> list[dict[str, float]] | None:
+        """p(value) of every box as plain numbers (no gradient), for the models beyond CLEVR that
+        build on the CLEVR classes (vision_agents.classic_figures); None when no head models ``attribute``."""
+        if attribute not in self.attributes:
+            return None
+        probs = self.log_probs(enc, attribute).detach().exp().tolist()
+        return [dict(zip(self.attributes[attribute].values, row, strict=True)) for row in probs]
 
     def value_logits(self, enc: Encoded, value: str) -> torch.Tensor:
         """Yes-vs-no logit of "the object is <value>" for every box: log p(v) - log(1 - p(v)), clipped."""
