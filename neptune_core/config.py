@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neptune_core.calls_config import CallsConfig, hashed_section
 from neptune_core.errors import ConfigError
 from neptune_core.registry import did_you_mean
 from neptune_core.verify_config import EnsembleConfig, VerifyConfig
@@ -107,6 +108,7 @@ class RunConfig:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)  # vlm_model_name / od_model "ensemble"
     verify: VerifyConfig = field(default_factory=VerifyConfig)  # output verifiers after execution
+    calls: CallsConfig = field(default_factory=CallsConfig)  # lazy relations, memo, caches, tensor marking
 
     # ---- derived ---------------------------------------------------------------
     def resolve_path(self, path: str) -> Path:
@@ -128,6 +130,9 @@ class RunConfig:
         for k, default in (("ensemble", EnsembleConfig()), ("verify", VerifyConfig())):
             if d.get(k) == dataclasses.asdict(default):  # unused sections keep older runs' hashes
                 d.pop(k)
+        calls = hashed_section(d.pop("calls"))  # only what changes results, and only when changed
+        if calls:
+            d["calls"] = calls
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

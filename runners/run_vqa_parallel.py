@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from neptune_core.config import RunConfig
 from neptune_core.errors import UserError
+from runners.ordering import partition_by_image
 from runners.results import ResultsWriter
 from runners.sharding import done_ids, merge_shards, merged_ids, partition, shard_path
 
@@ -126,7 +127,10 @@ def _worker_main(
             raise UserError(f"dataset '{config.dataset}' yields duplicate sample ids; ids must be unique")
         conn.send(("ids", k, ids))
         merged = merged_ids(Path(run_dir))  # nobody writes results.jsonl while workers run
-        mine = partition([s for s in samples if s.id not in merged], k, num_workers)
+        todo = [s for s in samples if s.id not in merged]
+        mine = (
+            partition_by_image(todo, k, num_workers) if config.calls.group_by_image else partition(todo, k, num_workers)
+        )
         finished = done_ids(Path(run_dir))
         with ResultsWriter(shard_path(Path(run_dir), k)) as writer:
             mine = [s for s in mine if s.id not in finished and s.id not in writer.done_ids]

@@ -151,6 +151,22 @@ class ClassicAgent(VisionAgent):
     def score(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> torch.Tensor:
         return torch.sigmoid(self.logits(image, boxes, questions, arity))
 
+    def score_tuples_with_info(
+        self, image: Image.Image, tuples: list[tuple[Box, ...]], questions: list[str], arity: int
+    ) -> tuple[torch.Tensor, list[dict]]:
+        """Each box tuple on its own (the pairs a lazy relation asks for), as :meth:`score` scores it."""
+        if arity not in (1, 2):  # a whole-image score is the best box's: it needs every box (score)
+            raise ValueError(f"classic agent scores box tuples of arity 1 or 2, not {arity}")
+        logits = torch.zeros(len(questions), len(tuples))
+        for ti, t in enumerate(tuples):
+            feats = [self.features(image, b) for b in t]
+            for qi, q in enumerate(questions):
+                if arity == 1:
+                    logits[qi, ti] = self.unary_logit(feats[0], q)
+                else:
+                    logits[qi, ti] = self.pair_logit(feats[0], feats[1], q, image.size)
+        return torch.sigmoid(logits), [{} for _ in questions]
+
     def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
         attr = find_attribute(question)
         if box is None or attr is None:

@@ -18,7 +18,7 @@ from neptune_core.executor.interpreter import Interpreter, ProgramFunction
 from neptune_core.executor.primitives import make_primitives
 from neptune_core.executor.sandbox import make_builtins
 from neptune_core.types import Box, ErrorRecord
-from probabilistic_tensor import Semantics
+from probabilistic_tensor import LazyPolicy, Semantics
 from vision_agents.base import VisionAgent
 
 # Python frames the interpreter may need per nested program call (see run()), and the
@@ -47,11 +47,15 @@ class ExecutionOutcome:
 
 
 class Executor:
-    """Runs checked programs against a VisionAgent under the limits of ``config``."""
+    """Runs checked programs against a VisionAgent under the limits of ``config``.
 
-    def __init__(self, config: ExecutorConfig, semantics: Semantics) -> None:
+    ``lazy``: evaluate relations lazily under this policy (None: every pair at once).
+    """
+
+    def __init__(self, config: ExecutorConfig, semantics: Semantics, lazy: LazyPolicy | None = None) -> None:
         self.config = config
         self.semantics = semantics
+        self.lazy = lazy
 
     def run(self, source: str, agent: VisionAgent, image: Image.Image, boxes: list[Box]) -> ExecutionOutcome:
         """Check ``source`` and run its ``execute(score, query, len(boxes))``."""
@@ -64,7 +68,9 @@ class Executor:
         interp: Interpreter | None = None
         try:
             tree = parse_checked(source)
-            score, query = make_primitives(agent, image, list(boxes), self.semantics, outcome.trace, budget)
+            score, query = make_primitives(
+                agent, image, list(boxes), self.semantics, outcome.trace, budget, lazy=self.lazy
+            )
             interp = Interpreter(budget, make_builtins(budget, outcome.printed))
             interp.allow_callable(score)
             interp.allow_callable(query)

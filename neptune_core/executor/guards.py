@@ -8,6 +8,7 @@ never catches them (the interpreter re-raises them past every handler).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -146,7 +147,7 @@ def deep_size(obj: Any, limit: int) -> int:
         if isinstance(x, str):
             return len(x)
         if isinstance(x, ProbabilisticTensor):
-            return int(x.data.numel())
+            return math.prod(x.shape)  # .shape: a lazy relation is not evaluated to be measured
         if not isinstance(x, _CONTAINERS):
             return 0
         key = id(x)

@@ -2,6 +2,8 @@
 
 They are built per run by :func:`make_primitives` as closures over the vision agent,
 the image, the boxes and the trace; time spent inside them is not program time.
+With a ``lazy`` policy (config ``calls.lazy_relations``), ``score(question, 2)`` returns a
+lazy relation whose pairs are evaluated when the program reads them (lazy_score.py).
 Their docstrings (:data:`PRIMITIVE_DOCS`, :data:`PRIMITIVE_SIGNATURES`) feed the API
 section of the LLM prompt, so keep them short and exact.
 """
@@ -15,8 +17,9 @@ import torch
 from PIL import Image
 
 from neptune_core.executor.guards import AgentError, Budget
+from neptune_core.executor.lazy_score import LazyEntry, fetch_entries, lazy_relation
 from neptune_core.types import Box
-from probabilistic_tensor import ProbabilisticTensor, Semantics
+from probabilistic_tensor import LazyPolicy, ProbabilisticTensor, Semantics
 from vision_agents.base import VisionAgent
 from vision_agents.prompting import class_question
 
@@ -58,9 +61,27 @@ def make_primitives(
     semantics: Semantics,
     trace: list[dict[str, Any]],
     budget: Budget,
+    lazy: LazyPolicy | None = None,
 ) -> tuple[Callable[..., ProbabilisticTensor], Callable[..., str]]:
-    """``(score, query)`` for one run; each call appends an entry to ``trace``."""
+    """``(score, query)`` for one run; each call appends an entry to ``trace``.
+
+    ``lazy``: relations (``num_objects=2``) are lazy, evaluated pair by pair as the program reads them.
+    """
     n = len(boxes)
+
+    def relation(question: str, type: str | None) -> ProbabilisticTensor:  # noqa: A002
+        entry: dict[str, Any] = {"primitive": "score", "question": question, "arity": 2, "type": type}
+        record = LazyEntry(entry, n)
+        trace.append(entry)
+
+        def fetch(entries: list[tuple[int, ...]]) -> torch.Tensor:
+            with budget.primitive_time():
+                values, info = fetch_entries(agent, image, boxes, question, entries)
+            record.add(entries, values, info)
+            return values
+
+        assert lazy is not None
+        return lazy_relation(n, fetch, semantics, lazy, on_change=record.update)
 
     def score(question: str, num_objects: int = 1, type: str | None = None) -> ProbabilisticTensor:  # noqa: A002
         if not isinstance(question, str) or not question.strip():
@@ -71,6 +92,8 @@ def make_primitives(
             raise TypeError(f"score() type must be a string or None, got {type!r}")
         if type == "class":
             question = class_question(question)
+        if num_objects == 2 and lazy is not None and n > 0:
+            return relation(question, type)
         shape = (n,) * num_objects
         infos: list[dict[str, Any]] = [{}]
         if n == 0 and num_objects > 0:

@@ -180,7 +180,7 @@ def check_pt_size(budget: Budget, operands: list[Any]) -> None:
     sizes: dict[str, int] = {}
     for t in operands:
         if isinstance(t, ProbabilisticTensor):
-            sizes.update(zip(t.vars, (int(s) for s in t.data.shape), strict=False))
+            sizes.update(zip(t.vars, (int(s) for s in t.shape), strict=False))  # a lazy relation stays lazy
     total = 1
     for s in sizes.values():
         total *= s
