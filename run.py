@@ -3,9 +3,10 @@
     python run.py --config configs/clevr.json [--gpus 0 1] [--workers K] [--any_config_key value ...]
     python run.py --config configs/clevr-humans.json --evaluate [--judge_model M --judge_provider P]
 
-Reads the config, applies overrides, picks the runner registered for ``dataset``,
-runs it into experiments/<config>-<hash>/ (rerunning the same command resumes), and
-prints the summary. Bad input exits with code 2 and a one-line message.
+Reads the config, applies overrides, picks the runner registered for ``dataset``, checks
+the setup (preflight: models, servers, keys, data), runs it into
+experiments/<config>-<hash>/ (rerunning the same command resumes, and redoes what is not
+final), and prints the summary. Exit codes: see :data:`EXIT_CODES` (and ``--help``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,16 @@ from pathlib import Path
 
 from neptune_core.config import RunConfig, load_config, parse_overrides
 from neptune_core.errors import UserError
+from runners.outcomes import DEGRADED_EXIT_CODE, check_failure_rate, degraded_reason
+
+EXIT_CODES = f"""exit codes:
+  0    done: every sample has a row, and at most max_failure_rate of them errored or fell back
+  2    bad input or a broken setup (config, data, model, server, API key), found before the first
+       sample: one line on stderr says what is wrong and how to fix it; no run directory is left.
+       Also: workers that died (what they finished is merged; rerun to resume)
+  {DEGRADED_EXIT_CODE}    degraded run (or evaluation): more than max_failure_rate (config, default 0.05) of
+       the samples errored or fell back (or could not be judged); results are written, one line says why
+  130  interrupted (Ctrl-C): finished samples are kept; rerun the same command to resume"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="run.py",
         description="Run a NePTune experiment. Any --key value after the known flags overrides a config field.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
     p.add_argument("--config", required=True, help="path to a JSON config (see configs/)")
@@ -45,10 +58,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=None, help="CPU workers when no GPU is used (or judge threads with --evaluate)"
     )
     p.add_argument(
-        "--evaluate", action="store_true", help="score an existing results file with exact match + LLM judge"
+        "--retry_failed",
+        action="store_true",
+        help="also redo rows that errored or fell back for good (rows whose failure was transient are "
+        "always redone by rerunning the same command; finished good rows never are)",
     )
-    p.add_argument("--judge_model", default="deepseek-chat", help="LLM judge model id (with --evaluate)")
-    p.add_argument("--judge_provider", default="deepseek", help="deepseek | openai | vllm (with --evaluate)")
+    p.add_argument("--restart", action="store_true", help="move the existing run directory aside and start a fresh one")
+    p.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="score an existing results file by exact match, plus an LLM judge when one is configured",
+    )
+    p.add_argument(
+        "--judge_model",
+        default=None,
+        help="LLM judge model id (with --evaluate; default: the provider's, deepseek-chat for deepseek)",
+    )
+    p.add_argument(
+        "--judge_provider",
+        default=None,
+        help="deepseek | openai | vllm (with --evaluate). Without this flag, --judge_model or judge.base_url, "
+        "the judge runs only when DEEPSEEK_API_KEY is set; otherwise exact match only",
+    )
     return p
 
 
@@ -58,7 +89,9 @@ def resolve_config(args: argparse.Namespace, extra: list[str]) -> RunConfig:
         overrides["workers"] = args.workers
     config = load_config(args.config, overrides)
     if not config.run_name:
-        config.run_name = f"{Path(args.config).stem}-{config.config_hash()}"
+        from runners.identity import run_hash
+
+        config.run_name = f"{Path(args.config).stem}-{run_hash(config)}"
     return config
 
 
@@ -74,47 +107,81 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     try:
         config = resolve_config(args, extra)
+        check_failure_rate(config.max_failure_rate)
         if args.evaluate:
-            from analysis.evaluate import evaluate_run
-
-            report = evaluate_run(
-                config, judge_model=args.judge_model, judge_provider=args.judge_provider, workers=args.workers or 256
-            )
-            print(json.dumps(report, indent=2))
-            return 0
-        from analysis.summary import format_summary
-        from runners import RUNNERS
-        from runners.rundir import prepare_run_dir
-
-        runner_cls = RUNNERS.get(config.dataset)
-        run_dir = prepare_run_dir(config)
-        samples = None  # in memory after a single-process run, so the report need not reload them
-        gpus = args.gpus
-        if gpus is None and config.workers == 1 and config.device in ("auto", "cuda") and _cuda_devices() > 1:
-            gpus = []  # the default: one worker on every visible GPU
-        if config.workers > 1 or gpus is not None:
-            from runners.run_vqa_parallel import run_parallel
-
-            summary = run_parallel(config, run_dir, gpus=gpus)
-        else:
-            runner = runner_cls(config)
-            summary = runner.run(run_dir)
-            samples = runner.samples
-        print(f"run directory: {run_dir}")
-        print(format_summary(summary))
-        if config.report:
-            from analysis.report import write_report
-
-            print(f"report: {write_report(run_dir, samples)}")
-        return 0
+            return _evaluate(config, args)
+        return _run(config, args)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
             "interrupted: finished samples are kept in results.jsonl; rerun the same command to resume", file=sys.stderr
         )
         return 130
+
+
+def _run(config: RunConfig, args: argparse.Namespace) -> int:
+    from analysis.summary import format_summary
+    from runners import RUNNERS
+    from runners.rundir import discard_if_unused, prepare_run_dir, run_dir_for
+
+    runner_cls = RUNNERS.get(config.dataset)
+    gpus = args.gpus
+    if gpus is None and config.workers == 1 and config.device in ("auto", "cuda") and _cuda_devices() > 1:
+        gpus = []  # the default: one worker on every visible GPU
+    parallel = config.workers > 1 or gpus is not None
+    # preflight before the run directory exists: a broken setup leaves nothing behind. In a
+    # parallel run this process checks the program generator; each worker loads its own models.
+    run_dir = run_dir_for(config)
+    runner = runner_cls(config)
+    runner.prepare(
+        existing=None if args.restart else run_dir, retry_failed=args.retry_failed, check_models=not parallel
+    )
+    existed = run_dir.exists() and not args.restart
+    made_output_dir = not run_dir.parent.exists()
+    run_dir = prepare_run_dir(config, restart=args.restart)
+    try:
+        if parallel:
+            from runners.run_vqa_parallel import run_parallel
+
+            summary = run_parallel(config, run_dir, gpus=gpus, retry_failed=args.retry_failed)
+            samples = None
+        else:
+            summary = runner.run(run_dir, retry_failed=args.retry_failed)
+            samples = runner.samples  # in memory, so the report need not reload them
+    except BaseException:
+        # a start that failed before its first result leaves no stub folder (nor the output folder it made)
+        if not existed and discard_if_unused(run_dir) and made_output_dir and not any(run_dir.parent.iterdir()):
+            run_dir.parent.rmdir()
+        raise
+    print(f"run directory: {run_dir}")
+    print(format_summary(summary))
+    if config.report:
+        from analysis.report import write_report
+
+        print(f"report: {write_report(run_dir, samples)}")
+    reason = degraded_reason(summary, config.max_failure_rate)
+    if reason is not None:
+        print(reason, file=sys.stderr)
+        return DEGRADED_EXIT_CODE
+    return 0
+
+
+def _evaluate(config: RunConfig, args: argparse.Namespace) -> int:
+    from analysis.evaluate import evaluate_run, unjudged_reason
+
+    report = evaluate_run(
+        config, judge_model=args.judge_model, judge_provider=args.judge_provider, workers=args.workers or 256
+    )
+    print(json.dumps(report, indent=2))
+    if report.get("judge_note"):
+        print(f"note: {report['judge_note']}", file=sys.stderr)
+    reason = unjudged_reason(report, config.max_failure_rate)
+    if reason is not None:
+        print(reason, file=sys.stderr)
+        return DEGRADED_EXIT_CODE
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,15 +1,27 @@
 """The LLM judge of ``--evaluate``: does a predicted answer mean the same as the gold one?
 
 Any OpenAI-compatible chat endpoint, reached with the ``openai`` client. Providers
-(``--judge_provider``) and their keys: deepseek (DEEPSEEK_API_KEY), openai
-(OPENAI_API_KEY), vllm (no key). ``judge.base_url`` in the config points any provider at
-another server. Requests are retried (the shared loop of :mod:`neptune_core.retry`) on
-429, 408, 409, 5xx, timeouts, dropped connections, bodies that are not JSON and replies
-that are neither yes nor no, with exponential backoff without jitter (``judge.backoff_s``,
-doubling, capped at ``judge.max_backoff_s``; a Retry-After header is honoured up to
-the cap); any other HTTP error (400, 401, ...) fails at once. Verdicts are stored in an
-append-only JSONL cache (:class:`VerdictCache`) so an outage or a rerun never loses a
-verdict already made.
+(``--judge_provider``) with their key and default model: deepseek (DEEPSEEK_API_KEY,
+deepseek-chat), openai (OPENAI_API_KEY, no default: pass ``--judge_model``), vllm (no key;
+the model is asked from the server when not given). ``judge.base_url`` in the config points
+any provider at another server.
+
+The judge is used only when one is configured (:func:`judge_requested`): a provider, a model
+or ``judge.base_url`` given explicitly, or the default provider's key in the environment.
+Before the first verdict :meth:`LLMJudge.preflight` checks the endpoint, the key and the
+model once (:mod:`neptune_core.endpoints`). The judge is asked for a short structured
+answer ("verdict: yes" / "verdict: no") and :func:`parse_verdict` reads it from the whole
+reply, tolerantly ("The gold answer is correct" is a yes).
+
+Requests are retried (the shared loop of :mod:`neptune_core.retry`) on 429, 408, 409,
+5xx, timeouts, dropped connections, bodies that are not JSON and replies without a
+verdict, with exponential backoff without jitter (``judge.backoff_s``, doubling, capped at
+``judge.max_backoff_s``; a Retry-After header is honoured up to the cap); any other HTTP
+error (400, 401, ...) fails at once. A reply that never holds a verdict raises
+:class:`NoVerdictError` (that row is unjudged); a judge that stops answering raises
+:class:`JudgeUnavailableError` (the rows not yet asked are unjudged). Verdicts are stored
+in an append-only JSONL cache (:class:`VerdictCache`) so an outage or a rerun never loses
+a verdict already made.
 
 Add a provider: one line in :data:`JUDGE_PROVIDERS`.
 """
@@ -19,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,25 +44,35 @@ from neptune_core.errors import UserError
 from neptune_core.registry import did_you_mean
 from neptune_core.retry import RetriesExhausted, RetryPolicy, call_with_retries
 
-# provider -> (default base URL, environment variable with the key; None = no key)
-JUDGE_PROVIDERS: dict[str, tuple[str, str | None]] = {
-    "deepseek": ("https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
-    "openai": ("https://api.openai.com/v1", "OPENAI_API_KEY"),
-    "vllm": ("http://localhost:8000/v1", None),
+# provider -> (default base URL, environment variable with the key (None = no key), default model ("" = none))
+JUDGE_PROVIDERS: dict[str, tuple[str, str | None, str]] = {
+    "deepseek": ("https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", "deepseek-chat"),
+    "openai": ("https://api.openai.com/v1", "OPENAI_API_KEY", ""),
+    "vllm": ("http://localhost:8000/v1", None, ""),
 }
+DEFAULT_JUDGE_PROVIDER = "deepseek"
 
 SYSTEM_PROMPT = (
     "You grade answers to questions about images. Given the question, the gold answer and a "
     "predicted answer, decide whether the prediction means the same as the gold answer "
     "(synonyms, plurals, number words and extra words that do not change the meaning are fine). "
-    "Reply with exactly one word: yes or no."
+    "Reply with exactly one line: 'verdict: yes' or 'verdict: no'."
 )
-_YES = {"yes", "correct", "true"}
-_NO = {"no", "incorrect", "false"}
+_YES = {"yes", "correct", "true", "right", "same", "equivalent", "matches", "match", "accept", "accepted"}
+_NO = {"no", "incorrect", "false", "wrong", "different", "differs", "mismatch", "reject", "rejected"}
+_VERDICT = re.compile(r"\bverdict\W{0,4}(yes|no|correct|incorrect|true|false)\b")
+_NEGATED = re.compile(
+    r"\b(?:not|isn't|isnt|aren't|doesn't|doesnt|does not|do not|cannot|can't)\s+(?:\w+\s+){0,2}?"
+    r"(?:correct|right|the same|same|equivalent|match|matches|mean the same|accepted)\b"
+)
 
 
 class JudgeUnavailableError(UserError):
     """The judge endpoint kept failing after all retries, or refused the request outright."""
+
+
+class NoVerdictError(ValueError):
+    """The judge kept answering, but never with a readable verdict: that row stays unjudged."""
 
 
 @dataclass(frozen=True)
@@ -63,36 +86,77 @@ class JudgeEndpoint:
         return f"JudgeEndpoint({self.provider!r}, {self.model!r}, {self.base_url!r}, api_key=<hidden>)"
 
 
-def resolve_judge(provider: str, model: str, settings: JudgeConfig, env: dict[str, str] | None = None) -> JudgeEndpoint:
-    """The endpoint for ``--judge_provider``; a missing key is a one-line error naming its variable."""
+def judge_requested(
+    provider: str | None, model: str | None, settings: JudgeConfig, env: dict[str, str] | None = None
+) -> bool:
+    """Whether ``--evaluate`` should use an LLM judge: a provider, a model or ``judge.base_url`` was
+    given, or the default provider's key is in the environment. Otherwise exact match only."""
     env = dict(os.environ) if env is None else env
+    if provider or model or settings.base_url:
+        return True
+    key_env = JUDGE_PROVIDERS[DEFAULT_JUDGE_PROVIDER][1]
+    return bool(key_env and env.get(key_env, "").strip())
+
+
+def resolve_judge(
+    provider: str | None, model: str | None, settings: JudgeConfig, env: dict[str, str] | None = None
+) -> JudgeEndpoint:
+    """The endpoint for ``--judge_provider``; a missing key is a one-line error naming its variable.
+
+    ``model`` None: the provider's default model ("" for a vllm server: the one it serves).
+    """
+    env = dict(os.environ) if env is None else env
+    provider = provider or DEFAULT_JUDGE_PROVIDER
     if provider not in JUDGE_PROVIDERS:
         known = sorted(JUDGE_PROVIDERS)
         raise UserError(
             f"unknown --judge_provider '{provider}'{did_you_mean(provider, known)}; known: {', '.join(known)}"
         )
-    default_url, key_env = JUDGE_PROVIDERS[provider]
+    default_url, key_env, default_model = JUDGE_PROVIDERS[provider]
+    model = model or default_model
+    if not model and key_env is not None:
+        raise UserError(f"--judge_provider {provider} needs --judge_model (the model id to ask)")
     url = (settings.base_url or default_url).rstrip("/")
     if key_env is None:
-        return JudgeEndpoint(provider, model, url, "not-needed")
+        return JudgeEndpoint(provider, model, url, env.get("OPENAI_API_KEY", "").strip() or "not-needed")
     key = env.get(key_env, "").strip()
     if not key:
         raise UserError(
-            f"--judge_provider {provider} needs the environment variable {key_env} (environment or .env file)"
+            f"--judge_provider {provider} needs the environment variable {key_env} (environment or .env file); "
+            "without a judge, --evaluate scores by exact match only"
         )
     return JudgeEndpoint(provider, model, url, key)
 
 
 def parse_verdict(text: str | None) -> bool | None:
-    """True / False from the reply's first word; None when it is neither."""
-    words = "".join(c if c.isalnum() else " " for c in (text or "").lower()).split()
+    """True / False read from the whole reply; None when it holds no verdict (or contradicts itself).
+
+    In order: a "verdict: yes|no" anywhere; the first word when it is a yes or a no word;
+    else the yes and no words of the whole reply, where a negated yes ("is not correct")
+    counts as a no. Both kinds at once, or neither: None.
+    """
+    t = " ".join((text or "").lower().split())
+    if not t:
+        return None
+    m = _VERDICT.search(t)
+    if m:
+        return m.group(1) in _YES
+    words = re.findall(r"[a-z']+", t)
     if not words:
         return None
-    return True if words[0] in _YES else False if words[0] in _NO else None
+    if words[0] in _YES or words[0] in _NO:
+        return words[0] in _YES
+    negated = bool(_NEGATED.search(t))
+    rest = _NEGATED.sub(" ", t)
+    yes = any(w in _YES for w in re.findall(r"[a-z']+", rest))
+    no = negated or any(w in _NO for w in re.findall(r"[a-z']+", rest))
+    if yes == no:
+        return None
+    return yes
 
 
 class _NotAVerdict(ValueError):
-    """The judge replied, but neither yes nor no: asked again like any transient failure."""
+    """The judge replied, but without a verdict: asked again like any transient failure."""
 
 
 def _describe(exc: BaseException) -> str:
@@ -121,13 +185,32 @@ class LLMJudge:
         self._lock = threading.Lock()
         self.requests = 0  # HTTP requests sent, retries included
 
+    def preflight(self) -> None:
+        """Check the endpoint, the key and the model once before any verdict (one line, exit 2, on failure)."""
+        from neptune_core.endpoints import EndpointCheck, check_endpoint
+
+        key_env = JUDGE_PROVIDERS[self.endpoint.provider][1]
+        model = check_endpoint(
+            EndpointCheck(
+                what=f"LLM judge (--judge_provider {self.endpoint.provider})",
+                base_url=self.endpoint.base_url,
+                api_key=self.endpoint.api_key,
+                model=self.endpoint.model,
+                url_setting="judge.base_url",
+                model_setting="--judge_model",
+                key_hint=f"set {key_env} (environment or .env)" if key_env else "set OPENAI_API_KEY for this server",
+            )
+        )
+        if model != self.endpoint.model:
+            self.endpoint = JudgeEndpoint(self.endpoint.provider, model, self.endpoint.base_url, self.endpoint.api_key)
+
     def _ask(self, question: str, gold: str, pred: str) -> str | None:
         with self._lock:
             self.requests += 1
         reply = self.client.chat.completions.create(
             model=self.endpoint.model,
             temperature=0.0,
-            max_tokens=5,
+            max_tokens=16,
             messages=[
                 {"role": "system", "content": SYSTEM_PROMPT},
                 {
@@ -143,11 +226,16 @@ class LLMJudge:
         text = self._ask(question, gold, pred)
         parsed = parse_verdict(text)
         if parsed is None:
-            raise _NotAVerdict(f"reply is neither yes nor no: {str(text)[:80]!r}")
+            raise _NotAVerdict(f"reply holds no verdict: {str(text)[:80]!r}")
         return parsed
 
     def verdict(self, question: str, gold: str, pred: str) -> bool:
-        """Whether ``pred`` is a correct answer; raises :class:`JudgeUnavailableError` after the last retry."""
+        """Whether ``pred`` is a correct answer.
+
+        Raises :class:`NoVerdictError` when every reply lacked a verdict, and
+        :class:`JudgeUnavailableError` when the judge stopped answering (after the last retry,
+        or at once for a refusal such as 401).
+        """
         where = f"judge {self.endpoint.model} at {self.endpoint.base_url}"
         try:
             return call_with_retries(
@@ -156,6 +244,8 @@ class LLMJudge:
                 extra_retryable=(openai.APIResponseValidationError, ValueError),  # junk body or reply: ask again
             )
         except RetriesExhausted as e:
+            if isinstance(e.last, _NotAVerdict):
+                raise NoVerdictError(f"{where} gave no verdict in {e.attempts} replies; last: {e.last}") from None
             raise JudgeUnavailableError(f"{where} failed {e.attempts} times; last: {_describe(e.last)}") from None
         except openai.APIStatusError as e:  # 400/401/403/404: retrying will not help
             raise JudgeUnavailableError(

@@ -108,7 +108,7 @@ def sample_page(row: dict[str, Any], image: Image.Image | None, nav: str = "") -
         f"<tr><th>gold</th><td><b>{esc(row.get('gold'))}</b></td></tr>"
         f'<tr><th>result</th><td><span class="badge {badge}">{status}</span></td></tr>'
         f"<tr><th>boxes</th><td>{len(boxes)} detected</td></tr>"
-        f"<tr><th>program</th><td>{esc(row.get('program_origin'))}</td></tr>"
+        f"<tr><th>program</th><td>{esc(row.get('program_origin'))}{_fallback_html(row)}</td></tr>"
         f'<tr><th>timings</th><td class="muted">{esc(tim)}</td></tr></table>'
     )
     program = row.get("program")
@@ -121,6 +121,14 @@ def sample_page(row: dict[str, Any], image: Image.Image | None, nav: str = "") -
         + f'<div class="card"><h2>Primitive calls ({len(row.get("trace") or [])})</h2>{_trace_html(row.get("trace") or [])}</div>'
     )
     return _page(f"Sample {row.get('id')}", body, nav)
+
+
+def _fallback_html(row: dict[str, Any]) -> str:
+    fb = row.get("fallback")
+    if not fb:
+        return ""
+    kind = "transient, redone by the next run" if fb.get("transient") else "final"
+    return f'<div class="err">fallback ({kind}): {esc(fb.get("reason"))}</div>'
 
 
 def index_page(rows: list[dict[str, Any]], pages: list[tuple[dict[str, Any], str]], run_name: str) -> str:
@@ -140,15 +148,27 @@ def index_page(rows: list[dict[str, Any]], pages: list[tuple[dict[str, Any], str
         for r, name in pages
     )
     tot = s["timings"].get("total", {})
+    out = s.get("outcomes", {})
     acc = s["accuracy"]
+    unknown = s["unknown_concepts"]
+    unknown_rows = "".join(f"<tr><td>{esc(w)}</td><td>{n}</td></tr>" for w, n in unknown["by_concept"].items())
     body = (
         f'<div class="card"><h2>Accuracy: {acc if acc is not None else "n/a"}% ({s["correct"]}/{s["total"]})</h2>'
-        f'<div class="muted">{s["num_samples"]} samples; errors: {errs["total"]}; '
+        f'<div class="muted">{s["num_samples"]} samples; outcomes: ok {out.get("ok", "n/a")}, '
+        f"error {out.get('error', 'n/a')}, fallback {out.get('fallback', 'n/a')} "
+        f"(not final: {out.get('not_final', 'n/a')}); errors: {errs['total']}; "
         f"time per sample: median {tot.get('median_ms', 'n/a')} ms, total {tot.get('total_s', 'n/a')} s</div></div>"
         f'<div class="card"><h2>Per question family</h2><table><tr><th>family</th><th>correct</th>'
         f"<th>accuracy</th></tr>{fam_rows}</table></div>"
         + index_html(s)
         + (f'<div class="card"><h2>Errors by type</h2><table>{err_rows}</table></div>' if err_rows else "")
+        + (
+            f'<div class="card"><h2>Concepts the vision model does not know</h2><div class="muted">'
+            f"{unknown['calls']} of {unknown['perception_calls']} perception calls in {unknown['samples']} samples "
+            f"answered p = 0.5</div><table><tr><th>concept</th><th>calls</th></tr>{unknown_rows}</table></div>"
+            if unknown_rows
+            else ""
+        )
         + f'<div class="card"><h2>Samples shown ({len(pages)} of {len(rows)}: failures first, then correct ones)</h2>'
         f"<table><tr><th>id</th><th>result</th><th>family</th><th>question</th><th>pred</th><th>gold</th></tr>"
         f"{links}</table></div>"

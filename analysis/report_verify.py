@@ -93,18 +93,19 @@ def members_html(row: dict[str, Any]) -> str:
 
 
 def call_info_html(call: dict[str, Any]) -> str:
-    """A primitive call's recorded info: each ensemble member's output, then anything else."""
-    info = call.get("info")
-    if not info:
-        return ""
-    members = info.get("members")
-    rest = {k: v for k, v in info.items() if k != "members"}
+    """A primitive call's recorded info: unknown concepts stand out, then each ensemble member's
+    output, then anything else the backend recorded."""
+    info = dict(call.get("info") or {})
+    unknown = info.pop("unknown_concepts", None)
+    members = info.pop("members", None)
     out = ""
+    if unknown:
+        out += f'<div class="err">unknown to the vision model (p = 0.5): {esc(", ".join(map(str, unknown)))}</div>'
     if members:
         rows = "".join(f"<tr><td>{esc(n)}</td><td>{_value(v)}</td></tr>" for n, v in members.items())
         out += f'<table class="muted"><tr><th>member</th><th>output</th></tr>{rows}</table>'
-    if rest:
-        out += f'<div class="muted">{_value(rest)}</div>'
+    if info:
+        out += f'<div class="muted">{esc(json.dumps(info, default=str)[:500])}</div>'
     return out
 
 

@@ -1,17 +1,22 @@
-"""The paper's result tables with this run's numbers beside the published ones.
+"""The paper's result tables with a run's numbers beside the published ones, only where they
+measure the same thing.
 
     python analysis/tables.py experiments/<run> [experiments/<other run> ...]
+    python analysis/tables.py --help
 
-Each run directory is placed by the ``dataset`` of its config.json: clevr (and the
-synthetic CLEVR world) -> Table 3 by question category, clevr_refexps / clevr_puzzle /
-clevr_rpm -> Table 4, clevr_humans -> Table 5, refadv -> Table 6, refgta -> Table 7.
-A run's accuracy comes from evaluation.json (exact match + LLM judge) when
-``--evaluate`` has been run, else from the ``correct`` field of results.jsonl (exact
-match / IoU). Every table is printed; cells without a run show "-".
+Every run is first described (:class:`RunInfo`): dataset and split, real or synthetic data,
+perception by models or by an oracle (scene annotations, ground-truth boxes), where its
+programs came from, where its accuracy comes from (evaluation.json, exact match + LLM judge,
+when ``--evaluate`` has been run; else the ``correct`` field of results.jsonl: exact match
+/ IoU) and how many of its samples failed. A run goes beside a paper number only when
+:meth:`TableSpec.comparable` finds no reason against it: the table's dataset, the paper's
+split, real data, model perception. Every other run is listed in a separate section,
+"Runs not comparable with a paper table", with the reason and its own accuracies.
 
 Published numbers: :data:`PAPER`, copied from the NePTune paper (Kamali & Kordjamshidi,
-ICLR 2026, camera-ready tables). Add a table: one entry in :data:`PAPER` and the
-datasets that feed it in :data:`DATASET_ROWS`.
+ICLR 2026, camera-ready tables). Add a table: one :class:`PaperTable` in :data:`PAPER` and
+one :class:`TableSpec` in :data:`TABLES` (which datasets feed it, which split the paper
+used, and optionally its own ``comparable`` rule or ``format`` function); nothing else changes.
 
 ``--ablation`` prints the verifier/ensemble ablation in VLAgent's Table 4 layout instead
 (see :func:`format_ablation`, at the end of this file).
@@ -19,8 +24,10 @@ datasets that feed it in :data:`DATASET_ROWS`.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,17 +129,6 @@ PAPER: dict[str, PaperTable] = {
     ),
 }
 
-# dataset -> (table, row it fills; None = the CLEVR categories from per-family accuracy)
-DATASET_ROWS: dict[str, tuple[str, str | None]] = {
-    "clevr": ("table3", None),
-    "clevr_synthetic": ("table3", None),
-    "clevr_refexps": ("table4", "Ref"),
-    "clevr_puzzle": ("table4", "Puzzles"),
-    "clevr_rpm": ("table4", "RPM"),
-    "clevr_humans": ("table5", "accuracy"),
-    "refadv": ("table6", "accuracy"),
-    "refgta": ("table7", "accuracy"),
-}
 # our question families -> the paper's CLEVR categories
 CLEVR_FAMILIES = {
     "exist": "exist",
@@ -141,16 +137,101 @@ CLEVR_FAMILIES = {
     "count": "count",
     "compare_integer": "compare number",
 }
+SYNTHETIC_DATASETS = {"clevr_synthetic"}
+ORACLE_VLMS = {"scene_oracle"}  # answers from scene annotations, not from pixels
+ORACLE_DETECTORS = {"gt"}  # ground-truth boxes
 
 
+# ---- what a run is ---------------------------------------------------------------------
 @dataclass
-class RunNumbers:
-    """One run directory's accuracies: ``cells[row] = (accuracy, n)``."""
+class RunInfo:
+    """One run directory: what it measured and its accuracies (``cells[row] = (accuracy, n)``)."""
 
     name: str
     dataset: str
+    split: str
+    config: dict[str, Any]
     source: str  # "evaluation.json" or "results.jsonl"
+    overall: tuple[float | None, int]
+    families: dict[str, tuple[float | None, int]]
+    failed: tuple[int, int] = (0, 0)  # (errored + fallback samples, samples)
     cells: dict[str, tuple[float | None, int]] = field(default_factory=dict)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.dataset in SYNTHETIC_DATASETS
+
+    @property
+    def perception(self) -> str:
+        vlm, det = self.config.get("vlm_model_name", "?"), self.config.get("od_model", "?")
+        parts = []
+        if vlm in ORACLE_VLMS:
+            parts.append(f"oracle answers ({vlm}: scene annotations)")
+        if det in ORACLE_DETECTORS:
+            parts.append("ground-truth boxes")
+        if parts:
+            return "oracle: " + ", ".join(parts)
+        return f"models: VLM {vlm}, detector {det}"
+
+    @property
+    def oracle(self) -> bool:
+        return self.perception.startswith("oracle")
+
+    @property
+    def programs(self) -> str:
+        gen = self.config.get("program_generator", "?")
+        if gen == "llm":
+            return f"LLM {self.config.get('code_gen_model_name', '?')} ({self.config.get('code_gen_provider', '?')})"
+        if gen.startswith("symbolic"):
+            return f"ground-truth programs ({gen})"
+        return str(gen)
+
+    def describe(self) -> str:
+        data = "synthetic data (generated CLEVR world)" if self.synthetic else "real data"
+        failed, n = self.failed
+        fail = f"; {failed} of {n} samples errored or fell back" if failed else ""
+        return (
+            f"run {self.name}: dataset {self.dataset}, split {self.split}, {data}; perception {self.perception}; "
+            f"programs {self.programs}; accuracy from {self.source}{fail}"
+        )
+
+
+@dataclass
+class TableSpec:
+    """How a paper table is filled: ``datasets`` maps each dataset that feeds it to the row it fills
+    (None: the CLEVR categories, from per-family accuracy); ``split`` is the split the paper reports
+    (None: the dataset has one). ``format`` replaces the default layout; ``rule`` adds a reason of its own."""
+
+    key: str
+    datasets: dict[str, str | None]
+    split: str | None = None
+    format: Callable[[TableSpec, list[RunInfo]], str] | None = None
+    rule: Callable[[RunInfo], str | None] | None = None
+
+    @property
+    def paper(self) -> PaperTable:
+        return PAPER[self.key]
+
+    def comparable(self, run: RunInfo) -> str | None:
+        """None when ``run`` measures what the paper measured here, else the reason it does not."""
+        if run.dataset not in self.datasets:
+            return f"dataset {run.dataset} is not in {self.paper.title.split(':')[0]}"
+        if run.synthetic:
+            return "synthetic data, not the paper's dataset"
+        if run.oracle:
+            return f"{run.perception}; the paper's numbers use model perception"
+        if self.split is not None and run.split != self.split:
+            return f"split {run.split}; the paper reports the {self.split} split"
+        return self.rule(run) if self.rule is not None else None
+
+
+TABLES: list[TableSpec] = [
+    TableSpec("table3", {"clevr": None, "clevr_synthetic": None}, split="val"),
+    TableSpec("table4", {"clevr_refexps": "Ref", "clevr_puzzle": "Puzzles", "clevr_rpm": "RPM"}),
+    TableSpec("table5", {"clevr_humans": "accuracy"}, split="val"),
+    TableSpec("table6", {"refadv": "accuracy"}, split="test"),
+    TableSpec("table7", {"refgta": "accuracy"}, split="test"),
+]
 
 
 def _stats(rows: list[dict[str, Any]]) -> tuple[float | None, int]:
@@ -158,16 +239,18 @@ def _stats(rows: list[dict[str, Any]]) -> tuple[float | None, int]:
     return (round(100.0 * sum(1 for r in judged if r["correct"]) / len(judged), 2) if judged else None, len(judged))
 
 
-def run_numbers(run_dir: Path) -> RunNumbers:
-    """Read a run directory (config.json + evaluation.json or results.jsonl)."""
+def read_run(run_dir: Path) -> RunInfo:
+    """Read a run directory (config.json, and evaluation.json or results.jsonl, and summary.json)."""
+    from neptune_core.config import RunConfig
     from neptune_core.errors import UserError
+    from runners.outcomes import outcome_of
     from runners.results import read_results
 
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.json); pass experiments/<run>")
-    dataset = json.loads(cfg_path.read_text()).get("dataset", "?")
-    overall: tuple[float | None, int]
+    config = {**RunConfig().to_dict(), **json.loads(cfg_path.read_text())}  # an older config: defaults for the rest
+    rows, _ = read_results(run_dir / "results.jsonl")
     evaluation = run_dir / "evaluation.json"
     if evaluation.is_file():
         ev = json.loads(evaluation.read_text())
@@ -175,7 +258,6 @@ def run_numbers(run_dir: Path) -> RunNumbers:
         overall = (ev["overall"]["accuracy"], ev["overall"]["total"])
         families = {f: (s["accuracy"], s["total"]) for f, s in ev["per_family"].items()}
     else:
-        rows, _ = read_results(run_dir / "results.jsonl")
         if not rows:
             raise UserError(f"{run_dir} has no results.jsonl lines to tabulate")
         source = "results.jsonl"
@@ -184,18 +266,29 @@ def run_numbers(run_dir: Path) -> RunNumbers:
         for r in rows:
             by_fam.setdefault(str(r.get("family", "all")), []).append(r)
         families = {f: _stats(rs) for f, rs in by_fam.items()}
-    numbers = RunNumbers(run_dir.name, dataset, source)
-    table, row = DATASET_ROWS.get(dataset, (None, None))
-    if table is None:
-        return numbers
+    failed = sum(1 for r in rows if outcome_of(r)[0] != "ok")
+    return RunInfo(
+        run_dir.name,
+        str(config.get("dataset", "?")),
+        str(config.get("split", "?")),
+        config,
+        source,
+        overall,
+        families,
+        (failed, len(rows)),
+    )
+
+
+def fill_cells(spec: TableSpec, run: RunInfo) -> dict[str, tuple[float | None, int]]:
+    """The cells ``run`` fills in ``spec``'s table."""
+    row = spec.datasets[run.dataset]
     if row is not None:
-        numbers.cells[row] = overall
-    else:
-        numbers.cells["overall"] = overall
-        for fam, cat in CLEVR_FAMILIES.items():
-            if fam in families:
-                numbers.cells[cat] = families[fam]
-    return numbers
+        return {row: run.overall}
+    cells = {"overall": run.overall}
+    for fam, cat in CLEVR_FAMILIES.items():
+        if fam in run.families:
+            cells[cat] = run.families[fam]
+    return cells
 
 
 def _fmt(v: float | str | None) -> str:
@@ -204,22 +297,21 @@ def _fmt(v: float | str | None) -> str:
     return f"{v:.2f}" if isinstance(v, float) else str(v)
 
 
-def _cell(runs: list[RunNumbers], row: str) -> str:
+def _cell(runs: list[RunInfo], row: str) -> str:
     parts = [f"{_fmt(r.cells[row][0])} (n={r.cells[row][1]})" for r in runs if row in r.cells]
     return " / ".join(parts) if parts else "-"
 
 
-def format_table(key: str, runs: list[RunNumbers]) -> str:
-    """One paper table as markdown, published numbers and a "this run" column."""
-    t = PAPER[key]
-    mine = [r for r in runs if DATASET_ROWS.get(r.dataset, ("",))[0] == key]
-    label = "this run: " + ", ".join(r.name for r in mine) if mine else "this run"
+def format_table(spec: TableSpec, runs: list[RunInfo]) -> str:
+    """One paper table as markdown: the published numbers, and a column for the comparable runs."""
+    t = spec.paper
+    label = "this run: " + ", ".join(r.name for r in runs) if runs else "this run"
     lines = [f"### {t.title}", ""]
     if t.by_method:
         (row,) = t.rows
         lines += [f"| method | paper | {label} |", "|---|---|---|"]
         lines += [f"| {m} | {_fmt(v.get(row))} | - |" for m, v in t.values.items()]
-        lines.append(f"| **NePTune, this run** | - | {_cell(mine, row)} |")
+        lines.append(f"| **NePTune, this run** | - | {_cell(runs, row)} |")
     else:
         methods = list(t.values)
         lines += [
@@ -228,37 +320,80 @@ def format_table(key: str, runs: list[RunNumbers]) -> str:
         ]
         for row in t.rows:
             paper = " | ".join(_fmt(t.values[m].get(row)) for m in methods)
-            lines.append(f"| {row} | {paper} | {_cell(mine, row)} |")
+            lines.append(f"| {row} | {paper} | {_cell(runs, row)} |")
     if t.note:
         lines += ["", f"Note: {t.note}."]
     return "\n".join(lines)
 
 
-def format_all(runs: list[RunNumbers]) -> str:
-    parts = [f"Published numbers: {SOURCE}."]
-    for r in runs:
-        where = DATASET_ROWS.get(r.dataset, ("no paper table",))[0]
-        parts.append(f"- run {r.name}: dataset {r.dataset} -> {where} (accuracy from {r.source})")
-    parts += [format_table(key, runs) for key in PAPER]
+def format_other(run: RunInfo, reason: str) -> str:
+    """A run that no paper number measures: its own accuracies, with the reason it stands apart."""
+    lines = [
+        f"#### {run.name}",
+        "",
+        f"Not beside a paper number: {reason}.",
+        "",
+        "| | accuracy % | n |",
+        "|---|---|---|",
+    ]
+    lines.append(f"| overall | {_fmt(run.overall[0])} | {run.overall[1]} |")
+    lines += [f"| {fam} | {_fmt(acc)} | {n} |" for fam, (acc, n) in sorted(run.families.items())]
+    return "\n".join(lines)
+
+
+def format_all(runs: list[RunInfo]) -> str:
+    parts = [f"Published numbers: {SOURCE}.", "\n".join(f"- {r.describe()}" for r in runs)]
+    placed: dict[str, list[RunInfo]] = {spec.key: [] for spec in TABLES}
+    others: list[tuple[RunInfo, str]] = []
+    for run in runs:
+        reasons = []
+        for spec in TABLES:
+            reason = spec.comparable(run)
+            if reason is None:
+                run.cells = fill_cells(spec, run)
+                placed[spec.key].append(run)
+                break
+            if run.dataset in spec.datasets:
+                reasons.append(reason)
+        else:
+            others.append((run, reasons[0] if reasons else f"no paper table reports dataset {run.dataset}"))
+    for spec in TABLES:
+        parts.append((spec.format or format_table)(spec, placed[spec.key]))
+    if others:
+        parts.append("### Runs not comparable with a paper table")
+        parts += [format_other(run, reason) for run, reason in others]
     return "\n\n".join(parts) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="analysis/tables.py",
+        description="Print the paper's result tables with the given runs beside the published numbers, "
+        "where a run measures the same thing (dataset, split, real data, model perception); "
+        "other runs are listed apart, with the reason.",
+    )
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="experiments/<run> directories")
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="print the verifier/ensemble ablation in VLAgent's Table 4 layout for these runs instead",
+    )
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
     from neptune_core.errors import UserError
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["--ablation"] and len(args) > 1 and not any(a.startswith("-") for a in args[1:]):
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.ablation:
         try:
-            print(format_ablation([Path(a) for a in args[1:]]), end="")
+            print(format_ablation(list(args.run_dirs)), end="")
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         return 0
-    if not args or any(a.startswith("-") for a in args):
-        print("usage: python analysis/tables.py [--ablation] <run_dir> [<run_dir> ...]", file=sys.stderr)
-        return 2
     try:
-        runs = [run_numbers(Path(a)) for a in args]
+        runs = [read_run(Path(a)) for a in args.run_dirs]
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -141,6 +141,20 @@ class ProgramCache:
         return list(self._entries)
 
     # ---- writing ---------------------------------------------------------------------
+    def check_writable(self) -> None:
+        """Raise a one-line UserError when new entries could not be stored (checked before a run).
+
+        The file and its folder are created on the first write, not here.
+        """
+        target = self.path if self.path.exists() else self.path.parent
+        while not target.exists() and target != target.parent:
+            target = target.parent
+        if not os.access(target, os.W_OK):
+            raise UserError(
+                f"program cache {self.path} cannot be written ({target} is not writable): point "
+                "program_cache_address at a writable .json file"
+            )
+
     def put(self, key: str, entry: dict[str, Any]) -> None:
         """Add or replace one entry; merges with what other processes wrote meanwhile."""
         self.put_many({key: entry})

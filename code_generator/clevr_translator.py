@@ -17,8 +17,8 @@ Mapping (a set of objects is a 1-d prob tensor over ``x``; an object is its ``io
   ``score(OBJECT_QUESTION, 1)`` ("Is there an object in the red box?"), which asks
   perception whether the box holds an object: an honest, answerable question.
 - ``filter_<attr>[v]``: ``s & score(unary_question(v), 1)``
-- ``unique``: ``s.iota()`` -- exact (a one-hot) only with ``Semantics(iota="minmax")``
-  and 0/1 scores; use that setting for exact CLEVR runs.
+- ``unique``: ``s.iota()`` -- exact (a one-hot) for 0/1 scores under the default
+  ``Semantics(iota="minmax")`` and, to float precision, under ``iota="softmax"`` (over logits)
 - ``relate[r]``: ``score(relation_question(r), 2).contract(o("y")) & ~o`` (objects x
   that are r of o, the object itself excluded)
 - ``same_<attr>``: ``score(same_question(attr), 2).contract(o("y")) & ~o``

@@ -249,6 +249,17 @@ class SymbolicLeftGenerator:
     def from_config(cls, config: RunConfig) -> SymbolicLeftGenerator:
         return cls()
 
+    def check_samples(self, samples: list[Sample]) -> None:
+        """Called once after loading: a dataset without LEFT programs fails before the first sample."""
+        from code_generator.given import is_python_program, require_some_programs
+
+        require_some_programs(
+            samples,
+            self.name,
+            "LEFT first-order-logic programs",
+            lambda p: isinstance(p, str) and not is_python_program(p),
+        )
+
     def program_for(self, sample: Sample) -> Program:
         if not isinstance(sample.program, str) or not sample.program.strip():
             raise UserError(

@@ -6,6 +6,11 @@ that are not JSON with exponential backoff and jitter (the shared loop of
 :mod:`neptune_core.retry`; a Retry-After above :data:`MAX_RETRY_AFTER_S` fails the
 request instead), and bounds the number of requests in flight with a semaphore, so one
 client can be shared by many threads.
+
+When a request has used up its retries on a connection error or a timeout, the server is
+taken to be down: later requests are tried once, without retries, until one succeeds, so
+a server that dies mid-run costs each remaining sample one failed connection instead of
+a full backoff (those samples fall back, are not final, and the next run redoes them).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import threading
 from typing import Any
 
 from code_generator.providers import Endpoint
+from neptune_core.failures import is_transient_exception
 from neptune_core.retry import MAX_RETRY_AFTER_S, RetriesExhausted, RetryPolicy, call_with_retries, parse_retry_after
 
 __all__ = ["MAX_RETRY_AFTER_S", "ChatClient", "EmptyResponseError", "LLMError", "RetryPolicy", "parse_retry_after"]
@@ -25,7 +31,16 @@ log = logging.getLogger(__name__)
 
 
 class LLMError(RuntimeError):
-    """A request failed for good (after retries, or with an error that retrying cannot fix)."""
+    """A request failed for good (after retries, or with an error that retrying cannot fix).
+
+    ``transient``: the failure may pass (retries ran out on 429 / 5xx / timeouts / dropped
+    connections / junk bodies, or the server refused the key or did not know the model,
+    which a fixed setup cures); False for a request the server will always refuse (400, 422).
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class EmptyResponseError(LLMError):
@@ -46,8 +61,6 @@ class ChatClient:
         concurrency: int = 8,
         policy: RetryPolicy | None = None,
     ) -> None:
-        import openai
-
         # openai looks up the legacy ``httpx`` module in sys.modules on every response; if another
         # library (spaCy's dependencies) imports httpx for the first time in a concurrent thread, that
         # lookup can see it half-initialised. Import it fully here, before any request thread runs.
@@ -63,12 +76,31 @@ class ChatClient:
         self.timeout_s = timeout_s
         self.policy = policy or RetryPolicy()
         self._slots = threading.BoundedSemaphore(concurrency)
-        self._openai = openai
-        self._client = openai.OpenAI(
-            api_key=endpoint.api_key, base_url=endpoint.base_url, timeout=timeout_s, max_retries=0
+        self._client_lock = threading.Lock()
+        self._openai_client: Any = (
+            None  # made on the first request: a run whose programs are cached never imports openai
         )
         self.requests_sent = 0
         self._count_lock = threading.Lock()
+        self.server_down = False  # set after a request exhausted its retries on connection errors / timeouts
+
+    @property
+    def _openai(self) -> Any:
+        import openai
+
+        return openai
+
+    @property
+    def _client(self) -> Any:
+        with self._client_lock:
+            if self._openai_client is None:
+                self._openai_client = self._openai.OpenAI(
+                    api_key=self.endpoint.api_key,
+                    base_url=self.endpoint.base_url,
+                    timeout=self.timeout_s,
+                    max_retries=0,
+                )
+            return self._openai_client
 
     def _send(self, messages: list[dict[str, str]]) -> Any:
         """One request; a reply that is not a chat completion raises ValueError (retried, like a non-JSON body)."""
@@ -87,17 +119,29 @@ class ChatClient:
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         """The assistant's reply text; retries transient failures; raises :class:`LLMError` when it gives up."""
+        down = self.server_down
         try:
             response = call_with_retries(
                 lambda: self._send(messages),
-                self.policy,
+                RetryPolicy(0) if down else self.policy,
                 on_retry=_log_retry,
                 extra_retryable=(ValueError,),  # a body that is not JSON
             )
         except RetriesExhausted as exc:
-            raise LLMError(f"LLM request to {self.endpoint.base_url} failed: {_describe(exc.last)}") from exc.last
+            if isinstance(exc.last, self._openai.APIConnectionError) and not down:  # timeouts included
+                self.server_down = True
+                log.warning(
+                    "LLM server %s unreachable after %d tries; until it answers again, each request is tried "
+                    "once (affected samples fall back and are redone by the next run)",
+                    self.endpoint.base_url,
+                    exc.attempts,
+                )
+            message = f"LLM request to {self.endpoint.base_url} failed: {_describe(exc.last)}"
+            raise LLMError(message, transient=True) from exc.last
         except self._openai.OpenAIError as exc:  # not retryable (400, 401, 404, ...)
-            raise LLMError(f"LLM request to {self.endpoint.base_url} failed: {_describe(exc)}") from exc
+            message = f"LLM request to {self.endpoint.base_url} failed: {_describe(exc)}"
+            raise LLMError(message, transient=is_transient_exception(exc)) from exc
+        self.server_down = False
         return _text_of(response)
 
 

@@ -7,6 +7,12 @@ message (above) from the user message (below). Add a task family: write
 prompts/<task>.txt (usually ``{{include common.txt}}``, a description of the data and
 worked examples), list it in :data:`TASKS`, and map its dataset names in
 :data:`DATASET_TASKS`; then refresh the snapshots (see tests/test_prompts.py).
+
+Which family a sample gets (:func:`task_for_sample`): its own ``meta["task"]`` (a JSONL
+line's or a dataset column's ``task``), else its dataset's family, else a general-purpose
+one by what the sample asks for: "grounding" when its gold answer is a box, "vqa" otherwise.
+The general families (prompts/vqa.txt, prompts/grounding.txt) have everyday-scene examples
+and work for any dataset.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from typing import Any
 from neptune_core.errors import UserError
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
-TASKS = ("clevr", "clevr_humans", "clevr_transfer", "refexp")
+TASKS = ("clevr", "clevr_humans", "clevr_transfer", "refexp", "vqa", "grounding")
+BOX_TASKS = frozenset({"refexp", "grounding"})  # families whose programs return a distribution over boxes
 DATASET_TASKS = {  # config ``dataset`` -> prompt family (the names registered in local_datasets/)
     "clevr_synthetic": "clevr",
     "clevr": "clevr",
@@ -30,7 +37,7 @@ DATASET_TASKS = {  # config ``dataset`` -> prompt family (the names registered i
     "clevr_rpm": "clevr_transfer",
     "refadv": "refexp",
     "refgta": "refexp",
-}  # "jsonl" samples carry their own meta["task"] (refexp for box answers, clevr_humans otherwise)
+}  # other datasets (jsonl, hf, ...): the sample's own task, else "grounding" / "vqa" by its answer
 USER_SPLIT = "=== user ==="
 
 # Operators a program may use on tensors: (the method that implements it, how it is written).
@@ -59,6 +66,30 @@ def task_for_dataset(dataset: str) -> str:
         return DATASET_TASKS[dataset]
     known = ", ".join(sorted(DATASET_TASKS))
     raise UserError(f"no program prompt for dataset '{dataset}'; known: {known}")
+
+
+def check_task(task: str, where: str = "") -> str:
+    """``task`` if it names a prompt family, else a one-line UserError listing the families."""
+    if task not in TASKS:
+        raise UserError(f"{where}unknown task {task!r}; known prompt families: {', '.join(TASKS)}")
+    return task
+
+
+def task_for_sample(sample: Any, default: str | None = None) -> str:
+    """The prompt family of a sample: its ``meta["task"]``, else ``default`` (the dataset's family),
+    else "grounding" when its gold answer is a box [x1, y1, x2, y2] and "vqa" otherwise."""
+    meta = getattr(sample, "meta", None) or {}
+    if meta.get("task"):
+        return check_task(str(meta["task"]), f"sample {getattr(sample, 'id', '?')}: ")
+    if default:
+        return default
+    answer = getattr(sample, "answer", None)
+    is_box = (
+        isinstance(answer, (list, tuple))
+        and len(answer) == 4
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in answer)
+    )
+    return "grounding" if is_box else "vqa"
 
 
 def _doc(obj: Any) -> str:

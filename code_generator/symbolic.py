@@ -25,16 +25,22 @@ class SymbolicClevrGenerator:
     def from_config(cls, config: RunConfig) -> SymbolicClevrGenerator:
         return cls()
 
+    def check_samples(self, samples: list[Sample]) -> None:
+        """Called once after loading: a dataset without CLEVR programs fails before the first sample."""
+        from code_generator.given import require_some_programs
+
+        require_some_programs(samples, self.name, "CLEVR functional programs", lambda p: isinstance(p, list))
+
     def program_for(self, sample: Sample) -> Program:
         """The translated program; a sample without a CLEVR program is an error."""
         if not sample.program:
             raise UserError(
                 f"sample {sample.id} has no ground-truth program; program_generator 'symbolic_clevr' "
-                "needs a dataset with CLEVR functional programs (use an LLM program_generator instead)"
+                "needs a dataset with CLEVR functional programs (use program_generator 'llm' or 'given' instead)"
             )
         if not isinstance(sample.program, list):
             raise UserError(
                 f"sample {sample.id}: program_generator 'symbolic_clevr' needs a CLEVR node list, "
-                f"got a {type(sample.program).__name__}"
+                f"got a {type(sample.program).__name__} (program_generator 'given' runs Python programs)"
             )
         return Program(source=translate_clevr(sample.program), origin="symbolic", object_names=[])

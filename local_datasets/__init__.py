@@ -31,6 +31,7 @@ LOADERS.register_lazy("clevr_rpm", "local_datasets.clevr_transfer:load_clevr_rpm
 LOADERS.register_lazy("refadv", "local_datasets.refer:load_refadv")
 LOADERS.register_lazy("refgta", "local_datasets.refer:load_refgta")
 LOADERS.register_lazy("jsonl", "local_datasets.jsonl:load_jsonl")
+LOADERS.register_lazy("hf", "local_datasets.hf:load_hf")
 
 
 def load_samples(config: RunConfig) -> list[Sample]:

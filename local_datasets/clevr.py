@@ -31,6 +31,27 @@ _CLEVR_FOCAL = (CLEVR_IMAGE_WIDTH / 2) / math.tan(math.radians(49.13) / 2)
 _SIZE_RADIUS = {"large": 0.7, "small": 0.35}
 
 
+def canonical_program(program: Any, where: str) -> list[dict] | None:
+    """A CLEVR program as ``{"function", "inputs", "value_inputs"}`` nodes, from any accepted form.
+
+    The CLEVR v1.0 form passes unchanged; the generator's raw form (``type``, ``side_inputs``)
+    and the bracket form (``filter_color[red]``) are rewritten. A malformed program is a
+    one-line UserError naming ``where`` (the file and question)."""
+    from code_generator.clevr_translator import ClevrTranslationError, normalise_node
+
+    if program is None or program == []:
+        return None
+    if not isinstance(program, list):
+        raise UserError(f"{where}: a CLEVR program must be a list of nodes, got {type(program).__name__}")
+    try:
+        nodes = [normalise_node(node, i) for i, node in enumerate(program)]
+        canonical = [{"function": fn, "inputs": inputs, "value_inputs": values} for fn, inputs, values in nodes]
+        family_of(canonical)
+    except (ClevrTranslationError, ValueError) as e:
+        raise UserError(f"{where}: malformed CLEVR program: {' '.join(str(e).split())[:300]}") from None
+    return canonical
+
+
 def program_meta(program: Sequence[dict] | None, family_index: int | None, split: str) -> dict[str, Any]:
     """meta for a Sample: family (from the last function, "humans" without a program), functions, ..."""
     if program:
@@ -82,11 +103,14 @@ def _scenes_by_filename(root: Path, split: str) -> dict[str, dict]:
 
 
 def _question_sample(q: dict, split: str, root: Path, scenes: dict[str, dict], prefix: str = "") -> Sample:
+    where = f"{prefix}{split} question {q.get('question_index')}"
+    if not isinstance(q.get("image_filename"), str) or not isinstance(q.get("question"), str):
+        raise UserError(f"{where}: needs 'image_filename' and 'question' (strings)")
     fname = q["image_filename"]
     m = re.match(r"CLEVR_([a-z]+)_\d+\.png$", fname)
     img_split = m.group(1) if m else split
     scene = scenes.get(fname)
-    program = q.get("program") or None
+    program = canonical_program(q.get("program"), where)
     return Sample(
         id=f"{prefix}{split}_{int(q['question_index']):06d}",
         question=q["question"],

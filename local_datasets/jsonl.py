@@ -4,12 +4,20 @@
 
     {"image": "imgs/0001.png", "question": "Is the cup left of the plate?", "answer": "yes"}
     {"image": "imgs/0002.png", "question": "the dog on the left", "box": [10, 20, 110, 140]}
+    {"image": "imgs/0003.png", "question": "Is there a star?", "answer": "yes",
+     "program": "def execute(score, query, n):\n    return score('Is this a star?', 1).exists()\n"}
 
 Keys: ``image`` (or ``image_path``; relative to ``image_dir`` if set, else to the
-file's folder), ``question``, and either ``answer`` (a string or number: VQA) or
-``box`` (xyxy pixels: a referring expression; ``box_format: "xywh"`` converts).
-Optional: ``id`` (default: the line number), ``boxes`` (pre-detected xyxy boxes, for
-``od_model: gt``), ``family``, ``program``. Blank lines are skipped.
+file's folder) and ``question``; a gold ``answer`` (a string or number: VQA) or
+``box`` (xyxy pixels: grounding; ``box_format: "xywh"`` on the line or in the config
+converts), or neither (predictions only). Optional: ``id`` (default: the line
+number), ``task`` (the prompt family for LLM programs: ``vqa``, ``grounding``,
+``clevr``, ...; default by the gold answer, see code_generator/prompting.py),
+``program`` (Python source defining ``execute(score, query, n)``, a CLEVR node list
+or a LEFT logic string; run by ``program_generator: "given"``), ``objects`` (what the
+detector should look for with a given program), ``boxes`` (pre-detected xyxy boxes,
+for ``od_model: gt``), ``family`` (a label the summary groups accuracy by). Blank
+lines are skipped.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from code_generator.prompting import check_task
 from neptune_core.errors import UserError
 from neptune_core.types import Box, Sample
 
@@ -39,6 +48,12 @@ def _box(value: Any, fmt: str, where: str) -> Box:
     if box[2] < box[0] or box[3] < box[1]:
         raise UserError(f"{where}: box {box} has x2 < x1 or y2 < y1 (is it xywh? set box_format)")
     return box
+
+
+def _objects(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UserError(f'{where}: \'objects\' must be a list of names, e.g. ["cup", "table"]')
+    return list(value)
 
 
 def load_jsonl(config: RunConfig) -> list[Sample]:
@@ -64,13 +79,17 @@ def load_jsonl(config: RunConfig) -> list[Sample]:
         image = rec.get("image", rec.get("image_path"))
         if not isinstance(image, str) or not isinstance(rec.get("question"), str):
             raise UserError(f"{where} needs 'image' (a path) and 'question' (a string)")
-        fmt = str(rec.get("box_format", "xyxy"))
-        if "box" in rec:
-            answer: Any = _box(rec["box"], fmt, where)
-        elif "answer" in rec:
+        fmt = str(rec.get("box_format", config.box_format))
+        answer: Any = None
+        if rec.get("box") is not None:
+            answer = _box(rec["box"], fmt, where)
+        elif rec.get("answer") is not None:
             answer = str(rec["answer"])
-        else:
-            raise UserError(f"{where} needs 'answer' (VQA) or 'box' (referring expression)")
+        meta: dict[str, Any] = {"family": str(rec.get("family", "box" if "box" in rec else "answer")), "line": lineno}
+        if rec.get("task") is not None:
+            meta["task"] = check_task(str(rec["task"]), f"{where}: ")
+        if rec.get("objects") is not None:
+            meta["objects"] = _objects(rec["objects"], where)
         sid = str(rec.get("id", lineno))
         if sid in seen:
             raise UserError(f"{where}: duplicate id {sid!r}")
@@ -84,11 +103,7 @@ def load_jsonl(config: RunConfig) -> list[Sample]:
                 image_path=str(image_dir / image),
                 boxes=boxes,
                 program=rec.get("program"),
-                meta={
-                    "family": str(rec.get("family", "box" if "box" in rec else "answer")),
-                    "task": str(rec.get("task", "refexp" if "box" in rec else "clevr_humans")),
-                    "line": lineno,
-                },
+                meta=meta,
             )
         )
         if 0 < config.num_samples <= len(samples):

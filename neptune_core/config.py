@@ -71,6 +71,12 @@ class RunConfig:
     questions_file: str = ""  # CLEVR-Transfer questions (LEFT layout), relative to data_root; a glob is allowed
     num_samples: int = -1  # -1 = all
     seed: int = 0
+    box_format: str = "xyxy"  # boxes in the data (jsonl, hf): "xyxy" or "xywh" (pixels)
+    # dataset "hf" (local_datasets/hf.py): a Hugging Face `datasets` dataset
+    hf_path: str = ""  # a save_to_disk directory, parquet file(s) or directory (relative to data_root), or a hub id
+    hf_subset: str = ""  # the hub dataset's configuration name, if it has several
+    hf_split: str = ""  # "" = the only split
+    hf_columns: dict[str, str] = field(default_factory=dict)  # our field -> column (image, question, answer, ...)
 
     vlm_model_name: str = "scene_oracle"
     vlm_base_url: str = ""
@@ -101,6 +107,7 @@ class RunConfig:
     run_name: str = ""
     workers: int = 1
     report: bool = True
+    max_failure_rate: float = 0.05  # errored + fallback share above which a run is degraded (exit code 3)
 
     semantics: Semantics = field(default_factory=Semantics)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
@@ -125,7 +132,7 @@ class RunConfig:
     def config_hash(self) -> str:
         """A short hash of the settings that change results (not output paths)."""
         d = self.to_dict()
-        for k in ("output_dir", "run_name", "workers", "report", "judge"):
+        for k in ("output_dir", "run_name", "workers", "report", "judge", "max_failure_rate"):
             d.pop(k, None)
         for k, default in (("ensemble", EnsembleConfig()), ("verify", VerifyConfig())):
             if d.get(k) == dataclasses.asdict(default):  # unused sections keep older runs' hashes
@@ -158,9 +165,19 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"config key '{key}' expects an object, got {value!r}")
         return _build(tp, value, prefix=key + ".")
     if origin is dict:
+        if isinstance(value, str):  # --key '{"a": "b"}' or --key a=b,c=d
+            try:
+                value = (
+                    json.loads(value)
+                    if value.strip().startswith("{")
+                    else dict(item.split("=", 1) for item in value.replace(" ", "").split(",") if item)
+                )
+            except (json.JSONDecodeError, ValueError):
+                raise ConfigError(f"config key '{key}' expects a mapping like a=b,c=d, got {value!r}") from None
         if not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}' expects an object, got {value!r}")
-        return dict(value)
+            raise ConfigError(f"config key '{key}' expects a mapping, got {value!r}")
+        k_tp, v_tp = typing.get_args(tp) or (Any, Any)
+        return {_convert(k, k_tp, key): _convert(v, v_tp, f"{key}.{k}") for k, v in value.items()}
     if origin in (list, tuple):
         if isinstance(value, str):
             value = [v for v in value.replace(",", " ").split() if v]

@@ -26,8 +26,9 @@ class Sample:
 
     ``answer`` is a string for VQA, or a box ``[x1, y1, x2, y2]`` for referring
     expressions. ``boxes`` are ground-truth or pre-detected boxes (xyxy pixels).
-    ``program`` is a ground-truth program when the dataset has one (a CLEVR
-    functional program as a list of nodes, or a LEFT first-order-logic string).
+    ``program`` is a program the dataset brings: a CLEVR functional program (a list of
+    nodes), a LEFT first-order-logic string, or Python source defining ``execute``
+    (run by ``program_generator: "given"``).
     ``scene`` holds scene annotations (CLEVR scene dict) for oracle backends only.
     ``meta`` carries the question family, split and anything else a loader knows.
     """
@@ -60,8 +61,8 @@ class Sample:
 class Program:
     """Python source defining ``def execute(score, query, n)``, and where it came from.
 
-    ``origin`` is one of: "symbolic" (translated from a ground-truth program), "cache",
-    "generated", "repaired", "fallback". ``object_names`` are what the detector should
+    ``origin`` is one of: "symbolic" (translated from a ground-truth program), "given"
+    (the sample's own Python program), "cache", "generated", "repaired", "fallback". ``object_names`` are what the detector should
     look for. ``key`` is the cache key when the program came from or went to a cache.
     """
 

@@ -248,3 +248,15 @@ def lazy_info(t: Any) -> dict[str, Any] | None:
         return None
     s = t.store
     return {"evaluated": s.evaluated, "entries": math.prod(s.shape), "dropped_mass": s.dropped_mass}
+
+
+def evaluated(value: Any) -> Any:
+    """``value`` with every lazy tensor in it (also inside lists, tuples and dicts) fully evaluated, as a plain one."""
+    if isinstance(value, LazyTensor):
+        return ProbabilisticTensor._make(value.data, value.vars, value.semantics, value.kind)
+    if isinstance(value, (list, tuple)):
+        items = [evaluated(v) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict):
+        return {k: evaluated(v) for k, v in value.items()}
+    return value

@@ -93,8 +93,15 @@ QUANTIFIERS: dict[str, Quantifier] = {
 }
 
 
+IOTA_LOGIT_EPS = 1e-6
+"""Probabilities are clamped to [eps, 1 - eps] before the logit, so 0 and 1 stay finite (+-13.8)."""
+
+
 def _softmax_iota(data: Tensor, dim: int, temperature: float) -> Tensor:
-    return torch.softmax(data / temperature, dim)
+    """softmax(logit(p) / temperature): a one-hot input stays one-hot (to float precision), equal inputs
+    give the uniform distribution, and the order of the inputs is kept (LEFT's iota)."""
+    p = data.clamp(IOTA_LOGIT_EPS, 1.0 - IOTA_LOGIT_EPS)
+    return torch.softmax(torch.logit(p) / temperature, dim)
 
 
 def _minmax_iota(data: Tensor, dim: int, temperature: float) -> Tensor:

@@ -16,9 +16,12 @@ class Semantics:
     tau, gamma: the temperature and margin of soft number comparisons:
         s1 == s2 -> sigmoid(tau * (gamma - |s1 - s2|) / gamma),
         s1 > s2  -> sigmoid(tau * (s1 - s2 - 1 + gamma)).
-    iota: "softmax" (softmax(p / iota_temperature) over the variable) or "minmax"
-        ((p - min) / (max - min), renormalised to sum 1).
-    iota_temperature: softmax temperature for iota.
+    iota: "minmax" (the default: (p - min) / (max - min), renormalised to sum 1; exact
+        with perfect perception, the form the released examples use at inference) or
+        "softmax" (the paper's Table 2: softmax(logit(p) / iota_temperature) over the
+        variable, as LEFT takes it over logits; a one-hot input gives a one-hot output,
+        and a lower temperature sharpens it).
+    iota_temperature: softmax temperature for iota (unused by "minmax").
     threshold_sharpness: k in p > t -> sigmoid(k * (p - t)) when a probability (not a
         count) is compared with a threshold or another probability, so ``score(...) > 0.5``
         means what a program writer expects while staying differentiable.
@@ -28,7 +31,7 @@ class Semantics:
     quantifier: str = "minmax"
     tau: float = 0.25
     gamma: float = 0.25
-    iota: str = "softmax"
+    iota: str = "minmax"
     iota_temperature: float = 1.0
     threshold_sharpness: float = 50.0
 

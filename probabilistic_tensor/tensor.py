@@ -256,7 +256,7 @@ class ProbabilisticTensor:
         return self._reduce(var, torch.sum, "count", "number")
 
     def iota(self, var: str | None = None) -> ProbabilisticTensor:
-        """Distribution over `var` picking "the" object: softmax(a / iota_temperature), or min-max normalised to sum 1."""
+        """Distribution over `var` picking "the" object: min-max normalised to sum 1, or softmax(logit(a) / iota_temperature)."""
         if var is None:
             if len(self.vars) != 1:
                 raise ValueError(

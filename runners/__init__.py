@@ -14,7 +14,8 @@ for _name in ("clevr_synthetic", "clevr", "clevr_humans"):
     RUNNERS.register_lazy(_name, "runners.run_vqa:VQARunner")
 for _name in ("refadv", "refgta"):
     RUNNERS.register_lazy(_name, "runners.run_ref_exp_fast:RefExpRunner")
-RUNNERS.register_lazy("jsonl", "runners.run_ref_exp_fast:GenericRunner")
+for _name in ("jsonl", "hf"):
+    RUNNERS.register_lazy(_name, "runners.run_ref_exp_fast:GenericRunner")
 RUNNERS.register_lazy("clevr_refexps", "runners.run_clevr_extensions_ref:ClevrRefRunner")
 for _name in ("clevr_puzzle", "clevr_rpm"):
     RUNNERS.register_lazy(_name, "runners.run_clevr_extensions_rpm_puzzle:ClevrTransferRunner")

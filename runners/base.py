@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,11 @@ from neptune_core.executor import Executor, to_answer
 from neptune_core.types import ErrorRecord, Program, Sample
 from probabilistic_tensor import LazyPolicy
 from runners.ordering import group_by_image
-from runners.results import ResultsWriter, read_results
-from runners.rundir import prepare_run_dir
+from runners.outcomes import finalize_row, is_done, program_fields
+from runners.prefetch import ahead
+from runners.preflight import preflight
+from runners.results import ResultsWriter, compact_results, read_results
+from runners.rundir import prepare_run_dir, run_dir_for
 from runners.verifiers import VerifyStage
 from vision_agents import build_detector, build_vision_agent
 from vision_agents.base import Detector, MemoizedAgent, VisionAgent
@@ -58,8 +62,9 @@ class Runner:
         self.executor = Executor(config.executor, config.semantics, lazy=lazy)
         self.config_hash = config.config_hash()
         self.samples: list[Sample] | None = None  # the samples of the last run()
-        self._prefetched: dict[str, Program] = {}  # programs generated ahead by process_all
+        self._prefetched: dict[str, Future] = {}  # programs being generated ahead by process_all
         self._pending: dict[str, Any] = {}  # verifier work started ahead by process_all
+        self._prepared = False
 
     # ---- components, built lazily (model loading happens on first use) ------------
     @property
@@ -95,9 +100,15 @@ class Runner:
         return self._verify
 
     def load_samples(self) -> list[Sample]:
+        """The config's samples; a generator with ``check_samples`` (one that needs the samples'
+        own programs) checks them here, so "no sample has a program" fails before the first one."""
         from local_datasets import load_samples
 
-        return load_samples(self.config)
+        samples = load_samples(self.config)
+        check = getattr(self.generator, "check_samples", None)
+        if check is not None:
+            check(samples)
+        return samples
 
     # ---- one sample -----------------------------------------------------------------
     def judge(self, sample: Sample, value: Any, boxes: list[list[float]]) -> tuple[Any, bool | None]:
@@ -136,6 +147,7 @@ class Runner:
             "config_hash": self.config_hash,
         }
         t_total = time.perf_counter()
+        ahead_ms = 0.0
         stage = "setup"
         try:
             stage = "image"
@@ -143,20 +155,17 @@ class Runner:
             self.agent.begin_sample(sample)
             self.detector.begin_sample(sample)
             # verifiers' own work (e.g. captioning) runs beside program generation and execution
-            pending = self._pending.pop(sample.id) if sample.id in self._pending else self.verify.start(sample, image)
+            started = self._pending.pop(sample.id) if sample.id in self._pending else self.verify.start(sample, image)
 
             stage = "program"
-            program = self._prefetched.pop(sample.id, None)
-            if program is None:
-                t0 = time.perf_counter()
-                program = self.generator.program_for(sample)
-                timings["program"] = _ms(t0)
-            else:
-                timings["program"] = float(program.info.get("prefetch_ms", 0.0))
+            pending = self._prefetched.pop(sample.id, None)
+            program, timings["program"] = pending.result() if pending is not None else _timed_program(self, sample)
+            ahead_ms = timings["program"] if pending is not None else 0.0  # generated before t_total started
             row["program"] = program.source
             row["program_origin"] = program.origin
             if program.key:
                 row["program_key"] = program.key
+            row.update(program_fields(program))
 
             stage = "detect"
             t0 = time.perf_counter()
@@ -178,57 +187,93 @@ class Runner:
                 stage = "judge"
                 row["pred"], row["correct"] = self.judge(sample, outcome.value, boxes)
                 stage = "verify"
-                self.verify.finish(self, pending, sample, image, program, outcome.value, boxes, row)
+                self.verify.finish(self, started, sample, image, program, outcome.value, boxes, row)
         except Exception as exc:  # a bad sample is recorded and the run goes on
             row["error"] = {**ErrorRecord.from_exception(exc).to_dict(), "stage": stage}
-        timings["total"] = _ms(t_total)
-        return row
+        timings["total"] = round(_ms(t_total) + ahead_ms, 3)  # program generation included
+        return finalize_row(row)
 
     def process_all(self, samples: list[Sample]) -> Iterator[dict[str, Any]]:
-        """Result rows for ``samples``, in order.
+        """Result rows for ``samples``, in order, each yielded as soon as its sample is done.
 
-        When the generator can generate many programs at once (``programs_for``, e.g. the LLM
-        generator with ``code_gen_concurrency`` requests in flight), the programs of the next
-        chunk of samples are generated together first; each row still records its own path.
+        When the generator can run in several threads (its ``concurrency`` attribute > 1, e.g.
+        the LLM generator with ``code_gen_concurrency`` requests in flight), the programs of a
+        window of upcoming samples are generated in threads (:mod:`runners.prefetch`) while
+        earlier samples run; a sample is processed as soon as its own program is ready, so a row
+        never waits for a whole chunk, and each row records its own path and generation time.
         """
-        many = getattr(self.generator, "programs_for", None)
-        chunk = max(1, 4 * self.config.code_gen_concurrency) if many is not None else 1
-        for start in range(0, len(samples), chunk):
-            part = samples[start : start + chunk]
-            if self.verify.active:  # start it before the chunk's programs are generated
-                for sample in part:
-                    try:
-                        self._pending[sample.id] = self.verify.start(sample, sample.load_image())
-                    except Exception:  # process() retries and records the error on the sample's row
-                        log.debug("verify stage could not start for %s", sample.id, exc_info=True)
-            if many is not None and len(part) > 1:
-                t0 = time.perf_counter()
-                try:
-                    programs = list(many(part))
-                except Exception as exc:  # each sample then generates, and records, its own
-                    log.warning(
-                        "generating %d programs together failed (%s); one by one instead", len(part), exc, exc_info=True
-                    )
-                else:
-                    for sample, program in zip(part, programs, strict=True):
-                        program.info["prefetch_ms"] = round(_ms(t0) / len(part), 3)
-                        self._prefetched[sample.id] = program
-            for sample in part:
+        workers = int(getattr(self.generator, "concurrency", 1) or 1)
+        if workers <= 1 or len(samples) <= 1:
+            for sample in samples:
                 yield self.process(sample)
+            return
+        programs = ahead(self._start_ahead, samples, workers=workers, window=4 * workers)
+        try:
+            for sample, program in programs:
+                self._prefetched[sample.id] = program
+                yield self.process(sample)
+        finally:
+            programs.close()  # cancels what has not started; threads in flight are daemons
             self._prefetched.clear()
             self._pending.clear()
 
+    def _start_ahead(self, sample: Sample) -> tuple[Program, float]:
+        """Run in a prefetch thread: start the verifiers' own work (e.g. captioning), then generate the program."""
+        if self.verify.active:
+            try:
+                self._pending[sample.id] = self.verify.start(sample, sample.load_image())
+            except Exception:  # process() starts it again and records the error on the sample's row
+                log.debug("verify stage could not start ahead for %s", sample.id, exc_info=True)
+        return _timed_program(self, sample)
+
     # ---- the loop ---------------------------------------------------------------------
-    def run(self, run_dir: Path | None = None, samples: Iterable[Sample] | None = None) -> dict[str, Any]:
-        """Process every sample not yet in ``run_dir/results.jsonl``; write and return the summary."""
+    def prepare(
+        self,
+        samples: Iterable[Sample] | None = None,
+        *,
+        existing: Path | None = None,
+        retry_failed: bool = False,
+        check_generator: bool = True,
+        check_models: bool = True,
+    ) -> list[Sample]:
+        """Build every component, load the samples and run the preflight (:mod:`runners.preflight`).
+
+        A broken setup (bad name, missing data, missing model, unreachable server, bad key)
+        raises a one-line UserError here, before any work and before any run directory
+        exists. ``existing``: a run directory whose finished samples need nothing (read only).
+        Runs once per runner; :meth:`run` calls it when it has not run yet.
+        """
+        if self._prepared:
+            return self.samples or []
+        _ = (self.generator, self.detector, self.agent)  # a bad name or a missing key fails here
+        if retry_failed and hasattr(self.generator, "retry_fallbacks"):
+            self.generator.retry_fallbacks = True
+        self.samples = list(samples) if samples is not None else self.load_samples()
+        rows = read_results(existing / "results.jsonl")[0] if existing is not None else []
+        done = {r["id"] for r in rows if is_done(r, retry_failed)}
+        todo = [s for s in self.samples if s.id not in done]
+        preflight(
+            self.generator,
+            self.detector,
+            self.agent,
+            todo,
+            check_generator=check_generator,
+            check_models=check_models and bool(todo),
+        )
+        if todo and check_models:
+            self.verify.preflight()
+        self._prepared = True
+        return self.samples
+
+    def run(
+        self, run_dir: Path | None = None, samples: Iterable[Sample] | None = None, *, retry_failed: bool = False
+    ) -> dict[str, Any]:
+        """Process every sample whose row in ``run_dir/results.jsonl`` is missing or not final
+        (with ``retry_failed``: not ok either); write and return the summary."""
+        samples = self.prepare(samples, existing=run_dir or run_dir_for(self.config), retry_failed=retry_failed)
         run_dir = run_dir or prepare_run_dir(self.config)
         results_path = run_dir / "results.jsonl"
-        # build every component first, so a bad name or a missing key fails before any work
-        _ = (self.generator, self.detector, self.agent)
-        self.verify.preflight()
-        samples = list(samples) if samples is not None else self.load_samples()
-        self.samples = samples
-        with ResultsWriter(results_path) as writer:
+        with ResultsWriter(results_path, retry_failed=retry_failed) as writer:
             todo = [s for s in samples if s.id not in writer.done_ids]
             if self.config.calls.group_by_image:  # an image's questions share its memo and detections
                 todo = group_by_image(todo)
@@ -239,22 +284,53 @@ class Runner:
                 initial=len(samples) - len(todo),
                 total=len(samples),
             )
+            failed: dict[str, int] = {}
             for row in self.process_all(todo):
                 writer.write(row)
+                if row["outcome"] != "ok":
+                    failed[row["outcome"]] = failed.get(row["outcome"], 0) + 1
+                    bar.set_postfix(failed, refresh=False)
                 bar.update(1)
             bar.close()
-        return finish_run(run_dir, [s.id for s in samples])
+        return finish_run(run_dir, [s.id for s in samples], invocation=self.invocation_stats(len(todo)))
+
+    def invocation_stats(self, processed: int) -> dict[str, Any]:
+        """What this invocation did: samples processed, LLM requests sent, program paths taken."""
+        client = getattr(self._generator, "client", None)
+        origins = dict(getattr(self._generator, "stats", {}) or {})
+        stats: dict[str, Any] = {"processed": processed}
+        if client is not None and hasattr(client, "requests_sent"):
+            stats["llm_requests"] = client.requests_sent
+        if origins:
+            stats["program_origins"] = origins
+            stats["cache_hits"] = origins.get("cache", 0)
+        return stats
 
 
-def finish_run(run_dir: Path, sample_ids: list[str] | None = None) -> dict[str, Any]:
-    """Summarise ``run_dir/results.jsonl`` (restricted to ``sample_ids`` if given) into summary.json."""
-    rows, _ = read_results(run_dir / "results.jsonl")
+def finish_run(
+    run_dir: Path, sample_ids: list[str] | None = None, invocation: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Summarise ``run_dir/results.jsonl`` (restricted to ``sample_ids`` if given) into summary.json.
+
+    ``invocation``: what this invocation did (see :meth:`Runner.invocation_stats`), kept as
+    ``summary["this_invocation"]``.
+    """
+    rows = compact_results(run_dir / "results.jsonl")  # redone rows replace their old lines in the file too
     if sample_ids is not None:
         wanted = set(sample_ids)
         rows = [r for r in rows if r["id"] in wanted]
     summary = summarize(rows)
+    if invocation is not None:
+        summary["this_invocation"] = invocation
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _timed_program(runner: Runner, sample: Sample) -> tuple[Program, float]:
+    """The sample's program and the milliseconds it took (run in a pool thread by process_all)."""
+    t0 = time.perf_counter()
+    program = runner.generator.program_for(sample)
+    return program, _ms(t0)
 
 
 def _ms(t0: float) -> float:

@@ -1,8 +1,10 @@
 """The results file of a run: one JSON line per sample, appended and flushed.
 
 A run killed mid-write leaves at most one partial last line; :func:`read_results`
-drops it (and any duplicate ids) and :class:`ResultsWriter` rewrites the file
-cleanly before appending, so a rerun resumes with every finished sample exactly once.
+drops it. A sample that is redone (its row was not final, or ``--retry_failed``) gets a
+new line appended; the newest line of an id replaces the older ones, in the place of
+the first. :class:`ResultsWriter` rewrites the file cleanly (one line per id) before
+appending, so a rerun resumes with every sample exactly once.
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ import os
 from pathlib import Path
 from typing import Any
 
+from runners.outcomes import is_done
+
 
 def read_results(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Valid result lines (first occurrence of each id) and the number of bad/duplicate lines dropped."""
+    """Valid result lines (the newest line of each id, in the place of its first) and the number dropped.
+
+    Dropped lines are torn or invalid lines and older lines of an id that was redone.
+    """
     if not path.exists():
         return [], 0
-    rows: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    by_id: dict[str, dict[str, Any]] = {}
     dropped = 0
     with path.open("rb") as f:
         for raw in f:
@@ -27,12 +33,13 @@ def read_results(path: Path) -> tuple[list[dict[str, Any]], int]:
             except (json.JSONDecodeError, UnicodeDecodeError):
                 dropped += 1
                 continue
-            if not isinstance(row, dict) or "id" not in row or row["id"] in seen:
+            if not isinstance(row, dict) or "id" not in row:
                 dropped += 1
                 continue
-            seen.add(row["id"])
-            rows.append(row)
-    return rows, dropped
+            if row["id"] in by_id:
+                dropped += 1
+            by_id[row["id"]] = row  # a redone sample: the newest line wins, the first place is kept
+    return list(by_id.values()), dropped
 
 
 def _atomic_write_lines(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -45,15 +52,28 @@ def _atomic_write_lines(path: Path, rows: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-class ResultsWriter:
-    """Appends result lines to ``path``; each line is flushed to the OS as it is written."""
+def compact_results(path: Path) -> list[dict[str, Any]]:
+    """Rewrite ``path`` with one line per id (a redone sample's newest line in its first place); returns the rows."""
+    rows, dropped = read_results(path)
+    if dropped:
+        _atomic_write_lines(path, rows)
+    return rows
 
-    def __init__(self, path: Path) -> None:
+
+class ResultsWriter:
+    """Appends result lines to ``path``; each line is flushed to the OS as it is written.
+
+    ``done_ids`` are the samples a rerun keeps (:func:`runners.outcomes.is_done`): final
+    rows, and with ``retry_failed`` only final good ones. Any other id is redone, and its
+    new line replaces the old one.
+    """
+
+    def __init__(self, path: Path, *, retry_failed: bool = False) -> None:
         self.path = path
         rows, dropped = read_results(path)
         if dropped:
             _atomic_write_lines(path, rows)
-        self.done_ids: set[str] = {r["id"] for r in rows}
+        self.done_ids: set[str] = {r["id"] for r in rows if is_done(r, retry_failed)}
         self._f = path.open("a")
 
     def write(self, row: dict[str, Any]) -> None:

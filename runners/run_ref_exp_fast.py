@@ -1,4 +1,4 @@
-"""Referring expressions (Ref-Adv, Ref-GTA, or your own JSONL): detect -> program ->
+"""Referring expressions (Ref-Adv, Ref-GTA, or your own JSONL / HF data): detect -> program ->
 iota -> box. The shared loop of :mod:`runners.base`; only :meth:`judge` differs: the
 program's 1-d distribution over boxes picks a box, and the prediction is correct when
 its IoU with the gold box is at least :data:`IOU_THRESHOLD` (Acc@IoU 0.5).
@@ -59,10 +59,13 @@ class RefExpRunner(Runner):
 
 
 class GenericRunner(RefExpRunner):
-    """For mixed data (``dataset: "jsonl"``): box golds are judged by IoU, answer golds by exact match."""
+    """For mixed data (``dataset: "jsonl"`` or ``"hf"``): box golds are judged by IoU, answer golds by
+    exact match; a sample without a gold answer predicts a box when its task is a grounding one."""
 
     def judge(self, sample: Sample, value: Any, boxes: list[Box]) -> tuple[Any, bool | None]:
-        if is_box(sample.answer):
+        from code_generator.prompting import BOX_TASKS, task_for_sample
+
+        if is_box(sample.answer) or (sample.answer is None and task_for_sample(sample) in BOX_TASKS):
             return super().judge(sample, value, boxes)
         return Runner.judge(self, sample, value, boxes)
 

@@ -10,7 +10,12 @@ merges the shards into ``results.jsonl`` in dataset order and writes summary.jso
 
 A worker that dies loses nothing the others finished: the parent still merges what
 exists, then raises :class:`WorkerFailedError` naming the worker and its exit code.
-Rerunning the same command skips every finished sample.
+Rerunning the same command skips every finished sample (and redoes rows that are not final).
+
+Each worker runs the preflight of its models (:mod:`runners.preflight`) before its first
+sample; a failure there is reported as one line (the same error from every worker: once).
+Ctrl-C reaches only the parent (workers start with SIGINT ignored): it stops the workers,
+merges what they finished and run.py prints one line.
 
 Usage: python run.py --config configs/clevr.json --gpus 0 1 2 3   (or --workers 2 on CPU)
 """
@@ -23,6 +28,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,7 +42,7 @@ from neptune_core.config import RunConfig
 from neptune_core.errors import UserError
 from runners.ordering import partition_by_image
 from runners.results import ResultsWriter
-from runners.sharding import done_ids, merge_shards, merged_ids, partition, shard_path
+from runners.sharding import merge_shards, merged_ids, partition, shard_path
 
 _EXIT_GRACE_S = 60.0  # how long a worker that closed its pipe may take to exit
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -114,11 +120,32 @@ def _import(target: str) -> Any:
     return obj
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while workers are spawned: they inherit it, so Ctrl-C reaches only the parent."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _worker_main(
-    k: int, num_workers: int, env: dict[str, str], runner_target: str, config: RunConfig, run_dir: str, conn: Connection
+    k: int,
+    num_workers: int,
+    env: dict[str, str],
+    runner_target: str,
+    config: RunConfig,
+    run_dir: str,
+    conn: Connection,
+    retry_failed: bool = False,
 ) -> None:
-    """Body of worker ``k``: load samples, process its share, append to its shard, report progress."""
+    """Body of worker ``k``: load samples, preflight its models, process its share into its shard, report."""
     os.environ.update(env)  # already inherited at spawn; repeated in case the start method changes
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
     try:
         runner = _import(runner_target)(config)
         samples = runner.load_samples()
@@ -126,19 +153,21 @@ def _worker_main(
         if len(set(ids)) != len(ids):
             raise UserError(f"dataset '{config.dataset}' yields duplicate sample ids; ids must be unique")
         conn.send(("ids", k, ids))
-        merged = merged_ids(Path(run_dir))  # nobody writes results.jsonl while workers run
-        todo = [s for s in samples if s.id not in merged]
+        kept = merged_ids(Path(run_dir), retry_failed)  # nobody writes results.jsonl while workers run
+        todo = [s for s in samples if s.id not in kept]
+        # one image's questions stay on one worker, so they share its memo and detections
         mine = (
             partition_by_image(todo, k, num_workers) if config.calls.group_by_image else partition(todo, k, num_workers)
         )
-        finished = done_ids(Path(run_dir))
-        with ResultsWriter(shard_path(Path(run_dir), k)) as writer:
-            mine = [s for s in mine if s.id not in finished and s.id not in writer.done_ids]
+        # the parent checked the program generator; this worker loads and checks its own models
+        runner.prepare(samples, existing=Path(run_dir), retry_failed=retry_failed, check_generator=False)
+        with ResultsWriter(shard_path(Path(run_dir), k), retry_failed=retry_failed) as writer:
+            mine = [s for s in mine if s.id not in writer.done_ids]
             conn.send(("start", k, len(mine)))
             for row in runner.process_all(mine):
                 writer.write(row)
                 conn.send(("done", k, 1))
-        conn.send(("finished", k, None))
+        conn.send(("finished", k, runner.invocation_stats(len(mine))))
     except UserError as e:
         conn.send(("error", k, f"{type(e).__name__}: {_one_line(e)}", True))
         sys.exit(3)
@@ -172,11 +201,12 @@ def run_parallel(
     *,
     runner_cls: type | None = None,
     progress: bool = True,
+    retry_failed: bool = False,
 ) -> dict[str, Any]:
     """Run ``config`` with data-parallel workers into ``run_dir``; return the summary (as ``Runner.run``).
 
     ``runner_cls`` defaults to ``RUNNERS.get(config.dataset)``; it must be importable by
-    name in the workers. ``progress=False`` hides the bar.
+    name in the workers. ``progress=False`` hides the bar. ``retry_failed``: as for ``Runner.run``.
     """
     from runners import RUNNERS
     from runners.base import finish_run
@@ -186,7 +216,7 @@ def run_parallel(
     target = f"{cls.__module__}:{cls.__qualname__}"
     specs = plan_workers(config, gpus)
     merge_shards(run_dir)  # fold leftovers of an interrupted run, so every worker sees one finished set
-    already = merged_ids(run_dir)
+    already = merged_ids(run_dir, retry_failed)
 
     ctx = mp.get_context("spawn")
     procs: dict[int, Any] = {}
@@ -195,10 +225,10 @@ def run_parallel(
         recv, send = ctx.Pipe(duplex=False)
         proc = ctx.Process(
             target=_worker_main,
-            args=(spec.index, len(specs), spec.env, target, config, str(run_dir), send),
+            args=(spec.index, len(specs), spec.env, target, config, str(run_dir), send, retry_failed),
             name=f"neptune-worker-{spec.index}",
         )
-        with _environment(spec.env):
+        with _environment(spec.env), _sigint_ignored():
             proc.start()
         send.close()
         procs[spec.index], conns[spec.index] = proc, recv
@@ -207,6 +237,7 @@ def run_parallel(
     problems: dict[int, str] = {}
     user_errors: dict[int, str] = {}
     finished: set[int] = set()
+    stats: list[dict[str, Any]] = []
     bar = tqdm(desc=f"{config.dataset} x{len(specs)} workers", unit="q", dynamic_ncols=True, disable=not progress)
     clean = False
     try:
@@ -229,6 +260,8 @@ def run_parallel(
                             bar.update(payload)
                         elif kind == "finished":
                             finished.add(k)
+                            if payload:
+                                stats.append(payload)
                         elif kind == "error":
                             problems[k] = payload
                             if rest and rest[0]:
@@ -266,4 +299,19 @@ def run_parallel(
             f"{len(problems)} of {len(specs)} workers failed: {details}; {done}{total} samples are in "
             f"{run_dir / 'results.jsonl'}; rerun the same command to resume"
         )
-    return finish_run(run_dir, order)
+    return finish_run(run_dir, order, invocation=_sum_stats(stats))
+
+
+def _sum_stats(stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """The workers' invocation stats added up (numbers summed, nested counts merged)."""
+    total: dict[str, Any] = {}
+    for one in stats:
+        for key, value in one.items():
+            if isinstance(value, dict):
+                merged = total.setdefault(key, {})
+                for k, v in value.items():
+                    merged[k] = merged.get(k, 0) + v
+            else:
+                total[key] = total.get(key, 0) + value
+    total["workers"] = len(stats)
+    return total

@@ -1,16 +1,26 @@
-"""The run directory: experiments/<config stem>-<config hash>/ with the resolved
-config (no secrets), the git commit, results.jsonl and summary.json. The same
-command always maps to the same directory, so a rerun resumes."""
+"""The run directory: experiments/<config stem>-<run hash>/ with the resolved
+config (no secrets, ``data_root`` resolved to the folder the data was read from), the
+data's identity (``data.json``), the git commit, results.jsonl and summary.json. The same
+command on the same data always maps to the same directory, so a rerun resumes; other
+data gives another directory (:mod:`runners.identity`).
+
+The directory is made only after the run's preflight passed; a start that fails later
+without writing a result removes the directory it made (:func:`discard_if_unused`).
+``--restart`` moves an existing directory aside (nothing is deleted) and starts afresh."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from neptune_core.config import RunConfig
+from runners.identity import data_identity, run_hash
 
 _SECRET_WORDS = ("key", "token", "secret", "password")
 
@@ -36,13 +46,50 @@ def git_commit() -> dict[str, Any]:
 
 
 def run_dir_for(config: RunConfig) -> Path:
-    name = config.run_name or f"{config.dataset}-{config.config_hash()}"
+    name = config.run_name or f"{config.dataset}-{run_hash(config)}"
     return Path(config.output_dir) / name
 
 
-def prepare_run_dir(config: RunConfig) -> Path:
-    """Create the run directory and write config.json and git.json into it."""
+# what a run directory holds before its first result (removed again by discard_if_unused)
+_SETUP_FILES = {"config.json", "git.json", "data.json"}
+
+
+def discard_if_unused(run_dir: Path) -> bool:
+    """Remove ``run_dir`` if it holds nothing but the setup files (a start that failed); True if removed."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return False
+    for p in run_dir.iterdir():
+        if p.name in _SETUP_FILES:
+            continue
+        if p.name.startswith("results") and p.is_file() and p.stat().st_size == 0:
+            continue
+        return False
+    shutil.rmtree(run_dir)
+    return True
+
+
+def move_aside(run_dir: Path) -> Path:
+    """Rename ``run_dir`` to ``<name>.replaced-<time>`` (for --restart); returns the new path."""
+    aside = run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    run_dir.rename(aside)
+    return aside
+
+
+def prepare_run_dir(config: RunConfig, *, restart: bool = False) -> Path:
+    """Create the run directory and write config.json, data.json and git.json into it.
+
+    ``restart``: an existing directory of the same run is moved aside first (see :func:`move_aside`).
+    """
     run_dir = run_dir_for(config)
+    if restart and run_dir.exists():
+        aside = move_aside(run_dir)
+        print(f"note: --restart: the previous run directory was moved to {aside}", file=sys.stderr)
+    identity = data_identity(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     git = git_commit()
     git_path = run_dir / "git.json"
@@ -58,6 +105,8 @@ def prepare_run_dir(config: RunConfig) -> Path:
             )
         started.setdefault("resumed_at", []).append(git)
         git = started
-    (run_dir / "config.json").write_text(json.dumps(scrub_secrets(config.to_dict()), indent=2) + "\n")
+    resolved = dataclasses.replace(config, data_root=identity["data_root"])  # wherever it came from
+    (run_dir / "config.json").write_text(json.dumps(scrub_secrets(resolved.to_dict()), indent=2) + "\n")
+    (run_dir / "data.json").write_text(json.dumps(identity, indent=2) + "\n")
     git_path.write_text(json.dumps(git, indent=2) + "\n")
     return run_dir

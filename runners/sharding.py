@@ -1,10 +1,11 @@
 """Shard files of a data-parallel run and their merge into results.jsonl.
 
 Worker ``k`` of ``K`` appends its result lines to ``results.shard<k>.jsonl`` in the run
-directory. A sample is done when its id is in ``results.jsonl`` or in any shard file.
-:func:`merge_shards` folds every shard into ``results.jsonl`` (each id once, the first
-line seen wins, in dataset order when the order is known), writes it atomically and
-only then removes the shards, so a crash at any point loses no finished sample.
+directory. A sample is done when its newest row, in ``results.jsonl`` or in any shard
+file, is final (:func:`runners.outcomes.is_done`). :func:`merge_shards` folds every shard
+into ``results.jsonl`` (each id once: a shard's line, written later, replaces the merged
+one of a redone sample; in dataset order when the order is known), writes it atomically
+and only then removes the shards, so a crash at any point loses no finished sample.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from runners.outcomes import is_done
 from runners.results import _atomic_write_lines, read_results
 
 T = TypeVar("T")
@@ -40,19 +42,24 @@ def partition(items: Sequence[T], k: int, num_workers: int) -> list[T]:
     return list(items[k::num_workers])
 
 
-def merged_ids(run_dir: Path) -> set[str]:
-    """Ids already in the merged ``results.jsonl``."""
+def merged_ids(run_dir: Path, retry_failed: bool | None = None) -> set[str]:
+    """Ids in the merged ``results.jsonl``: all of them, or (``retry_failed`` given) those a rerun keeps."""
     rows, _ = read_results(Path(run_dir) / RESULTS)
-    return {r["id"] for r in rows}
+    return {r["id"] for r in rows if retry_failed is None or is_done(r, retry_failed)}
 
 
-def done_ids(run_dir: Path) -> set[str]:
-    """Ids finished in ``results.jsonl`` or in any shard file."""
-    ids = merged_ids(run_dir)
-    for p in shard_files(run_dir):
-        rows, _ = read_results(p)
-        ids.update(r["id"] for r in rows)
-    return ids
+def latest_rows(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The newest row of each id in ``results.jsonl`` and the shard files."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for path in [Path(run_dir) / RESULTS, *shard_files(run_dir)]:
+        rows, _ = read_results(path)
+        by_id.update((r["id"], r) for r in rows)
+    return by_id
+
+
+def done_ids(run_dir: Path, retry_failed: bool = False) -> set[str]:
+    """Ids whose newest row (in ``results.jsonl`` or any shard file) a rerun keeps."""
+    return {i for i, row in latest_rows(run_dir).items() if is_done(row, retry_failed)}
 
 
 def merge_shards(run_dir: Path, order: Sequence[str] | None = None) -> int:
@@ -65,11 +72,7 @@ def merge_shards(run_dir: Path, order: Sequence[str] | None = None) -> int:
     shards = shard_files(run_dir)
     if not shards and order is None:
         return len(read_results(run_dir / RESULTS)[0])
-    by_id: dict[str, dict[str, Any]] = {}
-    for path in [run_dir / RESULTS, *shards]:
-        rows, _ = read_results(path)
-        for row in rows:
-            by_id.setdefault(row["id"], row)
+    by_id = latest_rows(run_dir)
     ordered: list[dict[str, Any]] = []
     if order is not None:
         ordered = [by_id.pop(i) for i in dict.fromkeys(order) if i in by_id]

@@ -9,15 +9,27 @@ The real ``openai`` client talks to it over 127.0.0.1. Tell it what to answer:
 Actions: :func:`reply` (a chat completion), :func:`error` (status + JSON error body,
 optional Retry-After), :func:`raw` (any body, e.g. malformed JSON), :func:`delay`
 (wait, then another action), :func:`disconnect` (close without answering).
-``server.request_count`` and ``server.requests`` (the JSON bodies) record what came in,
-including requests from other processes. Use the fixture in a test module with
-``from tests import fake_openai_server`` and ``fake_openai = fake_openai_server.fake_openai``,
-then take a ``fake_openai`` argument; or start a :class:`FakeOpenAIServer` yourself.
+``server.request_count`` and ``server.requests`` (the JSON bodies of chat requests) record
+what came in, including requests from other processes; ``server.gets`` the paths of GETs.
+
+Like a real server it answers only under ``/v1``: ``GET /v1/models`` lists ``server.models``
+(None: 404, a server without a model list), ``POST /v1/chat/completions`` runs the actions;
+any other path is a 404. ``server.api_key`` set: a request without that bearer key gets a 401.
+A preflight check (a chat request carrying ``neptune_core.endpoints.PROBE_TEXT``) is answered
+with ``server.probe_action`` (default: a reply "OK"; None: treat it like any request) before
+the script, and counted in ``server.probe_count`` as well as in ``request_count``.
+``server.stop()`` closes the port and every open connection (clients see a dead server);
+``server.restart()`` serves again on the same port.
+
+Use the fixture in a test module with ``from tests import fake_openai_server`` and
+``fake_openai = fake_openai_server.fake_openai``, then take a ``fake_openai`` argument; or
+start a :class:`FakeOpenAIServer` yourself.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -27,6 +39,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
+from neptune_core.endpoints import PROBE_TEXT
 
 
 @dataclass
@@ -94,14 +108,26 @@ class FakeOpenAIServer:
         self._rules: list[tuple[str, Action]] = []
         self.responder: Callable[[dict[str, Any]], Action] | None = None
         self.requests: list[dict[str, Any]] = []
+        self.gets: list[str] = []
+        self.models: list[str] | None = ["fake-model"]
+        self.api_key: str | None = None
+        self.probe_action: Action | None = reply("OK")
+        self.probe_count = 0
+        self.port: int | None = None
+        self._connections: set[socket.socket] = set()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # ---- control --------------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        assert self.port is not None, "server not started"
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def sample_requests(self) -> list[dict[str, Any]]:
+        """Chat requests that were not preflight checks."""
+        with self._lock:
+            return [b for b in self.requests if not is_probe(b)]
 
     @property
     def request_count(self) -> int:
@@ -123,11 +149,17 @@ class FakeOpenAIServer:
             self._script.clear()
             self._rules.clear()
             self.requests.clear()
+            self.gets.clear()
+            self.probe_count = 0
             self.responder = None
 
     def _next_action(self, body: dict[str, Any]) -> Action:
         with self._lock:
             self.requests.append(body)
+            if is_probe(body):
+                self.probe_count += 1
+                if self.probe_action is not None:
+                    return self.probe_action
             if self._script:
                 return self._script.popleft()
             text = last_user_text(body)
@@ -140,7 +172,8 @@ class FakeOpenAIServer:
         return error(500, "fake server: nothing scripted for this request")
 
     # ---- lifecycle ------------------------------------------------------------------
-    def start(self) -> FakeOpenAIServer:
+    def start(self, port: int = 0) -> FakeOpenAIServer:
+        """Serve on ``port`` (0: a free one; :meth:`restart` reuses the last)."""
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -148,6 +181,35 @@ class FakeOpenAIServer:
 
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 return
+
+            def setup(self) -> None:
+                super().setup()
+                with server._lock:
+                    server._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with server._lock:
+                    server._connections.discard(self.connection)
+                try:
+                    super().finish()
+                except OSError:  # closed by stop()
+                    pass
+
+            def _refused(self) -> Action | None:
+                """A 404 outside /v1, a 401 without the right key; None when the request may go on."""
+                path = self.path.split("?", 1)[0].rstrip("/")
+                if path not in ("/v1/models", "/v1/chat/completions"):
+                    return error(404, f"fake server: no route {self.path}")
+                if server.api_key is not None and self.headers.get("Authorization") != f"Bearer {server.api_key}":
+                    return error(401, "fake server: invalid API key")
+                if (
+                    self.command == "GET"
+                    and path != "/v1/models"
+                    or self.command == "POST"
+                    and path != "/v1/chat/completions"
+                ):
+                    return error(404, f"fake server: no route {self.command} {self.path}")
+                return None
 
             def _send(self, action: Action) -> None:
                 if action.kind == "delay":
@@ -173,25 +235,57 @@ class FakeOpenAIServer:
                 except json.JSONDecodeError:
                     body = {"_unparsed": data.decode(errors="replace")}
                 try:
+                    refused = self._refused()
+                    if refused is not None:
+                        with server._lock:
+                            server.requests.append(body)
+                        return self._send(refused)
                     self._send(server._next_action(body))
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+                except OSError:  # the client gave up (timeout test), or stop() closed the connection
                     self.close_connection = True
 
             def do_GET(self) -> None:  # noqa: N802
-                body = json.dumps({"object": "list", "data": [{"id": "fake-model", "object": "model"}]}).encode()
+                with server._lock:
+                    server.gets.append(self.path)
+                refused = self._refused()
+                if refused is None and server.models is None:
+                    refused = error(404, "fake server: no model list")
+                if refused is not None:
+                    return self._send(refused)
+                data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in server.models or []]
+                body = json.dumps({"object": "list", "data": data}).encode()
                 self._send(Action("raw", 200, body, {"Content-Type": "application/json"}))
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Close the port and every open connection (safe to call from inside a responder)."""
         if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+            httpd, self._httpd = self._httpd, None
+            httpd.shutdown()
+            httpd.server_close()
+        with self._lock:
+            conns = list(self._connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def restart(self) -> FakeOpenAIServer:
+        """Serve again on the port of the last start (script, rules and counters are kept)."""
+        assert self.port is not None and self._httpd is None, "restart() follows stop()"
+        return self.start(self.port)
+
+
+def is_probe(body: dict[str, Any]) -> bool:
+    """Whether a chat request body is a preflight check (it carries PROBE_TEXT)."""
+    return PROBE_TEXT in json.dumps(body.get("messages") or [])
 
 
 class InFlight:

@@ -84,16 +84,31 @@ def test_quantifier_over_one_variable_of_a_relation() -> None:
 
 
 def test_iota_softmax_and_minmax_by_hand() -> None:
-    a = vec([0.0, 1.0, 0.5])
-    e = [math.exp(v) for v in (0.0, 1.0, 0.5)]
-    close(a.iota(), [v / sum(e) for v in e])
-    hot = PT(a.data, semantics=Semantics(iota_temperature=0.5)).iota()
-    e2 = [math.exp(2 * v) for v in (0.0, 1.0, 0.5)]
+    a = vec([0.2, 0.9, 0.5])
+    soft = Semantics(iota="softmax")
+    logits = [math.log(p / (1 - p)) for p in (0.2, 0.9, 0.5)]
+    e = [math.exp(v) for v in logits]
+    close(PT(a.data, semantics=soft).iota(), [v / sum(e) for v in e])
+    hot = PT(a.data, semantics=Semantics(iota="softmax", iota_temperature=0.5)).iota()
+    e2 = [math.exp(2 * v) for v in logits]
     close(hot, [v / sum(e2) for v in e2])
-    mm = PT(a.data, semantics=Semantics(iota="minmax")).iota()
+    assert Semantics().iota == "minmax"  # the default: exact with perfect perception
+    close(a.iota(), [0.0, 0.7 / 1.0, 0.3 / 1.0])
+    mm = PT(vec([0.0, 1.0, 0.5]).data, semantics=Semantics(iota="minmax")).iota()
     close(mm, [0.0, 1 / 1.5, 0.5 / 1.5])
     flat = PT(torch.full((4,), 0.3, dtype=torch.float64), semantics=Semantics(iota="minmax")).iota()
     close(flat, [0.25] * 4)
+
+
+@pytest.mark.parametrize("iota", ["minmax", "softmax"])
+def test_one_hot_iota_input_gives_a_one_hot_output(iota: str) -> None:
+    for k in range(4):
+        one_hot = torch.zeros(4, dtype=torch.float64)
+        one_hot[k] = 1.0
+        out = PT(one_hot, semantics=Semantics(iota=iota)).iota().data
+        torch.testing.assert_close(out, one_hot, atol=1e-9, rtol=0)
+    uniform = PT(torch.full((3,), 0.5, dtype=torch.float64), semantics=Semantics(iota=iota)).iota().data
+    torch.testing.assert_close(uniform, torch.full((3,), 1 / 3, dtype=torch.float64))
 
 
 def test_iota_over_a_named_variable_of_a_relation() -> None:

@@ -114,3 +114,45 @@ def test_bad_synthetic_config_is_a_user_error() -> None:
     cfg.synthetic.min_objects = 9
     with pytest.raises(UserError, match="min_objects"):
         load_samples(cfg)
+
+
+def _raw_generator_form(program: list[dict]) -> list[dict]:
+    """A CLEVR v1.0 program as the CLEVR generator writes it before conversion: type / side_inputs."""
+    return [
+        {"type": n["function"], "inputs": n["inputs"], "side_inputs": n["value_inputs"], "_output": None}
+        for n in program
+    ]
+
+
+def test_clevr_raw_generator_nodes_load_and_run_exactly_with_default_semantics(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import run
+
+    out = tmp_path / "CLEVR_v1.0"
+    synthetic_main(["--out", str(out), "--num_scenes", "4", "--questions_per_scene", "10", "--seed", "4",
+                    "--split", "val", "--image_width", "240", "--image_height", "160", "--quiet"])  # fmt: skip
+    qpath = out / "questions" / "CLEVR_val_questions.json"
+    data = json.loads(qpath.read_text())
+    canonical = [q["program"] for q in data["questions"]]
+    for q in data["questions"]:
+        q["program"] = _raw_generator_form(q["program"])
+    qpath.write_text(json.dumps(data))
+    loaded = load_samples(RunConfig(dataset="clevr", data_path=str(out), split="val"))
+    assert [s.program for s in loaded] == canonical  # rewritten into the v1.0 form
+    capsys.readouterr()
+    cfg = tmp_path / "c.json"  # nothing about semantics: the defaults must be exact with perfect perception
+    cfg.write_text(json.dumps({"dataset": "clevr", "data_path": str(out), "vlm_model_name": "scene_oracle",
+                               "od_model": "gt", "program_generator": "symbolic_clevr", "report": False}))  # fmt: skip
+    assert run.main(["--config", str(cfg), "--output_dir", str(tmp_path / "exp")]) == 0
+    assert "accuracy: 100.0% (40/40)" in capsys.readouterr().out
+
+    data["questions"][3]["program"][1] = {"type": "filter_color", "inputs": [7], "side_inputs": ["red"]}
+    qpath.write_text(json.dumps(data))
+    assert run.main(["--config", str(cfg), "--output_dir", str(tmp_path / "exp2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "val question 3: malformed CLEVR program" in err and "bad inputs [7]" in err
+    data["questions"][3]["program"][1] = {"inputs": [0]}
+    qpath.write_text(json.dumps(data))
+    with pytest.raises(UserError, match=r"val question 3: malformed CLEVR program: CLEVR node 1 has no 'function'"):
+        load_samples(RunConfig(dataset="clevr", data_path=str(out), split="val"))

@@ -21,7 +21,7 @@ from runners.sharding import done_ids, merge_shards, partition, shard_files, sha
 from tests.test_parallel_fakes import BrokenDataRunner, FakeRunner
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = {"dataset": "fake_parallel", "num_samples": 40}
+CONFIG = {"dataset": "fake_parallel", "num_samples": 40, "max_failure_rate": 0.2}  # 1 in 11 programs is broken
 
 
 @pytest.fixture(autouse=True)
@@ -201,3 +201,45 @@ def test_same_user_error_in_every_worker_is_reported_once(tmp_path, capsys):
     assert run.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "error: data_path /nowhere does not exist; set data_root"
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_two_workers_is_one_line_and_loses_nothing(tmp_path):
+    """Ctrl-C in a terminal signals the whole foreground process group: the parent and its workers."""
+    cfg = _config_file(tmp_path)
+    boot = (
+        "import sys; from runners import RUNNERS; from tests.test_parallel_fakes import FakeRunner; "
+        "RUNNERS.register('fake_parallel')(FakeRunner); import run; sys.exit(run.main(sys.argv[1:]))"
+    )
+    cmd = [sys.executable, "-c", boot, "--config", str(cfg), "--output_dir", str(tmp_path), "--run_name", "c"]
+    cmd += ["--report", "false", "--workers", "2", "--num_samples", "60"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_SLEEP_S": "0.05"}
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    run_dir = tmp_path / "c"
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        lines = sum(p.read_bytes().count(b"\n") for p in shard_files(run_dir)) if run_dir.exists() else 0
+        if lines >= 10:
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    messages = [
+        ln for ln in err.replace("\r", "\n").splitlines() if ln.strip() and "it/s" not in ln and "q/s" not in ln
+    ]
+    messages = [ln for ln in messages if not ln.startswith("fake_parallel x2 workers")]  # the progress bar
+    assert messages == ["interrupted: finished samples are kept in results.jsonl; rerun the same command to resume"]
+    partial = _rows(run_dir / "results.jsonl")
+    assert 10 <= len(partial) < 60 and shard_files(run_dir) == []  # the shards were merged
+
+    env.pop("FAKE_SLEEP_S")
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    rows = _rows(run_dir / "results.jsonl")
+    assert [r["id"] for r in rows] == [f"s{i:04d}" for i in range(60)]
+    by_id = {r["id"]: r for r in partial}
+    assert all(by_id[i] == r for r in rows if (i := r["id"]) in by_id)  # nothing finished was lost or redone

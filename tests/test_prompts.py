@@ -17,7 +17,7 @@ from PIL import Image
 
 from code_generator.checks import check_program
 from code_generator.extraction import extract
-from code_generator.prompting import TASKS, PromptBuilder, api_section, task_for_dataset
+from code_generator.prompting import BOX_TASKS, TASKS, PromptBuilder, api_section, task_for_dataset, task_for_sample
 from neptune_core.config import ExecutorConfig
 from neptune_core.errors import UserError
 from neptune_core.executor import Executor, to_answer
@@ -30,6 +30,8 @@ QUESTION = {
     "clevr_humans": "Which shape appears most often?",
     "clevr_transfer": "the cylinder that is behind the small cube",
     "refexp": "the dog sleeping on the left sofa",
+    "vqa": "What is the girl in the blue coat holding?",
+    "grounding": "the second bicycle from the left",
 }
 
 
@@ -79,10 +81,31 @@ def test_question_goes_in_user_message_only():
 
 def test_unknown_task_and_dataset_are_user_errors():
     with pytest.raises(UserError, match="known: clevr"):
-        PromptBuilder().render("vqa", "q")
+        PromptBuilder().render("gqa", "q")
     with pytest.raises(UserError, match="no program prompt for dataset 'gqa'"):
         task_for_dataset("gqa")
     assert task_for_dataset("clevr_synthetic") == "clevr" and task_for_dataset("refgta") == "refexp"
+
+
+def test_task_for_sample_uses_its_own_task_then_the_dataset_then_its_answer():
+    from neptune_core.types import Sample
+
+    assert task_for_sample(Sample("a", "Is it red?", answer="yes")) == "vqa"
+    assert task_for_sample(Sample("b", "the red cup", answer=[1.0, 2.0, 30.0, 40.0])) == "grounding"
+    assert task_for_sample(Sample("c", "the red cup")) == "vqa"  # no gold: a question
+    assert task_for_sample(Sample("d", "the cup", meta={"task": "refexp"})) == "refexp"
+    assert task_for_sample(Sample("e", "How many?", answer="2"), "clevr") == "clevr"
+    with pytest.raises(UserError, match="unknown task 'vqa2'.*known prompt families: clevr"):
+        task_for_sample(Sample("f", "q", meta={"task": "vqa2"}))
+
+
+@pytest.mark.parametrize("task", ["vqa", "grounding"])
+def test_general_families_show_everyday_scenes_not_clevr(task):
+    system = PromptBuilder().render(task, "q").system
+    examples = system.split("## Examples", 1)[1]
+    for clevr_word in ("cube", "sphere", "cylinder", "metal", "rubber"):
+        assert clevr_word not in examples, (task, clevr_word)
+    assert "## API" in system and "score(question: str, num_objects: int = 1" in system
 
 
 def _examples(task: str) -> list[tuple[str, str, list[str] | None]]:
@@ -122,7 +145,7 @@ def test_worked_examples_pass_the_checks_and_run(task):
         outcome = executor.run(source, _RandomAgent(), image, boxes)
         assert outcome.error is None, (question, outcome.error)
         answer = to_answer(outcome.value)
-        if task == "refexp" or question.startswith("Question: the "):
+        if task in BOX_TASKS or question.startswith("Question: the "):
             assert isinstance(answer, int) and 0 <= answer < len(boxes), (question, answer)
         else:
             assert isinstance(answer, str) and answer, (question, answer)

@@ -15,7 +15,7 @@ import runners.run_vqa_parallel as parallel
 def test_gpu_default(tmp_path, monkeypatch, devices, extra, expected):
     calls: list = []
 
-    def fake_parallel(config, run_dir, gpus=None):
+    def fake_parallel(config, run_dir, gpus=None, **kw):  # noqa: ANN003
         calls.append(gpus)
         return {"accuracy": None, "correct": 0, "total": 0, "per_family": {}, "errors": {"total": 0},
                 "timings": {}}  # fmt: skip

@@ -19,6 +19,7 @@ from code_generator.llm_client import ChatClient, RetryPolicy
 from code_generator.providers import Endpoint
 from neptune_core.config import load_config
 from neptune_core.types import Detection, Program, Sample
+from probabilistic_tensor import ProbabilisticTensor, Semantics
 from runners.base import Runner
 from runners.run_ref_exp_fast import RefExpRunner
 from runners.verifiers import VerifyStage
@@ -346,7 +347,8 @@ def test_box_verification_moves_to_the_next_candidate_when_the_vlm_rejects(tmp_p
     assert row["pred"] == BOXES[1] and row["correct"] is True
     assert rec["status"] == "moved" and rec["from"] == 0 and rec["chosen"] == 1 and rec["question"] == question
     assert [(s["candidate"], s["accepted"]) for s in rec["steps"]] == [(0, False), (1, True)]
-    iota = torch.softmax(torch.tensor([0.5, 0.3, 0.2]), 0)  # the program's distribution over the boxes
+    # the program's distribution over the boxes, under the default semantics
+    iota = ProbabilisticTensor(torch.tensor([0.5, 0.3, 0.2]), vars=("x",), semantics=Semantics()).iota().data
     assert rec["steps"][0]["program_p"] == pytest.approx(float(iota[0]), abs=1e-4)
     assert rec["steps"][1]["program_p"] == pytest.approx(float(iota[1]), abs=1e-4)
     assert rec["steps"][1]["p_yes"] == pytest.approx(0.9)

@@ -53,6 +53,15 @@ class VisionAgent(ABC):
     name: str = "vision_agent"
     memoises_itself: bool = False  # True: memoises (and counts) its own models, e.g. an ensemble's members
 
+    @property
+    def shares_across_samples(self) -> bool:
+        """Whether its answers depend only on (image, question, boxes), so questions on one image share a memo.
+
+        Default: True unless the agent overrides :meth:`begin_sample` (it may read the sample);
+        such an agent says True itself when what it reads is the same for every question on an image.
+        """
+        return type(self).begin_sample is VisionAgent.begin_sample
+
     @classmethod
     def from_config(cls, config: RunConfig) -> VisionAgent:
         """Build the backend from the run config. Load weights lazily, not here."""
@@ -115,18 +124,41 @@ class VisionAgent(ABC):
         return self.answer(image, box, question), {}
 
 
+def score_tuples(
+    agent: VisionAgent, image: Image.Image, tuples: list[BoxTuple], questions: list[str], arity: int
+) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """``agent.score_tuples_with_info``, unless a subclass changed ``score`` below the class that defines it.
+
+    (A subclass that overrides ``score`` or ``score_with_info`` of a backend, e.g. to swap left
+    and right, would otherwise be bypassed by the backend's own tuple scoring: then the
+    default, which goes through ``score_with_info``, is used.)
+    """
+    mro = type(agent).__mro__
+
+    def first(*names: str) -> int:
+        return next(i for i, c in enumerate(mro) if any(n in c.__dict__ for n in names))
+
+    if first("score_tuples_with_info") <= first("score", "score_with_info"):
+        return agent.score_tuples_with_info(image, tuples, questions, arity)
+    return VisionAgent.score_tuples_with_info(agent, image, tuples, questions, arity)
+
+
 class Detector(ABC):
     """Proposes boxes for the object names a program needs.
 
     ``cacheable``: the boxes depend only on (image, object names, the detector's settings),
-    so the run may reuse them for every question on the image (False for a detector that
-    reads the sample, like the ground-truth one). ``counts_own_calls``: the detector counts
-    its model calls itself (an ensemble counts each member's), so a cache in front of it does not.
+    so the run may reuse them for every question on the image. Default: True unless the
+    detector overrides :meth:`begin_sample` (it reads the sample, like the ground-truth one).
+    ``counts_own_calls``: the detector counts its model calls itself (an ensemble counts
+    each member's), so a cache in front of it does not.
     """
 
     name: str = "detector"
-    cacheable: bool = True
     counts_own_calls: bool = False
+
+    @property
+    def cacheable(self) -> bool:
+        return type(self).begin_sample is Detector.begin_sample
 
     @classmethod
     def from_config(cls, config: RunConfig) -> Detector:
@@ -160,7 +192,8 @@ class MemoizedAgent(VisionAgent):
     Entries are memoised one by one, keyed by (image, question, arity, box tuple), and shared
     by every call, question and sample on the same image (the image is identified by its
     pixels, :func:`vision_agents.memo.image_fingerprint`). The memos of the ``images`` most
-    recently used images are kept (0: one memo per sample, cleared at :meth:`begin_sample`).
+    recently used images are kept (0: one memo per sample, cleared at :meth:`begin_sample`; so too
+    for an agent whose answers may depend on the sample, see ``shares_across_samples``).
     Results that carry gradients (``vlm_trainable``) are kept for the current sample only, so
     no sample backpropagates into another's graph. Each result keeps the trace info of the
     call that produced it (the latest call's info for a question, when a call was partly served).
@@ -183,8 +216,12 @@ class MemoizedAgent(VisionAgent):
     def memoises_itself(self) -> bool:  # type: ignore[override]
         return True
 
+    @property
+    def shares_across_samples(self) -> bool:
+        return self.inner.shares_across_samples
+
     def begin_sample(self, sample: Sample) -> None:
-        if self.images == 0:
+        if self.images == 0 or not self.inner.shares_across_samples:
             self._memo.clear()
         self._graph_images.clear()
         self.inner.begin_sample(sample)
@@ -240,7 +277,7 @@ class MemoizedAgent(VisionAgent):
                 todo = keys
             else:
                 by_key = dict(zip(keys, tuples, strict=True))
-                flat, infos = self.inner.score_tuples_with_info(image, [by_key[k] for k in todo], missing_q, arity)
+                flat, infos = score_tuples(self.inner, image, [by_key[k] for k in todo], missing_q, arity)
             if tuple(flat.shape) != (len(missing_q), len(todo)) or len(infos) != len(missing_q):
                 raise ValueError(
                     f"vision agent '{self.inner.name}' returned {tuple(flat.shape)} for {len(missing_q)} questions x "

@@ -44,15 +44,21 @@ class Segmentation:
     background: np.ndarray  # H x W grey level of the floor
     labels: np.ndarray  # H x W int, 0 = background, k = region k
     boxes: list[list[float]]  # one xyxy box per region (region k -> boxes[k - 1])
+    clevr_floor: bool = True  # the background is a CLEVR-style floor (see is_clevr_floor)
 
 
-def estimate_background(grey: np.ndarray, sigma: float = 10.0, iterations: int = 4, tol: float = 0.05) -> np.ndarray:
-    """Smooth floor estimate: Gaussian interpolation over the pixels that agree with it, iterated."""
+def estimate_background(
+    grey: np.ndarray, sigma: float = 10.0, iterations: int = 4, tol: float = 0.05, seed: np.ndarray | None = None
+) -> np.ndarray:
+    """Smooth floor estimate: Gaussian interpolation over the pixels that agree with it, iterated.
+
+    ``seed`` (a boolean mask like ``grey``) is where the first round takes the background
+    from; by default everywhere."""
     # work at quarter resolution (the floor is smooth), then upsample
     small = grey[::4, ::4]
     s = sigma / 4
     coarse = np.full_like(small, np.median(small))
-    mask = np.ones_like(small)
+    mask = np.ones_like(small) if seed is None else seed[::4, ::4].astype(np.float64)
     bg = ndimage.gaussian_filter(small, s)
     for _ in range(iterations):
         num = ndimage.gaussian_filter(small * mask, s)
@@ -63,14 +69,43 @@ def estimate_background(grey: np.ndarray, sigma: float = 10.0, iterations: int =
     return ndimage.zoom(bg, zoom, order=1)[: grey.shape[0], : grey.shape[1]]
 
 
-def foreground_mask(img: np.ndarray, bg: np.ndarray) -> np.ndarray:
-    """Pixels that are not floor: coloured, much brighter, or darker than a floor shadow can make them."""
+def is_clevr_floor(img: np.ndarray, bg: np.ndarray) -> bool:
+    """Whether the background is a CLEVR-style floor: near-grey and faintly bluish where it fits ``bg``.
+
+    Other backgrounds (white paper, a dark or coloured canvas, a photo) get the generic
+    colour-difference rule of :func:`foreground_mask` instead of the floor's tint and shadow rules."""
     grey = img.mean(axis=2)
-    chroma = img.max(axis=2) - img.min(axis=2)
-    ratio = grey / np.maximum(bg, 1e-3)
-    fg = (chroma > 0.09) | (ratio > 1.22) | (ratio < 0.55)
-    # the floor (lit or in shadow) is faintly bluish; objects are not (blue ones have chroma instead)
-    fg |= ndimage.median_filter(img[..., 2] - img[..., 0] < 0.5 / 255, size=3)
+    floor = np.abs(grey - bg) < 0.05
+    if floor.mean() < 0.2:
+        return False
+    chroma = (img.max(axis=2) - img.min(axis=2))[floor]
+    tint = (img[..., 2] - img[..., 0])[floor]
+    return bool(np.median(chroma) < 0.06 and np.median(tint) >= 1.0 / 255)
+
+
+def foreground_mask(img: np.ndarray, bg: np.ndarray, clevr_floor: bool | None = None) -> np.ndarray:
+    """Pixels that are not background.
+
+    On a CLEVR floor (``clevr_floor``; decided by :func:`is_clevr_floor` when None): coloured,
+    much brighter, or darker than a floor shadow can make them, or lacking the floor's tint.
+    On any other background: colour far from a smooth per-channel background estimate."""
+    grey = img.mean(axis=2)
+    if clevr_floor is None:
+        clevr_floor = is_clevr_floor(img, bg)
+    if clevr_floor:
+        chroma = img.max(axis=2) - img.min(axis=2)
+        ratio = grey / np.maximum(bg, 1e-3)
+        fg = (chroma > 0.09) | (ratio > 1.22) | (ratio < 0.55)
+        # the floor (lit or in shadow) is faintly bluish; objects are not (blue ones have chroma instead)
+        fg |= ndimage.median_filter(img[..., 2] - img[..., 0] < 0.5 / 255, size=3)
+    else:
+        # seeded with the pixels of the border's colour, so a large object cannot pull the estimate to itself
+        border = np.concatenate([img[:3].reshape(-1, 3), img[-3:].reshape(-1, 3), img[:, :3].reshape(-1, 3)])
+        border = np.concatenate([border, img[:, -3:].reshape(-1, 3)])
+        seed = np.linalg.norm(img - np.median(border, axis=0), axis=-1) < 0.1
+        seed = seed if seed.mean() > 0.2 else None
+        bg_rgb = np.stack([estimate_background(img[..., c], seed=seed) for c in range(3)], axis=-1)
+        fg = np.linalg.norm(img - bg_rgb, axis=-1) > 0.15
     # sharp edges belong to objects (floor shadows are blurred)
     gx = ndimage.sobel(grey, axis=1)
     gy = ndimage.sobel(grey, axis=0)
@@ -109,7 +144,8 @@ def segment(image: Image.Image, min_area: int = 40) -> Segmentation:
     img = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
     grey = img.mean(axis=2)
     bg = estimate_background(grey)
-    fg = foreground_mask(img, bg)
+    clevr_floor = is_clevr_floor(img, bg)
+    fg = foreground_mask(img, bg, clevr_floor)
     comp, n = ndimage.label(fg)
     classes = _smooth_classes(_colour_classes(img, fg), fg)
     labels = np.zeros(grey.shape, dtype=np.int32)
@@ -128,13 +164,21 @@ def segment(image: Image.Image, min_area: int = 40) -> Segmentation:
                 h, w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
                 if h < 0.5 * w:  # floor shadows and slivers are flat; objects are not
                     continue
+                if _spans_the_image(ys + sl[0].start, xs + sl[1].start, grey.shape):
+                    continue  # a region touching all four borders is background, never an object
                 labels[sl][part] = next_id
                 next_id += 1
     boxes = []
     for sl in ndimage.find_objects(labels):
         ys, xs = sl
         boxes.append([float(xs.start), float(ys.start), float(xs.stop), float(ys.stop)])
-    return Segmentation(img, bg, labels, boxes)
+    return Segmentation(img, bg, labels, boxes, clevr_floor)
+
+
+def _spans_the_image(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """Whether pixel coordinates reach (within 3 pixels) all four borders of an image of ``shape``."""
+    h, w = shape[:2]
+    return bool(ys.min() <= 3 and xs.min() <= 3 and ys.max() >= h - 4 and xs.max() >= w - 4)
 
 
 def _assign_nearest(region: np.ndarray, parts: list[np.ndarray]) -> list[np.ndarray]:

@@ -77,7 +77,7 @@ def object_mask(seg: Segmentation, box: list[float]) -> np.ndarray:
     ids, counts = np.unique(crop[crop > 0], return_counts=True)
     if len(ids):
         return crop == ids[counts.argmax()]
-    return foreground_mask(seg.image[y1:y2, x1:x2], seg.background[y1:y2, x1:x2])
+    return foreground_mask(seg.image[y1:y2, x1:x2], seg.background[y1:y2, x1:x2], seg.clevr_floor)
 
 
 def measure(seg: Segmentation, box: list[float]) -> ObjectFeatures:

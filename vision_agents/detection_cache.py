@@ -6,7 +6,8 @@ the ``images`` most recently used images (an LRU over images, each holding one e
 tuple of object names) and counts a detection (:mod:`vision_agents.calls`) only when the
 wrapped detector runs. The detector's settings are part of the key (``settings``: the
 ``od_*`` fields of the run config), so one cache never mixes two configurations.
-A detector that is not ``cacheable`` (it reads the sample, like ``gt``) is called every time.
+A detector that is not ``cacheable`` (it reads the sample, like ``gt``: by default any detector
+that overrides ``begin_sample``) is called every time.
 """
 
 from __future__ import annotations
@@ -45,10 +46,13 @@ class CachedDetector(Detector):
         self.name = inner.name
         self.settings = settings
         self.images = images
-        self.cacheable = inner.cacheable
         self._cache: ImageLRU[dict[tuple, Detection]] = ImageLRU(images, dict)
         self.hits = 0
         self.misses = 0
+
+    @property
+    def cacheable(self) -> bool:
+        return self.inner.cacheable
 
     def begin_sample(self, sample: Sample) -> None:
         self.inner.begin_sample(sample)

@@ -35,7 +35,7 @@ from PIL import Image
 from neptune_core.clevr_vocab import ATTRIBUTES, find_attribute
 from neptune_core.errors import ConfigError
 from neptune_core.types import Box, Sample
-from vision_agents.base import BoxTuple, MemoizedAgent, VisionAgent
+from vision_agents.base import BoxTuple, MemoizedAgent, VisionAgent, score_tuples
 from vision_agents.memo import sample_image_key
 
 if TYPE_CHECKING:
@@ -62,6 +62,10 @@ class FlipNoiseAgent(VisionAgent):
         self.seed = seed
         self.name = inner.name
         self._sample_id: str | None = None  # the image the noise is keyed by (sample_image_key)
+
+    @property
+    def shares_across_samples(self) -> bool:  # the noise is keyed by the image
+        return self.inner.shares_across_samples
 
     def begin_sample(self, sample: Sample) -> None:
         self._sample_id = sample_image_key(sample)
@@ -100,7 +104,7 @@ class FlipNoiseAgent(VisionAgent):
     def score_tuples_with_info(
         self, image: Image.Image, tuples: list[BoxTuple], questions: list[str], arity: int
     ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-        out, infos = self.inner.score_tuples_with_info(image, tuples, questions, arity)
+        out, infos = score_tuples(self.inner, image, tuples, questions, arity)
         sid = self._sample()
         keys = [tuple(box_key(b) for b in t) for t in tuples]
         rows, new_infos = [], []
@@ -215,6 +219,10 @@ class EnsembleAgent(VisionAgent):
         return cls(
             members, score_fusion=ens.score_fusion, query_fusion=ens.query_fusion, memo_images=config.calls.memo_images
         )
+
+    @property
+    def shares_across_samples(self) -> bool:
+        return all(m.shares_across_samples for m in self.members.values())
 
     def begin_sample(self, sample: Sample) -> None:
         for member in self.members.values():

@@ -42,8 +42,11 @@ class JitterDetector(Detector):
         self.drop_rate = drop_rate
         self.seed = seed
         self.name = inner.name
-        self.cacheable = inner.cacheable
         self._sample_id: str | None = None  # the image the noise is keyed by (sample_image_key)
+
+    @property
+    def cacheable(self) -> bool:  # the noise is a function of the image: cacheable as the inner detector is
+        return self.inner.cacheable
 
     def begin_sample(self, sample: Sample) -> None:
         self._sample_id = sample_image_key(sample)
@@ -133,7 +136,6 @@ class EnsembleDetector(Detector):
         if not members:
             raise ConfigError("od_model 'ensemble' needs members: list them in ensemble.detector_members")
         self.members: dict[str, Detector] = {name: det for name, det, _ in members}
-        self.cacheable = all(det.cacheable for det in self.members.values())
         self.weights: dict[str, float] = {name: float(w) for name, _, w in members}
         self.iou = iou
         self.skip_score = skip_score
@@ -143,6 +145,10 @@ class EnsembleDetector(Detector):
         ens = config.ensemble
         members = [(m.name, build_member_detector(config, m), m.weight) for m in ens.detector_members]
         return cls(members, iou=ens.wbf_iou, skip_score=ens.wbf_skip_score)
+
+    @property
+    def cacheable(self) -> bool:
+        return all(det.cacheable for det in self.members.values())
 
     def begin_sample(self, sample: Sample) -> None:
         for det in self.members.values():

@@ -30,6 +30,7 @@ from PIL import Image
 
 from neptune_core.types import Box
 from vision_agents.aliases import resolve_vlm
+from vision_agents.availability import check_weights_available
 from vision_agents.base import BoxTuple, VisionAgent
 from vision_agents.devices import load_model, load_pretrained, to_model
 from vision_agents.marking import mark_boxes
@@ -103,6 +104,7 @@ class HFVisionAgent(VisionAgent):
         self.marking: dict[str, str] = {}  # "<w>x<h>" -> how marks are drawn for images of that size, and why
         self._markers: dict[tuple[int, int], TensorMarker | None] = {}
         self._yes_no: tuple[list[int], list[int]] | None = None
+        self._load_error: Exception | None = None  # a failed load is not retried per sample
 
     @classmethod
     def from_config(cls, config: RunConfig) -> HFVisionAgent:
@@ -119,8 +121,26 @@ class HFVisionAgent(VisionAgent):
         return agent
 
     # ---- loading -----------------------------------------------------------------
+    def check_available(self) -> None:
+        """Preflight, first part: the weights are local or downloadable (seconds, nothing loads)."""
+        if self.model is None or self.processor is None:
+            check_weights_available(self.model_id, "vlm_model_name")
+
+    def preflight(self) -> None:
+        """Preflight, second part: load the weights now, before the first sample."""
+        self.load()
+
     def load(self) -> None:
-        """Load processor and weights if not loaded yet (idempotent)."""
+        """Load processor and weights if not loaded yet (idempotent; a failure is raised again, not retried)."""
+        if self._load_error is not None:
+            raise self._load_error
+        try:
+            self._load()
+        except Exception as e:
+            self._load_error = e
+            raise
+
+    def _load(self) -> None:
         if self.processor is None:
             from transformers import AutoProcessor
 

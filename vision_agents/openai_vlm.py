@@ -32,9 +32,9 @@ from PIL import Image
 from neptune_core.errors import ConfigError
 from neptune_core.retry import RetriesExhausted, RetryPolicy, call_with_retries
 from neptune_core.types import Box
-from vision_agents.base import VisionAgent
+from vision_agents.base import BoxTuple, VisionAgent
 from vision_agents.marking import mark_boxes
-from vision_agents.prompting import fold, normalize_answer, score_items, shape_questions
+from vision_agents.prompting import fold, normalize_answer, same_box_pair, score_items, shape_questions
 
 if TYPE_CHECKING:
     from neptune_core.config import RunConfig
@@ -88,6 +88,7 @@ class OpenAIVisionAgent(VisionAgent):
         self.top_logprobs = top_logprobs
         self.max_answer_tokens = max_answer_tokens
         key = api_key or os.environ.get("VLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        self._api_key = key
         # retries are ours (self.policy), so that backoff and which errors count are explicit
         self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout_s, max_retries=0)
         self.requests = 0  # requests sent, retries included
@@ -105,6 +106,37 @@ class OpenAIVisionAgent(VisionAgent):
         agent = cls(config.vlm_base_url, concurrency=config.vlm_batch_size)
         agent.name = config.vlm_model_name
         return agent
+
+    # ---- preflight -----------------------------------------------------------------
+    def preflight(self) -> None:
+        """Before the first sample: the server answers, accepts the key, serves the model, and
+        returns logprobs for an image question (one small request; see :mod:`neptune_core.endpoints`)."""
+        from neptune_core.endpoints import PROBE_TEXT, EndpointCheck, check_endpoint
+
+        def has_logprobs(response: Any) -> str | None:
+            lp = response.choices[0].logprobs if response.choices else None
+            if lp is None or not lp.content:
+                return "it returned no logprobs for an image question (p(yes) needs logprobs=True)"
+            return None
+
+        image = Image.new("RGB", (16, 16), (128, 128, 128))
+        self.model = check_endpoint(
+            EndpointCheck(
+                what=f"VLM server (vlm_model_name '{self.name}')",
+                base_url=self.base_url,
+                api_key=self._api_key,
+                model=self.model,
+                url_setting="vlm_base_url",
+                model_setting="the served model (the server must serve exactly one)",
+                key_hint="set VLM_API_KEY (environment or .env)",
+                chat_content=[
+                    {"type": "image_url", "image_url": {"url": image_data_url(image)}},
+                    {"type": "text", "text": PROBE_TEXT},
+                ],
+                chat_kwargs={"logprobs": True, "top_logprobs": 2},
+                validate=has_logprobs,
+            )
+        )
 
     # ---- plumbing ------------------------------------------------------------------
     def _model_name(self) -> str:
@@ -159,6 +191,20 @@ class OpenAIVisionAgent(VisionAgent):
         with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(items)))) as pool:
             probs = list(pool.map(self._p_yes, items))
         return fold(torch.tensor(probs, dtype=torch.float32), len(questions), len(boxes), arity)
+
+    def score_tuples_with_info(
+        self, image: Image.Image, tuples: list[BoxTuple], questions: list[str], arity: int
+    ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        """One request per (question, tuple) asked for; a pair of one box with itself is 0 (the diagonal)."""
+        keep = [i for i, t in enumerate(tuples) if not same_box_pair(t)]
+        items = [(mark_boxes(image, *tuples[i]), q) for q in questions for i in keep]
+        out = torch.zeros(len(questions), len(tuples))
+        if items:
+            self._model_name()
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as pool:
+                probs = torch.tensor(list(pool.map(self._p_yes, items)), dtype=torch.float32)
+            out[:, keep] = probs.reshape(len(questions), len(keep))
+        return out, [{} for _ in questions]
 
     def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
         resp = self._chat(mark_boxes(image, box), question, max_tokens=self.max_answer_tokens)

@@ -53,6 +53,7 @@ class SceneOracleAgent(VisionAgent):
     """Perfect perception read from CLEVR scene annotations (an oracle, not a model)."""
 
     name = "scene_oracle"
+    shares_across_samples = True  # it reads the sample's scene and boxes: the same for every question on an image
 
     def __init__(self) -> None:
         self._sample: Sample | None = None

@@ -19,6 +19,7 @@ from neptune_core.executor.primitives import make_primitives
 from neptune_core.executor.sandbox import make_builtins
 from neptune_core.types import Box, ErrorRecord
 from probabilistic_tensor import LazyPolicy, Semantics
+from probabilistic_tensor.lazy import evaluated
 from vision_agents.base import VisionAgent
 
 # Python frames the interpreter may need per nested program call (see run()), and the
@@ -80,7 +81,8 @@ class Executor:
             execute = interp.globals.vars.get("execute")
             if not isinstance(execute, ProgramFunction):
                 raise SandboxViolation("the program did not define a function 'execute' at top level")
-            outcome.value = interp.call(execute, score, query, len(boxes))
+            # a lazy relation in the result is evaluated here, inside the run (trace, limits, errors)
+            outcome.value = evaluated(interp.call(execute, score, query, len(boxes)))
         except ProgramCheckError as e:
             outcome.error = ErrorRecord.from_exception(e)
         except Exception as e:
