@@ -251,3 +251,19 @@ def test_executor_lazy_relation_returned_whole_is_evaluated_whole() -> None:
     assert out.error is None and len(agent.pairs) == 25  # evaluated inside the run, not when read later
     assert type(out.value) is ProbabilisticTensor and out.value.shape == (5, 5)
     assert all(v is not None for row in out.trace[0]["probs"] for v in row)
+
+
+def test_report_and_pruning_read_lazy_entries() -> None:
+    from analysis.ensemble_pruning import agreement_scores
+    from analysis.report_assets import prob_bars
+
+    html = prob_bars([[0.9, None], [None, 0.1]])
+    assert html.count("not evaluated (lazy relation)") == 2 and "0.90" in html
+    call = {
+        "primitive": "score",
+        "arity": 2,
+        "probs": [[0.9, None], [None, 0.1]],
+        "info": {"members": {"a": [[0.8, None], [None, 0.2]], "b": [[0.1, None], [None, 0.2]]}},
+    }
+    scores = agreement_scores([{"trace": [call]}])["vlm"]
+    assert scores["a"]["score"] == 1.0 and scores["b"]["score"] == 0.5

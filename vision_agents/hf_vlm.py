@@ -281,10 +281,8 @@ def marked_batch(
             batch[key] = torch.cat(rows)
         elif key == "pixel_values":
             pixels = torch.cat([enc[key] for enc, _ in items])
-            per = value.shape[0]
-            for i, (_, boxes) in enumerate(items):
-                if boxes:
-                    marker.mark_(pixels[i * per : (i + 1) * per], *boxes)
+            if any(boxes for _, boxes in items):
+                marker.mark_(pixels, [boxes for _, boxes in items])
             batch[key] = pixels
         else:
             batch[key] = torch.cat([enc[key] for enc, _ in items])

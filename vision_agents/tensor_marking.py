@@ -71,7 +71,7 @@ def _lanczos(x: torch.Tensor) -> torch.Tensor:
 
 def _hamming(x: torch.Tensor) -> torch.Tensor:
     x = x.abs()
-    return torch.where(x < 1, _sinc(x) * (0.46 + 0.54 * torch.cos(math.pi * x)), 0.0)
+    return torch.where(x < 1, _sinc(x) * (0.54 + 0.46 * torch.cos(math.pi * x)), 0.0)
 
 
 # PIL resample code -> (kernel, support); NEAREST is read as BOX (its coverage of a mark is the same)
@@ -105,8 +105,15 @@ def resample_weights(centers: torch.Tensor, scale: float, size: int, lo: int, hi
 
 
 # ---- the mark as PIL rasterises it --------------------------------------------------------------
+class _SizedStub:
+    """Just enough of an image for :func:`vision_agents.marking._check_box` (its ``size``)."""
+
+    def __init__(self, w: int, h: int) -> None:
+        self.size = (w, h)
+
+
 def mark_mask(box: Box, image_size: tuple[int, int]) -> tuple[int, int, np.ndarray]:
-    """(x0, y0, mask): the pixels PIL's outline of ``box`` covers, on a small window at (x0, y0)."""
+    """(x0, y0, mask): the pixels PIL's outline of ``box`` covers, drawn by PIL on a small window at (x0, y0)."""
     w, h = image_size
     stub = _SizedStub(w, h)
     width = line_width(stub)  # type: ignore[arg-type]
@@ -119,18 +126,46 @@ def mark_mask(box: Box, image_size: tuple[int, int]) -> tuple[int, int, np.ndarr
     return ox, oy, np.asarray(mask, dtype=np.float32) / 255.0
 
 
-class _SizedStub:
-    """Just enough of an image for :func:`vision_agents.marking._check_box` (its ``size``)."""
+Rect = tuple[int, int, int, int]  # rows r0..r1 and columns c0..c1, inclusive
 
-    def __init__(self, w: int, h: int) -> None:
-        self.size = (w, h)
+
+def outline_rects(box: Box, image_size: tuple[int, int]) -> list[Rect]:
+    """The outline PIL draws for ``box`` as disjoint rectangles of source pixels.
+
+    A box at least twice the line width across is four bands (PIL's rule, exactly); a thinner
+    one, where PIL's bands overlap and spill, is drawn by PIL on a small mask and cut into runs.
+    """
+    w, h = image_size
+    stub = _SizedStub(w, h)
+    lw = line_width(stub)  # type: ignore[arg-type]
+    x1, y1, x2, y2 = _check_box(box, stub)  # type: ignore[arg-type]
+    c0, r0, c1, r1 = int(x1), int(y1), int(x2), int(y2)
+    if c1 - c0 + 1 >= 2 * lw and r1 - r0 + 1 >= 2 * lw:
+        bands = [(r0, r0 + lw - 1, c0, c1), (r1 - lw + 1, r1, c0, c1)]
+        if r0 + lw <= r1 - lw:
+            bands += [(r0 + lw, r1 - lw, c0, c0 + lw - 1), (r0 + lw, r1 - lw, c1 - lw + 1, c1)]
+        return bands
+    ox, oy, mask = mark_mask(box, image_size)
+    rects: list[Rect] = []
+    row = 0
+    while row < mask.shape[0]:
+        end = row
+        while end + 1 < mask.shape[0] and np.array_equal(mask[end + 1], mask[row]):
+            end += 1
+        on = np.flatnonzero(mask[row] > 0)
+        if len(on):
+            breaks = np.flatnonzero(np.diff(on) > 1)
+            for a, b in zip(np.r_[0, breaks + 1], np.r_[breaks, len(on) - 1], strict=True):
+                rects.append((oy + row, oy + end, ox + int(on[a]), ox + int(on[b])))
+        row = end + 1
+    return rects
 
 
 # ---- layouts: the pixel tensor as planes ---------------------------------------------------------
 class _Layout:
-    """Reads a processor's pixel tensor as planes (3, h, w) and writes planes back."""
+    """Reads a batch of items' pixel tensors as planes ``(items, planes, 3, h, w)`` and writes them back."""
 
-    def planes(self, pixels: torch.Tensor) -> torch.Tensor:
+    def planes(self, pixels: torch.Tensor, items: int) -> torch.Tensor:
         raise NotImplementedError
 
     def tensor(self, planes: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -140,8 +175,8 @@ class _Layout:
 class _CHW(_Layout):
     """``(..., 3, h, w)``: images, tiles and thumbnails as they are (LLaVA, InternVL, Ovis2, SmolVLM...)."""
 
-    def planes(self, pixels: torch.Tensor) -> torch.Tensor:
-        return pixels.reshape(-1, *pixels.shape[-3:])
+    def planes(self, pixels: torch.Tensor, items: int) -> torch.Tensor:
+        return pixels.reshape(items, -1, *pixels.shape[-3:])
 
     def tensor(self, planes: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return planes.reshape(like.shape)
@@ -157,19 +192,17 @@ class _QwenPatches(_Layout):
     merge: int
     temporal: int
 
-    def _shape(self) -> tuple[int, ...]:
+    def planes(self, pixels: torch.Tensor, items: int) -> torch.Tensor:
         m, p = self.merge, self.patch
-        return (self.grid_h // m, self.grid_w // m, m, m, 3, self.temporal, p, p)
-
-    def planes(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = pixels.reshape(self._shape())[:, :, :, :, :, 0]  # the temporal copies are equal
-        x = x.permute(4, 0, 2, 5, 1, 3, 6)  # (3, gh/m, m, p, gw/m, m, p)
-        return x.reshape(1, 3, self.grid_h * self.patch, self.grid_w * self.patch)
+        x = pixels.reshape(items, self.grid_h // m, self.grid_w // m, m, m, 3, self.temporal, p, p)
+        x = x[:, :, :, :, :, :, 0].permute(0, 5, 1, 3, 6, 2, 4, 7)  # the temporal copies are equal
+        return x.reshape(items, 1, 3, self.grid_h * p, self.grid_w * p)
 
     def tensor(self, planes: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         m, p = self.merge, self.patch
-        x = planes.reshape(3, self.grid_h // m, m, p, self.grid_w // m, m, p).permute(1, 4, 2, 5, 0, 3, 6)
-        x = x.unsqueeze(5).expand(*x.shape[:5], self.temporal, p, p)
+        items = planes.shape[0]
+        x = planes.reshape(items, 3, self.grid_h // m, m, p, self.grid_w // m, m, p).permute(0, 2, 5, 3, 6, 1, 4, 7)
+        x = x.unsqueeze(6).expand(*x.shape[:6], self.temporal, p, p)
         return x.reshape(like.shape)
 
 
@@ -211,14 +244,14 @@ class TensorMarker:
         planes: list[_Plane],
         image_size: tuple[int, int],
         kernel: int,
-        plane_shapes: list[tuple[int, int, int]],
+        plane_shape: tuple[int, int],
     ) -> None:
         self.layout = layout
         self.planes = planes
         self.image_size = image_size
         self.kernel = kernel
-        self._plane_shapes = plane_shapes
-        self._cache: dict[tuple[int, str], torch.Tensor] = {}
+        self.plane_shape = plane_shape  # (h, w) of every plane
+        self._sums: dict[tuple[int, str], torch.Tensor] = {}
 
     # ---- measuring the processor -------------------------------------------------------------
     @classmethod
@@ -238,10 +271,10 @@ class TensorMarker:
         ramp_x = Image.fromarray(np.repeat(np.tile(xs, (h, 1))[:, :, None], 3, axis=2), "RGB")
         ramp_y = Image.fromarray(np.repeat(np.tile(ys[:, None], (1, w))[:, :, None], 3, axis=2), "RGB")
         try:
-            p0 = layout.planes(black["pixel_values"]).double()
-            p1 = layout.planes(white["pixel_values"]).double()
-            px = layout.planes(encode(ramp_x)["pixel_values"]).double()
-            py = layout.planes(encode(ramp_y)["pixel_values"]).double()
+            p0 = layout.planes(black["pixel_values"], 1)[0].double()
+            p1 = layout.planes(white["pixel_values"], 1)[0].double()
+            px = layout.planes(encode(ramp_x)["pixel_values"], 1)[0].double()
+            py = layout.planes(encode(ramp_y)["pixel_values"], 1)[0].double()
         except (RuntimeError, ValueError) as e:
             return None, f"pixel tensor layout not understood: {e}"
         planes = []
@@ -257,7 +290,7 @@ class TensorMarker:
             planes.append(_Plane(*fit_x, *fit_y, low.float(), span.float()))
         resample = getattr(image_processor, "resample", None)
         kernel = int(resample) if resample is not None else 3
-        marker = cls(layout, planes, image_size, kernel, [tuple(p.shape) for p in p0])
+        marker = cls(layout, planes, image_size, kernel, (int(p0.shape[-2]), int(p0.shape[-1])))
         return marker.check(encode)
 
     def check(self, encode: Callable[[Image.Image], dict[str, Any]]) -> tuple[TensorMarker | None, str]:
@@ -281,75 +314,63 @@ class TensorMarker:
 
     # ---- drawing ---------------------------------------------------------------------------
     def mark(self, pixels: torch.Tensor, subject: Box | None = None, obj: Box | None = None) -> torch.Tensor:
-        """A copy of ``pixels`` (this marker's image size) with ``subject`` in red and ``obj`` in green."""
+        """A copy of ``pixels`` (one image of this marker's size) with ``subject`` in red and ``obj`` in green."""
         out = pixels.clone()
-        self.mark_(out, subject, obj)
+        if subject is not None or obj is not None:
+            self._draw(out, [subject], [obj])
         return out
 
-    def mark_(self, pixels: torch.Tensor, subject: Box | None = None, obj: Box | None = None) -> None:
-        """Draw the marks into ``pixels`` in place (``obj`` first, then ``subject`` over it, as PIL does)."""
-        if subject is None and obj is None:
-            return
-        planes = self.layout.planes(pixels)
-        view = planes.untyped_storage().data_ptr() == pixels.untyped_storage().data_ptr()
-        for box, color in ((obj, OBJECT_COLOR), (subject, SUBJECT_COLOR)):
-            if box is not None:
-                x0, y0, mask = mark_mask(box, self.image_size)
-                for k in range(len(self.planes)):
-                    self._draw(planes[k], k, x0, y0, mask, color)
-        if not view:  # the planes were a rearranged copy: write them back
-            pixels.copy_(self.layout.tensor(planes, pixels))
+    def mark_(self, pixels: torch.Tensor, items: list[tuple[Box, ...]]) -> None:
+        """Draw each item's marks into its part of ``pixels`` (the items' tensors concatenated), in place.
 
-    def _weights(self, k: int, axis: str) -> torch.Tensor:
-        """Plane ``k``'s resampling weights along ``axis`` ("x" or "y"): (plane pixels, source pixels), cached."""
+        An item is ``()`` (no mark), ``(subject,)`` (red) or ``(subject, object)`` (object green,
+        then subject red over it, as PIL draws them).
+        """
+        self._draw(pixels, [t[0] if t else None for t in items], [t[1] if len(t) > 1 else None for t in items])
+
+    def _sums_of(self, k: int, axis: str) -> torch.Tensor:
+        """Plane ``k``'s resampling weights along ``axis``, summed over source pixels 0..i-1 (cached)."""
         key = (k, axis)
-        if key not in self._cache:
-            plane, (_, ph, pw) = self.planes[k], self._plane_shapes[k]
-            a, b, n, size = (plane.ax, plane.bx, pw, self.image_size[0]) if axis == "x" else (
-                plane.ay, plane.by, ph, self.image_size[1])  # fmt: skip
+        if key not in self._sums:
+            plane = self.planes[k]
+            h, w = self.plane_shape
+            a, b, n, size = (plane.ax, plane.bx, w, self.image_size[0]) if axis == "x" else (
+                plane.ay, plane.by, h, self.image_size[1])  # fmt: skip
             centers = a + b * (torch.arange(n, dtype=torch.float64) + 0.5)
-            self._cache[key] = resample_weights(centers, b, size, 0, size, self.kernel).float()
-        return self._cache[key]
+            weights = resample_weights(centers, b, size, 0, size, self.kernel)
+            self._sums[key] = torch.cat([torch.zeros(n, 1, dtype=torch.float64), weights.cumsum(1)], 1).float()
+        return self._sums[key]
 
-    def _draw(self, target: torch.Tensor, k: int, x0: int, y0: int, mask: np.ndarray, color: tuple) -> None:
-        plane = self.planes[k]
-        _, ph, pw = target.shape
-        mh, mw = mask.shape
-        rows = _touched(plane.ay, plane.by, y0, y0 + mh, ph, self.kernel)
-        cols = _touched(plane.ax, plane.bx, x0, x0 + mw, pw, self.kernel)
-        if rows is None or cols is None:
-            return
-        (r0, r1), (c0, c1) = rows, cols
-        ry = self._weights(k, "y")[r0:r1, y0 : y0 + mh]
-        rx = self._weights(k, "x")[c0:c1, x0 : x0 + mw]
-        # the outline has a few distinct rows (full bands, two side segments): resample each kind once
-        patterns, kind = _row_kinds(mask)
-        which = torch.from_numpy(np.eye(len(patterns), dtype=np.float32)[kind])  # (mh, kinds)
-        cover = ((ry @ which) @ (rx @ torch.from_numpy(patterns).T).T).clamp(0, 1)
-        cover = cover.to(device=target.device, dtype=target.dtype)
-        colour = (plane.low + plane.span * torch.tensor(color, dtype=torch.float32) / 255.0).to(target)
-        ii, jj = (cover > 0).nonzero(as_tuple=True)  # the outline's frame: update only what it covers
-        ii, jj = ii + r0, jj + c0
-        region = target[:, ii, jj]
-        target[:, ii, jj] = region + (colour[:, None] - region) * cover[ii - r0, jj - c0]
+    def _rects(self, boxes: list[Box | None]) -> torch.Tensor:
+        """(items, rectangles, 4) outline rectangles, padded with empty ones (rows 0..-1)."""
+        per = [outline_rects(b, self.image_size) if b is not None else [] for b in boxes]
+        most = max((len(r) for r in per), default=0)
+        out = torch.tensor([[0, -1, 0, -1]], dtype=torch.long).repeat(len(boxes), max(most, 1), 1)
+        for i, rects in enumerate(per):
+            if rects:
+                out[i, : len(rects)] = torch.tensor(rects, dtype=torch.long)
+        return out
 
-
-def _row_kinds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of ``mask`` and, for each row, which one it is."""
-    signature = mask @ np.random.default_rng(0).random(mask.shape[1])
-    _, first, kind = np.unique(signature, return_index=True, return_inverse=True)
-    patterns = np.ascontiguousarray(mask[first])
-    if not np.array_equal(patterns[kind], mask):  # two different rows with one signature: keep every row
-        return mask, np.arange(mask.shape[0])
-    return patterns, kind.reshape(-1)
-
-
-def _touched(a: float, b: float, lo: int, hi: int, n: int, kernel: int) -> tuple[int, int] | None:
-    """The plane indices whose filter reaches source pixels ``lo..hi-1`` (a range, or None)."""
-    reach = KERNELS.get(kernel, KERNELS[2])[1] * max(b, 1.0) + 1
-    first = max(0, math.floor((lo - reach - a) / b - 0.5))
-    last = min(n, math.ceil((hi + reach - a) / b - 0.5) + 1)
-    return (first, last) if first < last else None
+    def _draw(self, pixels: torch.Tensor, subjects: list[Box | None], objects: list[Box | None]) -> None:
+        items = len(subjects)
+        planes = self.layout.planes(pixels, items)
+        in_place = planes.untyped_storage().data_ptr() == pixels.untyped_storage().data_ptr()
+        for boxes, color in ((objects, OBJECT_COLOR), (subjects, SUBJECT_COLOR)):
+            if all(b is None for b in boxes):
+                continue
+            rects = self._rects(boxes)
+            r0, r1, c0, c1 = rects.unbind(-1)
+            for k, plane in enumerate(self.planes):
+                ys, xs = self._sums_of(k, "y"), self._sums_of(k, "x")
+                rows = ys[:, r1 + 1] - ys[:, r0]  # (h, items, rects): each rectangle's share of each plane row
+                cols = xs[:, c1 + 1] - xs[:, c0]
+                cover = torch.einsum("hir,wir->ihw", rows, cols).clamp(0, 1)
+                cover = cover.to(device=planes.device, dtype=planes.dtype)[:, None]
+                colour = (plane.low + plane.span * torch.tensor(color, dtype=torch.float32) / 255.0).to(planes)
+                target = planes[:, k]
+                target += (colour[None, :, None, None] - target) * cover
+        if not in_place:  # the planes were a rearranged copy: write them back
+            pixels.copy_(self.layout.tensor(planes, pixels))
 
 
 def _fit(coord: torch.Tensor, size: int) -> tuple[float, float] | None:
@@ -368,4 +389,4 @@ def _fit(coord: torch.Tensor, size: int) -> tuple[float, float] | None:
     return a, b
 
 
-__all__ = ["PROBE_TOLERANCE", "TensorMarker", "line_width", "mark_mask", "resample_weights"]
+__all__ = ["PROBE_TOLERANCE", "TensorMarker", "line_width", "mark_mask", "outline_rects", "resample_weights"]
