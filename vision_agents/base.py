@@ -229,6 +229,11 @@ class MemoizedAgent(VisionAgent):
     def preflight(self) -> None:
         self.inner.preflight()
 
+    def clear(self) -> None:
+        """Forget everything memoised (call it after the wrapped model's weights change, e.g. a training step)."""
+        self._memo.clear()
+        self._graph_images.clear()
+
     def _stores(self, image: Image.Image) -> tuple[_ImageMemo, _ImageMemo]:
         key = image_fingerprint(image)
         return self._memo.get(key), self._graph_images.setdefault(key, _ImageMemo())
