@@ -27,7 +27,8 @@ class CallsConfig:
     ``memo_images``: images whose evaluations and answers are kept and shared by all their
     questions (an LRU; 0 = one memo per sample, as before).
     ``group_by_image``: run the questions of one image one after another (resume unaffected:
-    rows are keyed by sample id), and keep one image's questions on one worker.
+    rows are keyed by sample id); workers take contiguous shares of that order, so an image's
+    questions stay on one worker except where a share ends.
     ``detection_cache_images``: images whose detections are kept per (object names, detector
     settings) (an LRU; 0 = no cache).
     ``tensor_marking``: transformers VLMs preprocess an image once per question and draw each

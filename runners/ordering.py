@@ -1,4 +1,4 @@
-"""Run order: the questions of one image one after another, and one image's questions on one worker.
+"""Run order: the questions of one image one after another, and (mostly) on one worker.
 
 The memo (vision_agents.base.MemoizedAgent) and the detection cache keep the most recently
 used images, so a run that visits an image's questions together computes each box
@@ -21,10 +21,13 @@ def group_by_image(samples: list[Sample]) -> list[Sample]:
 
 
 def partition_by_image(samples: list[Sample], k: int, num_workers: int) -> list[Sample]:
-    """Worker ``k``'s share: every ``num_workers``-th image (all its questions), in order (deterministic)."""
+    """Worker ``k``'s share: a contiguous ``1/num_workers`` of the samples grouped by image (deterministic).
+
+    Shares differ by at most one sample, and an image's questions stay on one worker except
+    where a share ends inside an image (at most ``num_workers - 1`` images are split).
+    """
     if num_workers < 1 or not 0 <= k < num_workers:
         raise ValueError(f"worker {k} of {num_workers} does not exist")
-    groups: dict[str, list[Sample]] = {}
-    for s in samples:
-        groups.setdefault(sample_image_key(s), []).append(s)
-    return [s for i, group in enumerate(groups.values()) if i % num_workers == k for s in group]
+    ordered = group_by_image(samples)
+    n = len(ordered)
+    return ordered[k * n // num_workers : (k + 1) * n // num_workers]

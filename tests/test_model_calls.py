@@ -249,9 +249,16 @@ def test_group_and_partition_by_image() -> None:
     assert all(keys.index(k) + keys.count(k) - 1 == max(i for i, x in enumerate(keys) if x == k) for k in keys)
     parts = [partition_by_image(samples, k, 3) for k in range(3)]
     assert sorted(s.id for p in parts for s in p) == sorted(s.id for s in samples)
-    owners = {sample_image_key(s): k for k, p in enumerate(parts) for s in p}
-    assert all(owners[sample_image_key(s)] == k for k, p in enumerate(parts) for s in p)  # an image stays on one worker
+    assert [s.id for p in parts for s in p] == [s.id for s in grouped]  # contiguous shares of the grouped order
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1  # balanced, even when one image has most questions
+    owners: dict[str, set[int]] = {}
+    for k, p in enumerate(parts):
+        for s in p:
+            owners.setdefault(sample_image_key(s), set()).add(k)
+    assert sum(len(o) > 1 for o in owners.values()) <= 2  # at most workers - 1 images are split
     assert parts == [partition_by_image(samples, k, 3) for k in range(3)]  # deterministic
+    one_image = [Sample(id=f"{i}", question="q", image=images[0]) for i in range(10)]
+    assert [len(partition_by_image(one_image, k, 2)) for k in range(2)] == [5, 5]
     assert image_fingerprint(images[1]) == image_fingerprint(Image.new("RGB", (8, 8), (1, 0, 0)))
 
 
