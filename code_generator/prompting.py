@@ -112,13 +112,13 @@ def _indent(text: str) -> str:
 
 
 def _primitive_entries() -> list[str]:
-    """score / query, from the executor's own signatures and docstrings."""
-    from neptune_core.executor import PRIMITIVE_DOCS, PRIMITIVE_SIGNATURES
+    """Every primitive (score, query, ...), from its declaration in neptune_core/primitives/."""
+    from neptune_core.primitives import all_primitives
 
     entries = []
-    for name, doc in PRIMITIVE_DOCS.items():
-        head = PRIMITIVE_SIGNATURES.get(name, name).replace("ProbabilisticTensor", "PT")
-        entries.append(f"{head}\n{_indent(inspect.cleandoc(doc))}")
+    for prim in all_primitives().values():
+        head = prim.signature.replace("ProbabilisticTensor", "PT")
+        entries.append(f"{head}\n{_indent(inspect.cleandoc(prim.doc))}")
     return entries
 
 

@@ -23,15 +23,32 @@ from neptune_core.registry import did_you_mean
 from neptune_core.verify_config import EnsembleConfig, VerifyConfig
 from probabilistic_tensor.semantics import Semantics
 
+ISOLATIONS = ("process", "in_process")
+
 
 @dataclass
 class ExecutorConfig:
-    """Limits of the program sandbox."""
+    """Limits of the program sandbox (see neptune_core/executor/__init__.py for what each bounds)."""
 
-    time_limit_s: float = 2.0
+    time_limit_s: float = 2.0  # program time (time inside score/query does not count)
     max_operations: int = 100_000
     max_sequence_length: int = 100_000
     max_call_depth: int = 50
+    isolation: str = "process"  # process: a sandbox process with OS limits | in_process: trusted programs, gradients
+    memory_mb: int = 1024  # the sandbox process's memory limit, its ~250 MB of Python and torch included
+    max_question_chars: int = 1000  # longest question a program may pass to a primitive
+    max_primitive_calls: int = 1000  # primitive calls per program run
+    max_trace_entries: int = 200  # trace entries kept per row; the rest are counted in a marker entry
+    max_result_size: int = 10_000  # elements (items, characters, tensor values) of what execute returns
+    max_row_bytes: int = 2_000_000  # a result row's JSON size; larger rows are shrunk, then become error rows
+
+    def __post_init__(self) -> None:
+        if self.isolation not in ISOLATIONS:
+            raise ValueError(f"executor.isolation must be one of {', '.join(ISOLATIONS)}, got {self.isolation!r}")
+        if self.memory_mb < 256:
+            raise ValueError(
+                f"executor.memory_mb must be at least 256 (Python and torch alone need ~250), got {self.memory_mb}"
+            )
 
 
 @dataclass
@@ -137,6 +154,7 @@ class RunConfig:
         for k, default in (("ensemble", EnsembleConfig()), ("verify", VerifyConfig())):
             if d.get(k) == dataclasses.asdict(default):  # unused sections keep older runs' hashes
                 d.pop(k)
+        d["executor"].pop("isolation", None)  # where programs run does not change their results
         calls = hashed_section(d.pop("calls"))  # only what changes results, and only when changed
         if calls:
             d["calls"] = calls

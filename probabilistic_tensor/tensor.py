@@ -105,12 +105,12 @@ class ProbabilisticTensor:
             raise ValueError(f"kind must be 'prob' or 'number', got {kind!r}")
         if semantics is not None and not isinstance(semantics, Semantics):
             raise TypeError(f"semantics must be a Semantics, got {type(semantics).__name__}")
-        if data.numel() and bool(torch.isnan(data).any()):
-            raise ValueError("data contains NaN")
-        if kind == "prob" and data.numel() and (bool(data.min() < 0) or bool(data.max() > 1)):
-            raise ValueError(
-                f"kind 'prob' needs values in [0, 1], got min {float(data.detach().min())} max {float(data.detach().max())}"
-            )
+        if data.numel():
+            low, high = (float(v) for v in torch.aminmax(data.detach()))  # one pass; NaN propagates to both
+            if low != low or high != high:
+                raise ValueError("data contains NaN")
+            if kind == "prob" and (low < 0 or high > 1):
+                raise ValueError(f"kind 'prob' needs values in [0, 1], got min {low} max {high}")
         self.data = data
         self.vars = vars
         self.semantics = semantics if semantics is not None else _DEFAULT_SEMANTICS

@@ -28,6 +28,7 @@ from runners.outcomes import finalize_row, is_done, program_fields
 from runners.prefetch import ahead
 from runners.preflight import preflight
 from runners.results import ResultsWriter, compact_results, read_results
+from runners.row_guard import bound_row
 from runners.rundir import prepare_run_dir, run_dir_for
 from runners.verifiers import VerifyStage
 from vision_agents import build_detector, build_vision_agent
@@ -191,7 +192,7 @@ class Runner:
         except Exception as exc:  # a bad sample is recorded and the run goes on
             row["error"] = {**ErrorRecord.from_exception(exc).to_dict(), "stage": stage}
         timings["total"] = round(_ms(t_total) + ahead_ms, 3)  # program generation included
-        return finalize_row(row)
+        return finalize_row(bound_row(row, self.config.executor.max_row_bytes))
 
     def process_all(self, samples: list[Sample]) -> Iterator[dict[str, Any]]:
         """Result rows for ``samples``, in order, each yielded as soon as its sample is done.
@@ -202,6 +203,7 @@ class Runner:
         earlier samples run; a sample is processed as soon as its own program is ready, so a row
         never waits for a whole chunk, and each row records its own path and generation time.
         """
+        self.executor.start()  # the sandbox process, before any model is loaded
         workers = int(getattr(self.generator, "concurrency", 1) or 1)
         if workers <= 1 or len(samples) <= 1:
             for sample in samples:
@@ -243,8 +245,12 @@ class Runner:
         exists. ``existing``: a run directory whose finished samples need nothing (read only).
         Runs once per runner; :meth:`run` calls it when it has not run yet.
         """
-        if self._prepared:
+        if self._prepared:  # components built and checked once; a later call may bring other samples
+            if samples is not None:
+                self.samples = list(samples)
             return self.samples or []
+        if check_models:
+            self.executor.start()  # the sandbox process (its fork server) before any model is loaded
         _ = (self.generator, self.detector, self.agent)  # a bad name or a missing key fails here
         if retry_failed and hasattr(self.generator, "retry_fallbacks"):
             self.generator.retry_fallbacks = True
@@ -273,6 +279,7 @@ class Runner:
         samples = self.prepare(samples, existing=run_dir or run_dir_for(self.config), retry_failed=retry_failed)
         run_dir = run_dir or prepare_run_dir(self.config)
         results_path = run_dir / "results.jsonl"
+        self.executor.start()  # the sandbox process (its fork server) before any model is loaded
         with ResultsWriter(results_path, retry_failed=retry_failed) as writer:
             todo = [s for s in samples if s.id not in writer.done_ids]
             if self.config.calls.group_by_image:  # an image's questions share its memo and detections
@@ -292,6 +299,7 @@ class Runner:
                     bar.set_postfix(failed, refresh=False)
                 bar.update(1)
             bar.close()
+        self.executor.close()  # the sandbox process (also closed when the runner is garbage-collected)
         return finish_run(run_dir, [s.id for s in samples], invocation=self.invocation_stats(len(todo)))
 
     def invocation_stats(self, processed: int) -> dict[str, Any]:

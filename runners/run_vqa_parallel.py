@@ -218,6 +218,10 @@ def run_parallel(
     merge_shards(run_dir)  # fold leftovers of an interrupted run, so every worker sees one finished set
     already = merged_ids(run_dir, retry_failed)
 
+    if config.executor.isolation == "process":  # one sandbox fork server, shared by every worker
+        from neptune_core.executor.process import start_fork_server
+
+        start_fork_server()
     ctx = mp.get_context("spawn")
     procs: dict[int, Any] = {}
     conns: dict[int, Connection] = {}

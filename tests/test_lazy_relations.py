@@ -225,12 +225,16 @@ def execute(score, query, n):
 """
 
 
-def test_executor_lazy_score_records_only_evaluated_pairs() -> None:
+@pytest.mark.parametrize("isolation", ["process", "in_process"])
+def test_executor_lazy_score_records_only_evaluated_pairs(isolation: str) -> None:
+    """Behind the sandbox process the pairs are follow-up requests to the parent; in-process direct calls."""
     image = Image.new("RGB", (60, 20))
     sem = Semantics(iota="minmax")
     eager_agent, lazy_agent = MatrixAgent(), MatrixAgent()
-    eager = Executor(ExecutorConfig(), sem).run(PROGRAM, eager_agent, image, BOXES)
-    lazy = Executor(ExecutorConfig(), sem, lazy=LazyPolicy()).run(PROGRAM, lazy_agent, image, BOXES)
+    eager = Executor(ExecutorConfig(), sem, isolation=isolation).run(PROGRAM, eager_agent, image, BOXES)
+    lazy = Executor(ExecutorConfig(), sem, isolation=isolation, lazy=LazyPolicy()).run(
+        PROGRAM, lazy_agent, image, BOXES
+    )
     assert eager.error is None and lazy.error is None, (eager.error, lazy.error)
     assert torch.equal(lazy.value.data, eager.value.data) and lazy.printed == eager.printed == ["5"]
     assert len(eager_agent.pairs) == 25 and len(lazy_agent.pairs) == 5  # one column: the object box
@@ -267,3 +271,26 @@ def test_report_and_pruning_read_lazy_entries() -> None:
     }
     scores = agreement_scores([{"trace": [call]}])["vlm"]
     assert scores["a"]["score"] == 1.0 and scores["b"]["score"] == 0.5
+
+
+def test_pair_requests_from_the_sandbox_are_checked() -> None:
+    from neptune_core.primitives import PRIMITIVE_NAMES, get_primitive
+    from neptune_core.primitives.base import CallContext
+
+    ctx = CallContext(MatrixAgent(), Image.new("RGB", (60, 20)), BOXES, ExecutorConfig(), lazy=LazyPolicy())
+    pairs = get_primitive("score_pairs")
+    assert "score_pairs" not in PRIMITIVE_NAMES  # not callable by programs, not in the prompt
+    with pytest.raises(ValueError, match="no lazy relation 0"):
+        pairs.call(ctx, {"relation": 0, "entries": [[0, 1]]})
+    reply = get_primitive("score").call(ctx, {"question": "Is it left of it?", "num_objects": 2, "type": None})
+    assert reply == {"relation": 0, "n": 5, "mass_threshold": 0.0}
+    for bad in ({"relation": 0, "entries": [[0, 5]]}, {"relation": 0, "entries": [[0, True]]},
+                {"relation": 0, "entries": []}, {"relation": 0, "entries": [[0, 1]], "dropped_mass": 2.0},
+                {"relation": -1, "entries": [[0, 1]]}, {"relation": 0, "entries": [[0, 1]], "extra": 1}):  # fmt: skip
+        with pytest.raises((ValueError, TypeError)):
+            pairs.call(ctx, bad)
+    values = pairs.call(ctx, {"relation": 0, "entries": [[0, 1], [2, 1]], "dropped_mass": 0.01})
+    assert values.tolist() == pytest.approx([20 / 200, (20 + 20) / 200])
+    entry = ctx.trace[0]
+    assert entry["lazy"] == {"evaluated": 2, "entries": 25, "fetches": 1, "dropped_mass": 0.01}
+    assert entry["probs"][0][1] == 0.1 and entry["probs"][1][1] is None

@@ -57,10 +57,13 @@ def test_api_section_is_generated_from_every_docstring():
 
 
 def test_changing_a_primitive_docstring_changes_the_prompt(monkeypatch):
-    from neptune_core.executor import primitives
+    import dataclasses
+
+    from neptune_core import primitives
 
     before = PromptBuilder().render("clevr", "How many cubes?").text
-    monkeypatch.setitem(primitives.PRIMITIVE_DOCS, "score", "Returns p(yes) for a question. CHANGED.")
+    changed = dataclasses.replace(primitives.get_primitive("score"), doc="Returns p(yes) for a question. CHANGED.")
+    monkeypatch.setitem(primitives._loaded, "score", changed)
     after = PromptBuilder().render("clevr", "How many cubes?").text
     assert after != before and "Returns p(yes) for a question. CHANGED." in after
 

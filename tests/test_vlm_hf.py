@@ -174,7 +174,10 @@ def test_trainable_agent_passes_program_gradients_into_the_model() -> None:
     assert not out.value.data.requires_grad
 
     agent = MemoizedAgent(HFVisionAgent("tiny", device="cpu", model=model, processor=proc, trainable=True))
-    out = Executor(ExecutorConfig(), Semantics(iota="minmax")).run(program, agent, marked_scene(), BOXES)
+    # gradients flow only in-process (a sandbox process returns data, not the autograd graph)
+    out = Executor(ExecutorConfig(isolation="in_process"), Semantics(iota="minmax")).run(
+        program, agent, marked_scene(), BOXES
+    )
     assert out.error is None, out.error
     model.zero_grad()
     loss = torch.nn.functional.binary_cross_entropy(out.value.data.clamp(1e-6, 1 - 1e-6), torch.tensor(1.0))

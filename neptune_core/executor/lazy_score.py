@@ -1,21 +1,21 @@
 """The lazy form of ``score(question, 2)``: a relation whose (subject, object) pairs are evaluated on demand.
 
-Two halves, so that the same algebra runs in-process and in a sandbox process:
+Two halves, so that the same algebra runs in the sandbox process and in-process:
 
-- the program's side builds a :class:`probabilistic_tensor.LazyTensor` whose ``fetch``
-  callback asks for a list of (subject, object) index pairs (:func:`lazy_relation`);
-- the side holding the models answers such a request (:func:`fetch_entries`: the agent's
-  ``score_tuples_with_info`` on exactly those box pairs) and keeps the call's trace entry
+- the program's side (:func:`lazy_relation`) is a :class:`probabilistic_tensor.LazyTensor`
+  whose fetches become follow-up requests ``score_pairs`` ``{"relation": k, "entries":
+  [[i, j], ...], "dropped_mass": m}`` (neptune_core/primitives/score.py), forwarded like any
+  primitive call (over the pipe from a sandbox process, directly in-process) and answered
+  with just those values;
+- the side holding the models answers them (:func:`fetch_entries`: the agent's
+  ``score_tuples_with_info`` on exactly those box pairs) and keeps the relation's trace entry
   up to date (:class:`LazyEntry`).
 
-In-process the callback calls :func:`fetch_entries` directly. Behind a process boundary it
-becomes one forwarded request ``{"question", "entries": [[i, j], ...]}`` per fetch, answered
-with the values only; the parent keeps the :class:`LazyEntry` of that call.
-
 The trace entry of a lazy relation has ``probs`` as an n x n grid with ``null`` where a pair
-was never evaluated, ``lazy`` (``evaluated`` pairs of ``entries``, ``fetches``, the largest
-``dropped_mass`` a contraction skipped under ``calls.mass_threshold``) and, when the agent
-reports any, ``info`` merged over the fetches (:func:`merge_info`).
+was never evaluated, ``lazy`` (``evaluated`` pairs of ``entries``, ``fetches``, and the
+largest share of a distribution's mass a contraction skipped, ``dropped_mass``, under
+``calls.mass_threshold``) and, when the agent reports any, ``info`` merged over the fetches
+(:func:`merge_info`).
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ class LazyEntry:
         entry["probs"] = [[None] * n for _ in range(n)]
         entry["lazy"] = {"evaluated": 0, "entries": n * n, "fetches": 0, "dropped_mass": 0.0}
 
-    def add(self, entries: Entries, values: torch.Tensor, info: dict[str, Any]) -> None:
-        """Record fetched ``values`` (one per entry) and the fetch's ``info``."""
+    def add(self, entries: Entries, values: torch.Tensor, info: dict[str, Any], dropped_mass: float = 0.0) -> None:
+        """Record fetched ``values`` (one per entry), the fetch's ``info`` and the mass skipped so far."""
         probs = self.entry["probs"]
         for (i, j), v in zip(entries, values.detach().float().cpu().tolist(), strict=True):
             probs[i][j] = round(float(v), 4)
@@ -78,27 +78,23 @@ class LazyEntry:
                     cells[i][j] = v
         if merged:
             self.entry["info"] = merged
-
-    def update(self, store: LazyStore) -> None:
-        """Refresh ``lazy`` from the relation's store."""
-        self.entry["lazy"] = {
-            "evaluated": store.evaluated,
-            "entries": self.n * self.n,
-            "fetches": store.fetches,
-            "dropped_mass": round(store.dropped_mass, 6),
-        }
+        stats = self.entry["lazy"]
+        stats["evaluated"] = sum(v is not None for row in probs for v in row)
+        stats["fetches"] += 1
+        stats["dropped_mass"] = round(max(stats["dropped_mass"], float(dropped_mass)), 6)
 
 
 def fetch_entries(
     agent: VisionAgent, image: Image.Image, boxes: list[Box], question: str, entries: Entries
 ) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Parent side: p(yes) of ``question`` for each (subject, object) index pair, and the agent's info."""
+    """The models' side: p(yes) of ``question`` for each (subject, object) index pair, and the agent's info."""
     tuples = [(boxes[i], boxes[j]) for i, j in entries]
     try:
         out, infos = agent.score_tuples_with_info(image, tuples, [question], 2)
     except Exception as e:
         raise AgentError(
-            f"vision agent '{agent.name}' failed in score({question!r}, 2): {e.__class__.__name__}: {e}"
+            f"vision agent '{agent.name}' failed in score({question[:200]!r}, 2): {e.__class__.__name__}: "
+            f"{str(e)[:500]}"
         ) from e
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, len(entries)) or len(infos) != 1:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else out.__class__.__name__
@@ -107,18 +103,18 @@ def fetch_entries(
 
 
 def lazy_relation(
-    n: int,
-    fetch: Callable[[Entries], torch.Tensor],
-    semantics: Semantics,
-    policy: LazyPolicy,
-    on_change: Callable[[LazyStore], None] | None = None,
+    n: int, fetch: Callable[[Entries, float], torch.Tensor], semantics: Semantics, policy: LazyPolicy
 ) -> LazyTensor:
-    """Program side: the n x n relation of one score call, ``fetch(entries) -> values`` answering its fetches.
+    """The program's side: the n x n relation of one score call.
 
-    ``on_change(store)`` is told after each fetch and each skipped share of mass (in-process:
-    :meth:`LazyEntry.update`; behind a process boundary the request can carry
-    ``store.dropped_mass``, which is noted before the fetch it leads to).
+    ``fetch(entries, dropped_mass) -> values`` answers each fetch; ``dropped_mass`` is the
+    largest share of mass a contraction has skipped so far (noted before the fetch it leads to).
     """
-    relation = LazyTensor.relation(n, fetch, semantics, policy)
-    relation.store.listener = on_change
+    holder: list[LazyStore] = []
+
+    def get(entries: Entries) -> torch.Tensor:
+        return fetch(entries, holder[0].dropped_mass)
+
+    relation = LazyTensor.relation(n, get, semantics, policy)
+    holder.append(relation.store)
     return relation
