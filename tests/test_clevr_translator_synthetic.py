@@ -67,4 +67,4 @@ def test_default_and_softmax_iota_are_both_exact(samples, monkeypatch: pytest.Mo
     assert run_all(relational, RunConfig().semantics) == []
     assert run_all(relational, Semantics(iota="softmax")) == []
     monkeypatch.setitem(ops.IOTAS, "softmax", lambda data, dim, t: torch.softmax(data / t, dim))
-    assert len(run_all(relational, Semantics(iota="softmax"))) > 0
+    assert len(run_all(relational, Semantics(iota="softmax"), "in_process")) > 0  # the patch is in this process
