@@ -251,12 +251,31 @@ def lazy_info(t: Any) -> dict[str, Any] | None:
 
 
 def evaluated(value: Any) -> Any:
-    """``value`` with every lazy tensor in it (also inside lists, tuples and dicts) fully evaluated, as a plain one."""
-    if isinstance(value, LazyTensor):
-        return ProbabilisticTensor._make(value.data, value.vars, value.semantics, value.kind)
-    if isinstance(value, (list, tuple)):
-        items = [evaluated(v) for v in value]
-        return items if isinstance(value, list) else tuple(items)
-    if isinstance(value, dict):
-        return {k: evaluated(v) for k, v in value.items()}
-    return value
+    """``value`` with every lazy tensor in it (also inside lists, tuples and dicts) fully evaluated, as a plain one.
+
+    Containers holding no lazy tensor come back as they are (the same objects); shared
+    sub-containers are visited once. Check a program's result for size before calling this.
+    """
+    seen: dict[int, Any] = {}
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, LazyTensor):
+            return ProbabilisticTensor._make(v.data, v.vars, v.semantics, v.kind)
+        if not isinstance(v, (list, tuple, dict)):
+            return v
+        key = id(v)
+        if key in seen:
+            return seen[key]
+        seen[key] = v  # a container that reaches itself keeps its own (lazy-free) identity
+        if isinstance(v, dict):
+            items = {k: walk(x) for k, x in v.items()}
+            changed = any(items[k] is not x for k, x in v.items())
+            out: Any = items if changed else v
+        else:
+            parts = [walk(x) for x in v]
+            changed = any(a is not b for a, b in zip(parts, v, strict=True))
+            out = (parts if isinstance(v, list) else tuple(parts)) if changed else v
+        seen[key] = out
+        return out
+
+    return walk(value)

@@ -294,3 +294,15 @@ def test_pair_requests_from_the_sandbox_are_checked() -> None:
     entry = ctx.trace[0]
     assert entry["lazy"] == {"evaluated": 2, "entries": 25, "fetches": 1, "dropped_mass": 0.01}
     assert entry["probs"][0][1] == 0.1 and entry["probs"][1][1] is None
+
+
+def test_evaluated_replaces_lazy_tensors_and_keeps_everything_else() -> None:
+    from probabilistic_tensor.lazy import evaluated
+
+    lazy, eager, rec = lazy_and_eager(n=3)
+    plain = [1, ("a", {"k": [2.0]})]
+    assert evaluated(plain) is plain and evaluated(eager) is eager
+    shared = [lazy, lazy]
+    out = evaluated({"r": shared, "again": shared})
+    assert type(out["r"][0]) is ProbabilisticTensor and torch.equal(out["r"][0].data, eager.data)
+    assert out["r"] is out["again"] and len(rec.requests) == 1  # a shared container is walked once

@@ -102,15 +102,15 @@ def run_program(
         execute = interp.globals.vars.get("execute")
         if not isinstance(execute, ProgramFunction):
             raise SandboxViolation("the program did not define a function 'execute' at top level")
-        # a lazy relation in the result is evaluated here, inside the run (its limits, trace and errors)
-        value = evaluated(interp.call(execute, names["score"], names["query"], n))
+        value = interp.call(execute, names["score"], names["query"], n)
         size = deep_size(value, config.max_result_size)
         if size > config.max_result_size:
             raise SizeLimitError(
                 f"execute returned a value of more than {config.max_result_size} elements (items, characters or "
                 "tensor values; executor.max_result_size)"
             )
-        result.value = value
+        # a lazy relation in the result is evaluated here, inside the run (its limits, trace and errors)
+        result.value = evaluated(value)
     except ProgramCheckError as e:
         result.error = ErrorRecord.from_exception(e)
     except Exception as e:
