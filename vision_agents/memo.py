@@ -23,23 +23,28 @@ from neptune_core.types import Sample
 
 T = TypeVar("T")
 
-_FINGERPRINTS: weakref.WeakKeyDictionary[Image.Image, str] = weakref.WeakKeyDictionary()
+# id(image) -> (weak reference, fingerprint). PIL images define __eq__ and so cannot be dictionary
+# keys themselves; the weak reference both checks that the id still names the same object and drops
+# the entry when the image is collected.
+_FINGERPRINTS: dict[int, tuple[weakref.ref, str]] = {}
 
 
 def image_fingerprint(image: Image.Image) -> str:
-    """A stable hash of ``image``'s pixels (cached for the lifetime of the image object)."""
-    try:
-        return _FINGERPRINTS[image]
-    except (KeyError, TypeError):
-        pass
+    """A stable hash of ``image``'s pixels (cached for the lifetime of the image object; images are
+    not modified in place once loaded)."""
+    hit = _FINGERPRINTS.get(id(image))
+    if hit is not None and hit[0]() is image:
+        return hit[1]
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{image.mode}:{image.size}".encode())
     h.update(image.tobytes())
     key = "pixels:" + h.hexdigest()
+    ident = id(image)
     try:
-        _FINGERPRINTS[image] = key
+        ref = weakref.ref(image, lambda _, ident=ident: _FINGERPRINTS.pop(ident, None))
     except TypeError:  # an image type that cannot be weakly referenced: not cached
-        pass
+        return key
+    _FINGERPRINTS[ident] = (ref, key)
     return key
 
 
