@@ -220,7 +220,7 @@ class VideoRunner(Runner):
         return FrameSet(list(selection.times), images, boxes, samples, list(selection.spans), reader.ref)
 
     # ---- one sample -------------------------------------------------------------------------
-    def process(self, sample: Sample) -> dict[str, Any]:
+    def _process(self, sample: Sample) -> dict[str, Any]:
         timings: dict[str, float] = {}
         row: dict[str, Any] = {
             "id": sample.id,

@@ -27,7 +27,6 @@ frame often misreads a shape, a track rarely does. The thresholds were set on th
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +34,8 @@ import numpy as np
 import torch
 
 from neptune_core.clevr_vocab import ATTRIBUTES, VALUE_TO_ATTRIBUTE
-from vision_agents.classic_agent import MAX_LOGIT, OBJECTNESS_LOGIT, ClassicAgent, _logit, attribute_log_probs
+from vision_agents.classic_agent import OBJECTNESS_LOGIT, ClassicAgent
+from vision_agents.classic_heads import MAX_LOGIT, ClassicHeads
 from vision_agents.video_agents import FramewiseVideoAgent
 from vision_agents.video_vocabulary import VideoQuestion, parse_video_question
 from vision_agents.vocabulary import parse, unknown_info
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from neptune_core.config import RunConfig
     from neptune_core.primitives.video_context import FrameSet
     from vision_agents.base import VisionAgent
+    from vision_agents.classic_detector import Segmentation
 
 CACHE_FRAMES = 96
 MAX_GAP_S = 1.0  # neighbouring frames further apart than this are not used for motion
@@ -58,26 +59,30 @@ TRACK_MAX_MOVE = 0.2  # of the image diagonal, between consecutive frames
 
 
 class CachingClassicAgent(ClassicAgent):
-    """The classic agent, keeping the segmentation and measurements of the last ``size`` images."""
+    """The classic agent, keeping the segmentations of the last ``size`` images (it keeps one; a
+    program's questions go back and forth over the same frames)."""
 
-    def __init__(self, size: int = CACHE_FRAMES) -> None:
-        super().__init__()
+    def __init__(self, heads: ClassicHeads | None = None, size: int = CACHE_FRAMES) -> None:
+        super().__init__(heads)
         self.size = size
-        self._kept: OrderedDict[str, tuple[Any, dict, dict]] = OrderedDict()
+        self._kept: OrderedDict[str, Segmentation] = OrderedDict()
 
-    def _segmentation(self, image: Image.Image) -> Any:
-        key = hashlib.md5(image.tobytes()).hexdigest()
-        if key != self._seg_key:
-            if self._seg_key is not None:
-                self._kept[self._seg_key] = (self._seg, self._feats, self._figures)
-            if key in self._kept:
-                self._seg, self._feats, self._figures = self._kept.pop(key)
-                self._seg_key = key
-            else:
-                super()._segmentation(image)
-            while len(self._kept) > self.size:
-                self._kept.popitem(last=False)
-        return self._seg
+    def _segmentation(self, image: Image.Image, key: str) -> Segmentation:
+        if key in self._kept:
+            self._kept.move_to_end(key)
+            seg = self._kept[key]
+            self._seg = (key, seg)
+            return seg
+        seg = super()._segmentation(image, key)
+        self._kept[key] = seg
+        while len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+        return seg
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return float(np.clip(np.log(p / (1 - p)), -MAX_LOGIT, MAX_LOGIT))
 
 
 def _clip(x: float) -> float:
@@ -90,14 +95,16 @@ class ClassicVideoAgent(FramewiseVideoAgent):
     name = "classic"
 
     def __init__(self, agent: ClassicAgent | None = None) -> None:
-        super().__init__(agent if isinstance(agent, CachingClassicAgent) else CachingClassicAgent())
+        if not isinstance(agent, CachingClassicAgent):  # the run's heads (classic_params / vlm_adapter)
+            agent = CachingClassicAgent(agent.heads if isinstance(agent, ClassicAgent) else None)
+        super().__init__(agent)
         self.name = "classic"
         self._pool_key: Any = None
         self._pool: dict[tuple[int, int], dict[str, dict[str, float]]] = {}
 
     @classmethod
     def from_agent(cls, agent: VisionAgent, config: RunConfig) -> ClassicVideoAgent:
-        return cls()
+        return cls(agent if isinstance(agent, ClassicAgent) else ClassicAgent.from_config(config))
 
     # ---- finding things in a frame ------------------------------------------------------------
     @property
@@ -145,13 +152,17 @@ class ClassicVideoAgent(FramewiseVideoAgent):
             ids = self._tracks(frames)
             sums: dict[int, dict[str, np.ndarray]] = {}
             counts: dict[int, int] = {}
+            heads = self.classic.heads
             for k, row in enumerate(ids):
+                if not row:
+                    continue
+                enc = self.classic.encode(frames.images[k], frames.boxes[k])
+                with torch.no_grad():  # the heads' log p(value) of every box of the frame, in CLEVR's value order
+                    lps = {a: _in_order(heads, enc, a) for a in ATTRIBUTES}
                 for i, tid in enumerate(row):
-                    f = self.classic.features(frames.images[k], frames.boxes[k][i])
                     acc = sums.setdefault(tid, {a: np.zeros(len(ATTRIBUTES[a])) for a in ATTRIBUTES})
                     for a in ATTRIBUTES:
-                        lp = attribute_log_probs(f, a)
-                        acc[a] += np.array([lp[v] for v in ATTRIBUTES[a]])
+                        acc[a] += lps[a][i]
                     counts[tid] = counts.get(tid, 0) + 1
             probs: dict[int, dict[str, dict[str, float]]] = {}
             for tid, acc in sums.items():
@@ -184,7 +195,7 @@ class ClassicVideoAgent(FramewiseVideoAgent):
         q = parse(question, 1)
         if arity not in (0, 1) or not q.values or q.unknown or q.negated or q.relation or q.attribute or q.same:
             return None
-        if not frames.boxes[k] or not self.classic._clevr_floor(frames.images[k]):
+        if not frames.boxes[k] or not self.classic.clevr_floor(frames.images[k]):
             return None
         logits = [self._values_logit(frames, k, i, q.values) for i in range(len(frames.boxes[k]))]
         if arity == 0:
@@ -280,6 +291,13 @@ class ClassicVideoAgent(FramewiseVideoAgent):
             return torch.sigmoid(torch.tensor(logits)).reshape(n, n), {}
         shape = (n,) * arity
         return torch.full(shape, 0.5), unknown_info([question])
+
+
+def _in_order(heads: ClassicHeads, enc: Any, attribute: str) -> np.ndarray:
+    """log p(value) of every box, (n, values), columns in ``ATTRIBUTES[attribute]``'s order."""
+    lp = heads.log_probs(enc, attribute).double().numpy()
+    order = [heads.classes(attribute).index(v) for v in ATTRIBUTES[attribute]]
+    return lp[:, order]
 
 
 def _centre_distance(a: list[float], b: list[float]) -> float:
