@@ -198,6 +198,8 @@ def test_a_run_watches_the_chosen_chunks_and_answers(fake_openai, event_video, t
     assert row["video"]["selection"]["chosen"] == [2, 3]
     assert all(16.0 <= t < 32.0 for t in row["video"]["frames"])
     assert runner.invocation_stats(1)["selection_llm_requests"] == 1
+    # one whole-frame question on every frame the program saw: that many model calls on the row
+    assert row["model_calls"]["by_arity"]["0"] == len(row["video"]["frames"]) == row["model_calls"]["box_evals"]
     runner.executor.close()
 
 

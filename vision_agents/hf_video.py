@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from vision_agents.calls import count
 from vision_agents.hf_vlm import HFVisionAgent, p_yes
 from vision_agents.prompting import normalize_answer
 from vision_agents.video_agents import FramewiseVideoAgent, option_question
@@ -76,6 +77,7 @@ class HFVideoAgent(FramewiseVideoAgent):
         inputs = self._inputs(clip, question)
         with torch.inference_mode():
             self.video_calls += 1
+            count(queries=1)
             gen = self.vlm.model.generate(**inputs, max_new_tokens=self.vlm.max_new_tokens, do_sample=False)
         new = gen[0, inputs["input_ids"].shape[1] :]
         answer = normalize_answer(self.vlm.processor.tokenizer.decode(new, skip_special_tokens=True))
@@ -94,6 +96,7 @@ class HFVideoAgent(FramewiseVideoAgent):
             inputs = self._inputs(clip, option_question(question, option))
             with torch.inference_mode(not self.vlm.trainable):
                 self.video_calls += 1
+                count(arity=0, box_evals=1)
                 logits = self.vlm.model(**inputs, logits_to_keep=1).logits[:, -1]
             probs.append(p_yes(logits, yes_ids, no_ids)[0].cpu())
         return torch.stack(probs), {"as_video": True, "clip_frames": len(clip)}

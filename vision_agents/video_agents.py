@@ -9,7 +9,8 @@ order, the boxes found in each, a per-frame Sample):
 - ``answer_clip(frames, indices, question)``: an open answer about a clip (VLAgent's VIDQA);
 - ``choose(frames, indices, question, options)``: p(option is right) per option (VLAgent's SELECT).
 
-Each returns its result and a dict for the trace. :class:`FramewiseVideoAgent` serves any
+Each returns its result and a dict for the trace; the model calls made are counted
+(vision_agents/calls.py: one box evaluation per frame and box tuple, one query per open answer). :class:`FramewiseVideoAgent` serves any
 image VisionAgent frame by frame (a clip: one answer per frame, the most frequent wins; options:
 one yes/no question per option and frame, averaged over the clip). Backends that know more:
 ``scene_oracle`` -> vision_agents/video_oracle.py (motion and contact from the synthetic world's
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from neptune_core.types import Box
+from vision_agents.calls import count
 
 if TYPE_CHECKING:
     from neptune_core.config import RunConfig
@@ -99,6 +101,11 @@ class FramewiseVideoAgent(VideoAgent):
     def from_agent(cls, agent: VisionAgent, config: RunConfig) -> VideoAgent:
         return cls(agent)
 
+    @property
+    def counted_inside(self) -> bool:
+        """The agent counts its model calls itself (an ensemble: each member's memo counts)."""
+        return bool(getattr(self.agent, "memoises_itself", False))
+
     def preflight(self) -> None:
         self.agent.preflight()
 
@@ -123,6 +130,8 @@ class FramewiseVideoAgent(VideoAgent):
         for k in range(len(frames)):
             p, info = self.score_frame(frames, k, question, arity)
             m = len(frames.boxes[k])
+            if not self.counted_inside:  # the row's model_calls: one evaluation per frame and box tuple
+                count(arity=arity, box_evals=m**arity)
             if arity == 0:
                 data[k] = p
             elif arity == 1:
@@ -135,6 +144,8 @@ class FramewiseVideoAgent(VideoAgent):
 
     def answer_frame(self, frames: FrameSet, k: int, box: Box | None, question: str) -> tuple[str, dict[str, Any]]:
         self._begin(frames, k)
+        if not self.counted_inside:
+            count(queries=1)
         try:
             return self.agent.answer_with_info(frames.images[k], box, question)
         finally:
