@@ -24,7 +24,8 @@ EXIT_CODES = f"""exit codes:
   0    done: every sample has a row, and at most max_failure_rate of them errored or fell back
   2    bad input or a broken setup (config, data, model, server, API key), found before the first
        sample: one line on stderr says what is wrong and how to fix it; no run directory is left.
-       Also: workers that died (what they finished is merged; rerun to resume)
+       Also: workers that died (what they finished is merged; rerun to resume); with --cluster ray,
+       samples left undone (no actor left, or a sample whose actor died twice)
   {DEGRADED_EXIT_CODE}    degraded run (or evaluation): more than max_failure_rate (config, default 0.05) of
        the samples errored or fell back (or could not be judged); results are written, one line says why
   130  interrupted (Ctrl-C): finished samples are kept; rerun the same command to resume"""
@@ -58,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=None, help="CPU workers when no GPU is used (or judge threads with --evaluate)"
     )
     p.add_argument(
+        "--cluster",
+        choices=("local", "ray"),
+        default=None,
+        help="where workers run: local (spawned processes, static shards; the default) or ray (one actor per GPU "
+        "or CPU worker of a Ray cluster, samples from a shared queue; --ray_address, default: a local instance)",
+    )
+    p.add_argument(
         "--retry_failed",
         action="store_true",
         help="also redo rows that errored or fell back for good (rows whose failure was transient are "
@@ -87,6 +95,8 @@ def resolve_config(args: argparse.Namespace, extra: list[str]) -> RunConfig:
     overrides = parse_overrides(extra)
     if args.workers is not None and not args.evaluate:
         overrides["workers"] = args.workers
+    if args.cluster is not None:
+        overrides["cluster"] = args.cluster
     config = load_config(args.config, overrides)
     if not config.run_name:
         from runners.identity import run_hash
@@ -130,7 +140,8 @@ def _run(config: RunConfig, args: argparse.Namespace) -> int:
     gpus = args.gpus
     if gpus is None and config.workers == 1 and config.device in ("auto", "cuda") and _cuda_devices() > 1:
         gpus = []  # the default: one worker on every visible GPU
-    parallel = config.workers > 1 or gpus is not None
+    on_ray = _cluster(config)
+    parallel = config.workers > 1 or gpus is not None or on_ray
     # preflight before the run directory exists: a broken setup leaves nothing behind. In a
     # parallel run this process checks the program generator; each worker loads its own models.
     run_dir = run_dir_for(config)
@@ -142,7 +153,12 @@ def _run(config: RunConfig, args: argparse.Namespace) -> int:
     made_output_dir = not run_dir.parent.exists()
     run_dir = prepare_run_dir(config, restart=args.restart)
     try:
-        if parallel:
+        if on_ray:
+            from runners.ray_cluster import run_on_ray
+
+            summary = run_on_ray(config, run_dir, runner=runner, gpus=args.gpus, retry_failed=args.retry_failed)
+            samples = None
+        elif parallel:
             from runners.run_vqa_parallel import run_parallel
 
             summary = run_parallel(config, run_dir, gpus=gpus, retry_failed=args.retry_failed)
@@ -166,6 +182,17 @@ def _run(config: RunConfig, args: argparse.Namespace) -> int:
         print(reason, file=sys.stderr)
         return DEGRADED_EXIT_CODE
     return 0
+
+
+def _cluster(config: RunConfig) -> bool:
+    """Whether the run goes to Ray (``cluster: ray``); checks that Ray is installed before any work."""
+    if config.cluster not in ("local", "ray"):
+        raise UserError(f"cluster '{config.cluster}' is not known; known: local, ray")
+    if config.cluster == "ray":
+        from runners.ray_cluster import require_ray
+
+        require_ray()
+    return config.cluster == "ray"
 
 
 def _evaluate(config: RunConfig, args: argparse.Namespace) -> int:

@@ -1,14 +1,19 @@
-"""Throughput of data-parallel workers (runners.run_vqa_parallel) with a CPU-bound fake backend.
+"""Throughput of data-parallel workers with a CPU-bound fake backend: local processes and Ray actors.
 
 Every sample's program makes one score() call; the fake VisionAgent burns a fixed
 amount of pure-Python CPU work per call (calibrated to ~``--ms`` ms on this machine,
 fixed iterations rather than wall time, so contention slows it down as a real model
 would). Each configuration runs twice, with ``--small`` and ``--large`` samples, in
-fresh run directories: end-to-end throughput includes spawning the workers and
-importing torch in them; marginal throughput = (large - small) / (t_large - t_small)
-cancels that start-up cost.
+fresh run directories: end-to-end throughput includes starting the workers (spawning
+processes, or creating Ray actors) and importing torch in them; marginal throughput =
+(large - small) / (t_large - t_small) cancels that start-up cost. Sections:
 
-    python bench/bench_parallel.py [--workers 1 2] [--ms 20] [--small 20] [--large 220]
+- ``local``: ``--workers`` K vs 1 (runners.run_vqa_parallel: spawned processes, static shards);
+- ``ray``: K Ray actors vs 1 (runners.ray_cluster; one local Ray instance, started once);
+- ``skew``: 2 workers, worker 1 ``--slow`` times slower: static shards (local processes, and
+  Ray actors each given every 2nd sample up front) against Ray's shared queue.
+
+    python bench/bench_parallel.py [--sections local ray skew] [--workers 1 2] [--ms 20] [--small 20] [--large 220]
 """
 
 from __future__ import annotations
@@ -56,8 +61,13 @@ def _timed(n: int) -> float:
 
 
 class BurnAgent(VisionAgent):
+    """Burns NEPTUNE_BENCH_BURN_ITERS per call; NEPTUNE_BENCH_SLOW times that on worker NEPTUNE_BENCH_SLOW_WORKER."""
+
     def score(self, image: Image.Image, boxes: list, questions: list[str], arity: int) -> torch.Tensor:
-        burn(int(os.environ["BENCH_BURN_ITERS"]))
+        iterations = int(os.environ["NEPTUNE_BENCH_BURN_ITERS"])
+        if os.environ.get("NEPTUNE_WORKER_INDEX") == os.environ.get("NEPTUNE_BENCH_SLOW_WORKER", "-"):
+            iterations = int(iterations * float(os.environ.get("NEPTUNE_BENCH_SLOW", "1")))
+        burn(iterations)
         return torch.full((len(questions), len(boxes)), 0.9)
 
     def answer(self, image: Image.Image, box: list | None, question: str) -> str:
@@ -80,8 +90,8 @@ class ConstantGenerator:
 class BenchRunner(Runner):
     """config.num_samples synthetic questions about 4 boxes each."""
 
-    def __init__(self, config: RunConfig, **kw: object) -> None:
-        super().__init__(config, agent=BurnAgent(), detector=BoxDetector(), generator=ConstantGenerator())
+    def __init__(self, config: RunConfig, generator: object = None, **kw: object) -> None:
+        super().__init__(config, agent=BurnAgent(), detector=BoxDetector(), generator=generator or ConstantGenerator())
 
     def load_samples(self) -> list[Sample]:
         image = Image.new("RGB", (32, 32))
@@ -92,23 +102,77 @@ class BenchRunner(Runner):
         ]
 
 
-def timed_run(workers: int, samples: int, out: Path) -> float:
+def timed_run(workers: int, samples: int, out: Path, engine: str = "local", tag: str = "") -> float:
+    """Seconds to run ``samples`` with ``workers``: engine "local" (static shards), "ray" (the shared
+    queue, batches of 4) or "ray-static" (Ray actors, each given every K-th sample up front)."""
+    from runners.ray_cluster import run_on_ray
     from runners.run_vqa_parallel import run_parallel
 
     config = RunConfig(
-        dataset="bench", num_samples=samples, workers=workers, output_dir=str(out), run_name=f"w{workers}-n{samples}"
+        dataset="bench",
+        num_samples=samples,
+        workers=workers,
+        output_dir=str(out),
+        run_name=f"{engine}{tag}-w{workers}-n{samples}",
+        cluster="local" if engine == "local" else "ray",
     )
     run_dir = out / config.run_name
     run_dir.mkdir(parents=True)
     t0 = time.perf_counter()
-    summary = run_parallel(config, run_dir, runner_cls=BenchRunner, progress=False)
+    if engine == "local":
+        summary = run_parallel(config, run_dir, runner_cls=BenchRunner, progress=False)
+    else:  # actors import the runner by its module's name, which "__main__" is not
+        from bench.bench_parallel import BenchRunner as ByName
+
+        summary = run_on_ray(config, run_dir, runner_cls=ByName, progress=False, static_shares=engine == "ray-static")
     elapsed = time.perf_counter() - t0
     assert summary["num_samples"] == samples and summary["errors"]["total"] == 0, summary
     print(
-        f"  workers={workers} n={samples}: {elapsed:.2f} s, median time per sample "
+        f"  {engine} workers={workers} n={samples}: {elapsed:.2f} s, median time per sample "
         f"{summary['timings']['total']['median_ms']:.1f} ms"
     )
     return elapsed
+
+
+def scaling(engine: str, workers: list[int], small: int, large: int, out: Path) -> None:
+    """K workers vs the first of ``workers``: end-to-end and marginal throughput."""
+    results: dict[int, tuple[float, float]] = {}
+    for k in workers:
+        t_small = timed_run(k, small, out, engine)
+        t_large = timed_run(k, large, out, engine)
+        end_to_end = large / t_large
+        marginal = (large - small) / (t_large - t_small)
+        results[k] = (end_to_end, marginal)
+        print(
+            f"{engine} workers={k}: {small} samples {t_small:.2f} s, {large} samples {t_large:.2f} s -> "
+            f"end-to-end {end_to_end:.1f} q/s, marginal {marginal:.1f} q/s"
+        )
+    base = results[workers[0]]
+    for k in workers[1:]:
+        print(
+            f"RESULT {engine} workers={k} vs {workers[0]}: end-to-end {results[k][0] / base[0]:.2f}x, "
+            f"marginal (start-up excluded) {results[k][1] / base[1]:.2f}x"
+        )
+
+
+def skew(slow: float, small: int, large: int, out: Path) -> None:
+    """2 workers, worker 1 ``slow`` times slower: static shards vs the shared queue (time to finish)."""
+    os.environ["NEPTUNE_BENCH_SLOW_WORKER"], os.environ["NEPTUNE_BENCH_SLOW"] = "1", str(slow)
+    times: dict[str, tuple[float, float]] = {}
+    try:
+        for engine in ("local", "ray-static", "ray"):
+            t_small = timed_run(2, small, out, engine, tag="-skew")
+            t_large = timed_run(2, large, out, engine, tag="-skew")
+            times[engine] = (t_large, t_large - t_small)
+            print(f"{engine}: {large} samples in {t_large:.2f} s ({t_large - t_small:.2f} s beyond the first {small})")
+    finally:
+        del os.environ["NEPTUNE_BENCH_SLOW_WORKER"], os.environ["NEPTUNE_BENCH_SLOW"]
+    dynamic = times["ray"]
+    for static in ("ray-static", "local"):
+        print(
+            f"RESULT skew x{slow:g}: dynamic (ray queue) finishes {times[static][0] / dynamic[0]:.2f}x sooner than "
+            f"static ({static}) end-to-end, {times[static][1] / dynamic[1]:.2f}x marginal (start-up excluded)"
+        )
 
 
 def _burn_many(iterations: int, count: int) -> None:
@@ -135,34 +199,38 @@ def raw_ceiling(iterations: int, count: int) -> float:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sections", nargs="+", choices=("local", "ray", "skew"), default=["local", "ray", "skew"])
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--ms", type=float, default=20.0, help="CPU work per score() call, calibrated")
     p.add_argument("--small", type=int, default=20)
     p.add_argument("--large", type=int, default=220)
+    p.add_argument("--slow", type=float, default=3.0, help="skew: how many times slower worker 1 is")
     args = p.parse_args()
     iters = calibrate(args.ms)
-    os.environ["BENCH_BURN_ITERS"] = str(iters)
+    os.environ["NEPTUNE_BENCH_BURN_ITERS"] = str(iters)
     print(f"cpus: {os.cpu_count()}; load average before: {os.getloadavg()}")
     print(f"machine ceiling before (plain processes, no framework): 2 vs 1 = {raw_ceiling(iters, 100):.2f}x")
     print(f"fake backend: {iters} iterations per score() call (~{args.ms} ms on an idle core)")
-    results: dict[int, tuple[float, float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for k in args.workers:
-            t_small = timed_run(k, args.small, Path(tmp))
-            t_large = timed_run(k, args.large, Path(tmp))
-            end_to_end = args.large / t_large
-            marginal = (args.large - args.small) / (t_large - t_small)
-            results[k] = (end_to_end, marginal)
-            print(
-                f"workers={k}: {args.small} samples {t_small:.2f} s, {args.large} samples {t_large:.2f} s -> "
-                f"end-to-end {end_to_end:.1f} q/s, marginal {marginal:.1f} q/s"
-            )
-    base = results[args.workers[0]]
-    for k in args.workers[1:]:
-        print(
-            f"ratio workers={k} vs {args.workers[0]}: end-to-end {results[k][0] / base[0]:.2f}x, "
-            f"marginal (start-up excluded) {results[k][1] / base[1]:.2f}x"
-        )
+    ray = None
+    if {"ray", "skew"} & set(args.sections):
+        import ray
+
+        from runners.ray_cluster import start_local
+
+        t0 = time.perf_counter()
+        start_local(ray, num_cpus=max(os.cpu_count() or 1, *args.workers))
+        print(f"local Ray instance started in {time.perf_counter() - t0:.1f} s (once; not in the timings)")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            if "local" in args.sections:
+                scaling("local", args.workers, args.small, args.large, Path(tmp))
+            if "ray" in args.sections:
+                scaling("ray", args.workers, args.small, args.large, Path(tmp))
+            if "skew" in args.sections:
+                skew(args.slow, args.small, args.large, Path(tmp))
+    finally:
+        if ray is not None:
+            ray.shutdown()
     print(f"machine ceiling now (plain processes, no framework): 2 vs 1 = {raw_ceiling(iters, 100):.2f}x")
     print(f"load average after: {os.getloadavg()}")
     return 0

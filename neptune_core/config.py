@@ -57,6 +57,9 @@ class JudgeConfig:
     max_backoff_s: float = 60.0
 
 
+_PLACEMENT = ("cluster", "ray_address", "ray_batch_size")  # where samples run, never what they give
+
+
 @dataclass
 class RunConfig:
     """Everything a run needs. Field names follow the original release where it had them."""
@@ -105,6 +108,11 @@ class RunConfig:
     output_dir: str = "experiments"
     run_name: str = ""
     workers: int = 1
+    cluster: str = (
+        "local"  # local (spawned processes, static shards) | ray (actors, a shared queue; runners/ray_cluster.py)
+    )
+    ray_address: str = ""  # --cluster ray: "" = start a local Ray instance; "auto" or "host:6379" = join a cluster
+    ray_batch_size: int = 4  # --cluster ray: samples handed to an actor at a time (small: fast actors take more)
     report: bool = True
     max_failure_rate: float = 0.05  # errored + fallback share above which a run is degraded (exit code 3)
 
@@ -130,7 +138,7 @@ class RunConfig:
     def config_hash(self) -> str:
         """A short hash of the settings that change results (not output paths)."""
         d = self.to_dict()
-        for k in ("output_dir", "run_name", "workers", "report", "judge", "max_failure_rate"):
+        for k in ("output_dir", "run_name", "workers", "report", "judge", "max_failure_rate", *_PLACEMENT):
             d.pop(k, None)
         for k, default in (("ensemble", EnsembleConfig()), ("verify", VerifyConfig())):
             if d.get(k) == dataclasses.asdict(default):  # unused sections keep older runs' hashes
