@@ -410,7 +410,9 @@ def test_ctrl_c_on_ray_is_one_line_loses_nothing_and_the_rerun_completes(tmp_pat
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
-    assert strip_bars(err) == "interrupted: finished samples are kept in results.jsonl; rerun the same command to resume"
+    assert (
+        strip_bars(err) == "interrupted: finished samples are kept in results.jsonl; rerun the same command to resume"
+    )
     partial = rows(tmp_path / "c")
     assert 10 <= len(partial) < 60 and len({r["id"] for r in partial}) == len(partial)
 
