@@ -3,17 +3,21 @@
 Every sample's program makes one score() call; the fake VisionAgent burns a fixed
 amount of pure-Python CPU work per call (calibrated to ~``--ms`` ms on this machine,
 fixed iterations rather than wall time, so contention slows it down as a real model
-would). Each configuration runs twice, with ``--small`` and ``--large`` samples, in
-fresh run directories: end-to-end throughput includes starting the workers (spawning
-processes, or creating Ray actors) and importing torch in them; marginal throughput =
-(large - small) / (t_large - t_small) cancels that start-up cost. Sections:
+would). Each run starts fresh workers (spawned processes, or new Ray actors, which
+import torch); a thread counts the rows in the run directory as they appear, so besides
+the end-to-end time each run reports its steady rate (rows/s between 10 % and 90 % of
+the rows: start-up and stragglers left out) and when its first and last rows came. Sections:
 
 - ``local``: ``--workers`` K vs 1 (runners.run_vqa_parallel: spawned processes, static shards);
 - ``ray``: K Ray actors vs 1 (runners.ray_cluster; one local Ray instance, started once);
-- ``skew``: 2 workers, worker 1 ``--slow`` times slower: static shards (local processes, and
-  Ray actors each given every 2nd sample up front) against Ray's shared queue.
+- ``skew``: 2 workers, worker 1 ``--slow`` times slower: Ray's shared queue against static shards
+  (Ray actors each given every 2nd sample up front, and local processes), compared by the time
+  from the first row to the last (the work, once started) and end to end.
 
-    python bench/bench_parallel.py [--sections local ray skew] [--workers 1 2] [--ms 20] [--small 20] [--large 220]
+The machine's own ceiling (the same burn work in 2 plain processes vs 1) and the load
+average are printed before and after: other jobs on the machine lower both ratios.
+
+    python bench/bench_parallel.py [--sections local ray skew] [--workers 1 2] [--ms 20] [--samples 300] [--slow 3]
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import argparse
 import os
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -102,9 +108,44 @@ class BenchRunner(Runner):
         ]
 
 
-def timed_run(workers: int, samples: int, out: Path, engine: str = "local", tag: str = "") -> float:
-    """Seconds to run ``samples`` with ``workers``: engine "local" (static shards), "ray" (the shared
-    queue, batches of 4) or "ray-static" (Ray actors, each given every K-th sample up front)."""
+@dataclass
+class Timing:
+    """One run: seconds to the end, to its first and last row, and its steady rate (rows/s between
+    10 % and 90 % of the rows: the workers' start-up and the last stragglers left out)."""
+
+    elapsed: float
+    first_row: float
+    last_row: float
+    steady: float
+
+    @property
+    def work(self) -> float:
+        """Seconds from the first row to the last: how long the work took once it started."""
+        return self.last_row - self.first_row
+
+
+class RowWatch(threading.Thread):
+    """Counts the rows of a run directory (results.jsonl and shard files) every 10 ms, with the time."""
+
+    def __init__(self, run_dir: Path, t0: float) -> None:
+        super().__init__(daemon=True)
+        self.run_dir, self.t0, self.seen = run_dir, t0, [(0.0, 0)]
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.01):
+            n = sum(p.read_bytes().count(b"\n") for p in self.run_dir.glob("results*.jsonl") if p.exists())
+            if n != self.seen[-1][1]:
+                self.seen.append((time.perf_counter() - self.t0, n))
+
+    def when(self, rows: float) -> float:
+        """Seconds until at least ``rows`` rows were there."""
+        return next(t for t, n in self.seen if n >= rows)
+
+
+def timed_run(workers: int, samples: int, out: Path, engine: str = "local", tag: str = "") -> Timing:
+    """Run ``samples`` with ``workers``: engine "local" (spawned processes, static shards), "ray" (the
+    shared queue, batches of 4) or "ray-static" (Ray actors, each given every K-th sample up front)."""
     from runners.ray_cluster import run_on_ray
     from runners.run_vqa_parallel import run_parallel
 
@@ -119,6 +160,8 @@ def timed_run(workers: int, samples: int, out: Path, engine: str = "local", tag:
     run_dir = out / config.run_name
     run_dir.mkdir(parents=True)
     t0 = time.perf_counter()
+    watch = RowWatch(run_dir, t0)
+    watch.start()
     if engine == "local":
         summary = run_parallel(config, run_dir, runner_cls=BenchRunner, progress=False)
     else:  # actors import the runner by its module's name, which "__main__" is not
@@ -126,52 +169,42 @@ def timed_run(workers: int, samples: int, out: Path, engine: str = "local", tag:
 
         summary = run_on_ray(config, run_dir, runner_cls=ByName, progress=False, static_shares=engine == "ray-static")
     elapsed = time.perf_counter() - t0
+    watch.stop.set()
+    watch.join()
     assert summary["num_samples"] == samples and summary["errors"]["total"] == 0, summary
+    lo, hi = watch.when(0.1 * samples), watch.when(0.9 * samples)
+    timing = Timing(elapsed, watch.when(1), watch.when(samples), 0.8 * samples / (hi - lo))
     print(
-        f"  {engine} workers={workers} n={samples}: {elapsed:.2f} s, median time per sample "
+        f"  {engine} workers={workers} n={samples}: {elapsed:.2f} s (first row at {timing.first_row:.2f} s, "
+        f"last at {timing.last_row:.2f} s), steady {timing.steady:.1f} q/s, median time per sample "
         f"{summary['timings']['total']['median_ms']:.1f} ms"
     )
-    return elapsed
+    return timing
 
 
-def scaling(engine: str, workers: list[int], small: int, large: int, out: Path) -> None:
-    """K workers vs the first of ``workers``: end-to-end and marginal throughput."""
-    results: dict[int, tuple[float, float]] = {}
-    for k in workers:
-        t_small = timed_run(k, small, out, engine)
-        t_large = timed_run(k, large, out, engine)
-        end_to_end = large / t_large
-        marginal = (large - small) / (t_large - t_small)
-        results[k] = (end_to_end, marginal)
-        print(
-            f"{engine} workers={k}: {small} samples {t_small:.2f} s, {large} samples {t_large:.2f} s -> "
-            f"end-to-end {end_to_end:.1f} q/s, marginal {marginal:.1f} q/s"
-        )
+def scaling(engine: str, workers: list[int], samples: int, out: Path) -> None:
+    """K workers vs the first of ``workers``: end-to-end and steady throughput."""
+    results = {k: timed_run(k, samples, out, engine) for k in workers}
     base = results[workers[0]]
     for k in workers[1:]:
         print(
-            f"RESULT {engine} workers={k} vs {workers[0]}: end-to-end {results[k][0] / base[0]:.2f}x, "
-            f"marginal (start-up excluded) {results[k][1] / base[1]:.2f}x"
+            f"RESULT {engine} workers={k} vs {workers[0]}: steady {results[k].steady / base.steady:.2f}x "
+            f"(start-up excluded), end-to-end {base.elapsed / results[k].elapsed:.2f}x"
         )
 
 
-def skew(slow: float, small: int, large: int, out: Path) -> None:
+def skew(slow: float, samples: int, out: Path) -> None:
     """2 workers, worker 1 ``slow`` times slower: static shards vs the shared queue (time to finish)."""
     os.environ["NEPTUNE_BENCH_SLOW_WORKER"], os.environ["NEPTUNE_BENCH_SLOW"] = "1", str(slow)
-    times: dict[str, tuple[float, float]] = {}
     try:
-        for engine in ("local", "ray-static", "ray"):
-            t_small = timed_run(2, small, out, engine, tag="-skew")
-            t_large = timed_run(2, large, out, engine, tag="-skew")
-            times[engine] = (t_large, t_large - t_small)
-            print(f"{engine}: {large} samples in {t_large:.2f} s ({t_large - t_small:.2f} s beyond the first {small})")
+        times = {engine: timed_run(2, samples, out, engine, tag="-skew") for engine in ("ray", "ray-static", "local")}
     finally:
         del os.environ["NEPTUNE_BENCH_SLOW_WORKER"], os.environ["NEPTUNE_BENCH_SLOW"]
     dynamic = times["ray"]
     for static in ("ray-static", "local"):
         print(
-            f"RESULT skew x{slow:g}: dynamic (ray queue) finishes {times[static][0] / dynamic[0]:.2f}x sooner than "
-            f"static ({static}) end-to-end, {times[static][1] / dynamic[1]:.2f}x marginal (start-up excluded)"
+            f"RESULT skew x{slow:g}: dynamic (ray queue) finishes {times[static].work / dynamic.work:.2f}x sooner than "
+            f"static ({static}) from first row to last, {times[static].elapsed / dynamic.elapsed:.2f}x end-to-end"
         )
 
 
@@ -202,8 +235,7 @@ def main() -> int:
     p.add_argument("--sections", nargs="+", choices=("local", "ray", "skew"), default=["local", "ray", "skew"])
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--ms", type=float, default=20.0, help="CPU work per score() call, calibrated")
-    p.add_argument("--small", type=int, default=20)
-    p.add_argument("--large", type=int, default=220)
+    p.add_argument("--samples", type=int, default=300)
     p.add_argument("--slow", type=float, default=3.0, help="skew: how many times slower worker 1 is")
     args = p.parse_args()
     iters = calibrate(args.ms)
@@ -223,11 +255,11 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             if "local" in args.sections:
-                scaling("local", args.workers, args.small, args.large, Path(tmp))
+                scaling("local", args.workers, args.samples, Path(tmp))
             if "ray" in args.sections:
-                scaling("ray", args.workers, args.small, args.large, Path(tmp))
+                scaling("ray", args.workers, args.samples, Path(tmp))
             if "skew" in args.sections:
-                skew(args.slow, args.small, args.large, Path(tmp))
+                skew(args.slow, args.samples, Path(tmp))
     finally:
         if ray is not None:
             ray.shutdown()

@@ -37,6 +37,7 @@ import hashlib
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections import deque
@@ -117,6 +118,7 @@ def ray_session(config: RunConfig) -> Iterator[Any]:
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
     try:
         if config.ray_address:
+            _reachable(config.ray_address)
             ray.init(address=config.ray_address, **quiet)
         else:
             start_local(ray, num_cpus=max(os.cpu_count() or 1, config.workers))
@@ -130,6 +132,18 @@ def ray_session(config: RunConfig) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A ``host:port`` (or ``ray://host:port``) address answers on its port; Ray itself would retry
+    an unreachable one for minutes. Other forms ("auto") are Ray's to resolve."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ConnectionError(f"nothing answers at {host}:{port} ({e.strerror or e})") from None
 
 
 def start_local(ray: Any, num_cpus: int) -> None:
@@ -264,6 +278,10 @@ def _describe(ray: Any, error: BaseException) -> tuple[str, str | None]:
     """(what went wrong, the UserError message if it was one) for an actor call that failed."""
     cause = getattr(error, "cause", None) if isinstance(error, ray.exceptions.RayTaskError) else None
     if cause is not None:
+        if not isinstance(
+            cause, UserError
+        ):  # a bug, not a setup problem: its remote traceback, as a local worker prints
+            print(str(error), file=sys.stderr)
         text = f"{type(cause).__name__}: {_one_line(cause)}"
         return text, (_one_line(cause, 500) if isinstance(cause, UserError) else None)
     first = str(error).strip().splitlines()[0] if str(error).strip() else ""
@@ -297,6 +315,7 @@ class _Driver:
         self.sequence = 0
         self.retry: deque[Item] = deque()  # samples of actors that died: handed out first, one at a time
         self.exhausted = False
+        self.upcoming: tuple[Sample, Any] | None = None  # the next sample and its program's future
         self.attempts: dict[str, int] = {}
         self.problems: dict[int, str] = {}
         self.user_errors: dict[int, str] = {}
@@ -308,19 +327,32 @@ class _Driver:
     def _take(self, n: int) -> list[Item]:
         if self.retry:
             return [self.retry.popleft()]  # alone: if it kills this actor too, it takes no other sample along
-        return self._take_fresh(n)
+        return self._take_fresh(n, block=not self.in_flight)
 
-    def _take_fresh(self, n: int) -> list[Item]:
+    def _take_fresh(self, n: int, block: bool = True) -> list[Item]:
+        """Up to ``n`` samples whose programs are ready, in dataset order. It waits for a program
+        only when it has none yet and ``block`` (nothing else is in flight): rows that come back
+        meanwhile are written, and a batch never waits to be filled."""
         items: list[Item] = []
-        while len(items) < n and not self.exhausted:
-            try:
-                sample, future = next(self.programs)
-            except StopIteration:
-                self.exhausted = True
+        while len(items) < n:
+            if self.upcoming is None:
+                try:
+                    self.upcoming = next(self.programs)
+                except StopIteration:
+                    self.exhausted = True
+                    break
+            sample, future = self.upcoming
+            if not future.done() and (items or not block):
                 break
             program, ms = future.result()
+            self.upcoming = None
             items.append((sample.id, program, ms))
         return items
+
+    def _programs_pending(self) -> bool:
+        """Whether an actor could take work whose program is still being generated."""
+        spare = any(self._load(k) < IN_FLIGHT_PER_ACTOR for k in self.ready)
+        return spare and not self.exhausted and not self.retry
 
     def _load(self, k: int) -> int:
         return sum(1 for actor, _, _ in self.in_flight.values() if actor == k)
@@ -343,7 +375,7 @@ class _Driver:
     def _take_all(self) -> list[Item]:
         items: list[Item] = []
         while not self.exhausted:
-            items.extend(self._take_fresh(self.batch_size))
+            items.extend(self._take_fresh(self.batch_size, block=True))
         return items
 
     def _dispatch(self) -> None:
@@ -367,7 +399,8 @@ class _Driver:
                 if not self.setups:
                     return  # work is left and no actor can take it: failure() says so
             waiting = [*self.setups, *self.in_flight]
-            done, _ = self.ray.wait(waiting, num_returns=1, timeout=1.0)
+            timeout = 0.02 if self._programs_pending() else 1.0  # look again soon for programs generated meanwhile
+            done, _ = self.ray.wait(waiting, num_returns=1, timeout=timeout)
             for ref in done:
                 if ref in self.setups:
                     self._on_setup(ref)

@@ -13,10 +13,13 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,6 @@ from neptune_core.errors import ModelUnavailableError, UserError
 from neptune_core.types import Program
 from runners import RUNNERS
 from runners import ray_cluster as rc
-from runners.prefetch import ahead
 from runners.results import ResultsWriter
 from runners.run_vqa_parallel import WorkerFailedError
 from tests import fake_openai_server
@@ -80,6 +82,29 @@ def test_cli_errors_are_one_line_before_any_work(tmp_path, capsys, monkeypatch):
     assert run.main([*common, "--cluster", "ray"]) == 2
     assert capsys.readouterr().err.strip() == "error: --cluster ray needs Ray: pip install -r requirements-ray.txt"
     assert not (tmp_path / "exp").exists()
+
+
+class _NoCluster:
+    """A stand-in for the ray module: not connected, and ``init`` must not be reached."""
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, **kw: Any) -> None:
+        raise AssertionError("ray.init was called for an address nothing answers at")
+
+
+def test_an_unreachable_ray_address_fails_at_once_in_one_line(tmp_path, capsys, monkeypatch):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setitem(sys.modules, "ray", _NoCluster())
+    cfg = write_config(tmp_path, CONFIG)
+    argv = ["--config", str(cfg), "--output_dir", str(tmp_path / "exp"), "--cluster", "ray"]
+    code, _, err = run_cli([*argv, "--ray_address", f"127.0.0.1:{port}"], capsys)
+    assert code == 2 and not (tmp_path / "exp").exists()
+    assert err.startswith(f"error: cannot start or reach the Ray cluster at '127.0.0.1:{port}': nothing answers at ")
+    assert "\n" not in err and "ray start --head" in err
 
 
 def test_a_program_the_driver_could_not_make_is_the_same_error_row_as_in_a_local_run():
@@ -203,11 +228,20 @@ class ProgramsOf(FakeGenerator):
         return Program(f"program of {sample.id}", origin="fake")
 
 
+def _ready_programs(samples: list) -> Iterator[tuple[Any, Future]]:
+    """Each sample with its program already made (the driver's pipeline without threads: deterministic)."""
+    make = rc._timed(ProgramsOf())
+    for sample in samples:
+        future: Future = Future()
+        future.set_result(make(sample))
+        yield sample, future
+
+
 def simulate(tmp_path: Path, actors: list[SimActor], *, n: int = 40, batch: int = 2, static: bool = False) -> Any:
     """The real driver, on the simulated cluster; returns it after its run (rows in tmp_path)."""
     sim = actors[0].sim
     samples = make_samples(40)[:n]
-    programs = ahead(rc._timed(ProgramsOf()), samples, workers=1, window=8)
+    programs = _ready_programs(samples)
     order = [s.id for s in make_samples(40)]
     specs = {k: rc.ActorSpec(k, 1, 0) for k in range(len(actors))}
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -389,7 +423,8 @@ def test_every_actor_fails_its_model_check_one_line_and_no_run_directory(tmp_pat
 
 @pytest.mark.slow
 def test_ctrl_c_on_ray_is_one_line_loses_nothing_and_the_rerun_completes(tmp_path, capsys, ray_local):
-    """Ctrl-C signals the terminal's whole process group: the driver and the Ray it started."""
+    """Ctrl-C signals the terminal's whole process group: the driver and the Ray it started. The
+    rerun joins a running cluster by its address (``ray_address``) and does only what was left."""
     cfg = write_config(tmp_path, {**CONFIG, "num_samples": 60})
     boot = (
         "import sys; from runners import RUNNERS; from tests.test_parallel_fakes import FakeRunner; "
@@ -416,7 +451,10 @@ def test_ctrl_c_on_ray_is_one_line_loses_nothing_and_the_rerun_completes(tmp_pat
     partial = rows(tmp_path / "c")
     assert 10 <= len(partial) < 60 and len({r["id"] for r in partial}) == len(partial)
 
-    assert run.main([*common, "--cluster", "ray", "--workers", "2"]) == 0  # the same command (this Ray instance)
+    # the same command again, joining a running cluster by its address (this module's Ray instance)
+    rerun = [*cmd, "--ray_address", ray_local.get_runtime_context().gcs_address]
+    again = subprocess.run(rerun, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
     done = rows(tmp_path / "c")
     assert [r["id"] for r in done] == [f"s{i:04d}" for i in range(60)]
     by_id = {r["id"]: r for r in partial}
