@@ -1,7 +1,7 @@
 """Runs on Ray (``--cluster ray``): the same rows as one worker, an actor killed mid-run, Ctrl-C,
 programs generated once on the driver, and the queue's policy on a simulated cluster.
 
-The first part drives the real dispatcher (:class:`runners.ray_cluster._Driver`) against a
+The first part drives the real dispatcher (:class:`runners.ray_dispatch.Dispatcher`) against a
 simulated Ray (a clock, actors of given speeds that can die): no Ray needed, exact numbers.
 The rest starts one local Ray instance for the module (2 CPUs, a small object store) and
 skips, saying why, where Ray is not installed (``pip install -r requirements-ray.txt``; CI has it).
@@ -30,7 +30,7 @@ import run
 from neptune_core.config import RunConfig
 from neptune_core.errors import ModelUnavailableError, UserError
 from neptune_core.types import Program
-from runners import RUNNERS
+from runners import RUNNERS, ray_actor, ray_dispatch
 from runners import ray_cluster as rc
 from runners.results import ResultsWriter
 from runners.run_vqa_parallel import WorkerFailedError
@@ -116,10 +116,10 @@ def test_a_program_the_driver_could_not_make_is_the_same_error_row_as_in_a_local
             raise ConnectionResetError("the translator's server went away")
 
     local = FakeRunner(RunConfig(), generator=Failing()).process(sample)
-    shipped = rc.ShippedPrograms()
-    make = rc._timed(Failing())
+    shipped = ray_actor.ShippedPrograms()
+    make = ray_actor.program_maker(Failing())
     program, ms = make(sample)
-    assert isinstance(program, rc.ProgramFailure)
+    assert isinstance(program, ray_actor.ProgramFailure)
     shipped.put(sample.id, program, ms)
     remote = FakeRunner(RunConfig(), generator=shipped).process(sample)
     assert _no_timings([remote]) == _no_timings([local])
@@ -202,7 +202,7 @@ class SimActor:
         def result() -> tuple[float, Any, BaseException | None]:
             if self.setup_error is not None:
                 return 0.0, None, SimTaskError(self.setup_error)
-            digest = rc._ids_digest(self.ids if self.ids is not None else [s.id for s in make_samples(40)])
+            digest = ray_actor.ids_digest(self.ids if self.ids is not None else [s.id for s in make_samples(40)])
             return 0.0, {"digest": digest, "count": 40, "node": "sim", "pid": self.name}, None
 
         return SimRef(self.sim, result)
@@ -230,7 +230,7 @@ class ProgramsOf(FakeGenerator):
 
 def _ready_programs(samples: list) -> Iterator[tuple[Any, Future]]:
     """Each sample with its program already made (the driver's pipeline without threads: deterministic)."""
-    make = rc._timed(ProgramsOf())
+    make = ray_actor.program_maker(ProgramsOf())
     for sample in samples:
         future: Future = Future()
         future.set_result(make(sample))
@@ -243,12 +243,12 @@ def simulate(tmp_path: Path, actors: list[SimActor], *, n: int = 40, batch: int 
     samples = make_samples(40)[:n]
     programs = _ready_programs(samples)
     order = [s.id for s in make_samples(40)]
-    specs = {k: rc.ActorSpec(k, 1, 0) for k in range(len(actors))}
+    devices = {k: "cpu" for k in range(len(actors))}
     tmp_path.mkdir(parents=True, exist_ok=True)
     with ResultsWriter(tmp_path / "results.jsonl") as writer:
         bar = tqdm(disable=True)
-        driver = rc._Driver(
-            sim, dict(enumerate(actors)), specs, programs, writer, rc._ids_digest(order), batch, bar, static
+        driver = ray_dispatch.Dispatcher(
+            sim, dict(enumerate(actors)), devices, programs, writer, ray_actor.ids_digest(order), batch, bar, static
         )
         driver.run()
         driver.close()
@@ -296,7 +296,7 @@ def test_a_sample_that_kills_every_actor_is_left_undone_after_two_and_named(tmp_
     driver = simulate(tmp_path, actors, batch=4)
     ids = [r["id"] for r in _written(tmp_path)]
     assert sorted(ids) == [s.id for s in make_samples(40) if s.id != "s0007"]  # the others done, once each
-    assert len(driver.problems) == rc.MAX_ATTEMPTS and set(driver.given_up) == {"s0007"}
+    assert len(driver.problems) == ray_dispatch.MAX_ATTEMPTS and set(driver.given_up) == {"s0007"}
     error = driver.failure(tmp_path, 40)
     assert isinstance(error, WorkerFailedError)
     assert str(error).startswith("1 of 40 samples were not processed; s0007: the actor running them died 2 times")
