@@ -26,9 +26,9 @@ CONFIG = {"dataset": "fake_parallel", "num_samples": 40, "max_failure_rate": 0.2
 
 @pytest.fixture(autouse=True)
 def _register_fake() -> None:
-    if "fake_parallel" not in RUNNERS:
-        RUNNERS.register("fake_parallel")(FakeRunner)
-        RUNNERS.register("fake_broken")(BrokenDataRunner)
+    for name, cls in (("fake_parallel", FakeRunner), ("fake_broken", BrokenDataRunner)):
+        if name not in RUNNERS:  # other test modules register some of them too
+            RUNNERS.register(name)(cls)
 
 
 def _config_file(tmp_path: Path) -> Path:
