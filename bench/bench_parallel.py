@@ -12,12 +12,15 @@ the rows: start-up and stragglers left out) and when its first and last rows cam
 - ``ray``: K Ray actors vs 1 (runners.ray_cluster; one local Ray instance, started once);
 - ``skew``: 2 workers, worker 1 ``--slow`` times slower: Ray's shared queue against static shards
   (Ray actors each given every 2nd sample up front, and local processes), compared by the time
-  from the first row to the last (the work, once started) and end to end.
+  from the first row to the last (the work, once started) and end to end. By default each call
+  waits ``--ms`` (worker 1: ``--slow`` times as long) as a call to a GPU would, so the result is
+  about scheduling, not about how busy the machine's cores are (``--skew_work burn``: CPU work).
 
 The machine's own ceiling (the same burn work in 2 plain processes vs 1) and the load
 average are printed before and after: other jobs on the machine lower both ratios.
 
-    python bench/bench_parallel.py [--sections local ray skew] [--workers 1 2] [--ms 20] [--samples 300] [--slow 3]
+    python bench/bench_parallel.py [--sections local ray skew] [--workers 1 2] [--ms 20] [--samples 300]
+                                   [--skew_samples 900] [--slow 3] [--skew_work wait|burn]
 """
 
 from __future__ import annotations
@@ -67,13 +70,17 @@ def _timed(n: int) -> float:
 
 
 class BurnAgent(VisionAgent):
-    """Burns NEPTUNE_BENCH_BURN_ITERS per call; NEPTUNE_BENCH_SLOW times that on worker NEPTUNE_BENCH_SLOW_WORKER."""
+    """Burns NEPTUNE_BENCH_BURN_ITERS per call, or waits NEPTUNE_BENCH_WAIT_MS (a device doing the work);
+    NEPTUNE_BENCH_SLOW times as much on worker NEPTUNE_BENCH_SLOW_WORKER."""
 
     def score(self, image: Image.Image, boxes: list, questions: list[str], arity: int) -> torch.Tensor:
-        iterations = int(os.environ["NEPTUNE_BENCH_BURN_ITERS"])
+        factor = 1.0
         if os.environ.get("NEPTUNE_WORKER_INDEX") == os.environ.get("NEPTUNE_BENCH_SLOW_WORKER", "-"):
-            iterations = int(iterations * float(os.environ.get("NEPTUNE_BENCH_SLOW", "1")))
-        burn(iterations)
+            factor = float(os.environ.get("NEPTUNE_BENCH_SLOW", "1"))
+        if "NEPTUNE_BENCH_WAIT_MS" in os.environ:
+            time.sleep(float(os.environ["NEPTUNE_BENCH_WAIT_MS"]) * factor / 1000.0)
+        else:
+            burn(int(int(os.environ["NEPTUNE_BENCH_BURN_ITERS"]) * factor))
         return torch.full((len(questions), len(boxes)), 0.9)
 
     def answer(self, image: Image.Image, box: list | None, question: str) -> str:
@@ -193,18 +200,28 @@ def scaling(engine: str, workers: list[int], samples: int, out: Path) -> None:
         )
 
 
-def skew(slow: float, samples: int, out: Path) -> None:
-    """2 workers, worker 1 ``slow`` times slower: static shards vs the shared queue (time to finish)."""
-    os.environ["NEPTUNE_BENCH_SLOW_WORKER"], os.environ["NEPTUNE_BENCH_SLOW"] = "1", str(slow)
+def skew(slow: float, samples: int, out: Path, wait_ms: float | None) -> None:
+    """2 workers, worker 1 ``slow`` times slower: static shards vs the shared queue (time to finish).
+
+    ``wait_ms``: each call waits that long instead of burning CPU, as on a GPU (worker 1: ``slow``
+    times as long), so the comparison measures the scheduling and not how the machine's cores are shared.
+    """
+    extra = {"NEPTUNE_BENCH_SLOW_WORKER": "1", "NEPTUNE_BENCH_SLOW": str(slow)}
+    if wait_ms is not None:
+        extra["NEPTUNE_BENCH_WAIT_MS"] = str(wait_ms)
+    os.environ.update(extra)
     try:
         times = {engine: timed_run(2, samples, out, engine, tag="-skew") for engine in ("ray", "ray-static", "local")}
     finally:
-        del os.environ["NEPTUNE_BENCH_SLOW_WORKER"], os.environ["NEPTUNE_BENCH_SLOW"]
+        for key in extra:
+            del os.environ[key]
     dynamic = times["ray"]
+    kind = f"waiting {wait_ms:g} ms per call" if wait_ms is not None else "burning CPU"
     for static in ("ray-static", "local"):
         print(
-            f"RESULT skew x{slow:g}: dynamic (ray queue) finishes {times[static].work / dynamic.work:.2f}x sooner than "
-            f"static ({static}) from first row to last, {times[static].elapsed / dynamic.elapsed:.2f}x end-to-end"
+            f"RESULT skew x{slow:g} ({kind}): dynamic (ray queue) finishes {times[static].work / dynamic.work:.2f}x "
+            f"sooner than static ({static}) from first row to last, {times[static].elapsed / dynamic.elapsed:.2f}x "
+            "end-to-end"
         )
 
 
@@ -236,7 +253,14 @@ def main() -> int:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--ms", type=float, default=20.0, help="CPU work per score() call, calibrated")
     p.add_argument("--samples", type=int, default=300)
+    p.add_argument("--skew_samples", type=int, default=900, help="skew: samples per run (start-up is ~10 s here)")
     p.add_argument("--slow", type=float, default=3.0, help="skew: how many times slower worker 1 is")
+    p.add_argument(
+        "--skew_work",
+        choices=("wait", "burn"),
+        default="wait",
+        help="skew: each call waits --ms (a device doing the work; the default) or burns CPU like the other sections",
+    )
     args = p.parse_args()
     iters = calibrate(args.ms)
     os.environ["NEPTUNE_BENCH_BURN_ITERS"] = str(iters)
@@ -259,7 +283,7 @@ def main() -> int:
             if "ray" in args.sections:
                 scaling("ray", args.workers, args.samples, Path(tmp))
             if "skew" in args.sections:
-                skew(args.slow, args.samples, Path(tmp))
+                skew(args.slow, args.skew_samples, Path(tmp), args.ms if args.skew_work == "wait" else None)
     finally:
         if ray is not None:
             ray.shutdown()
