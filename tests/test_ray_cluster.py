@@ -376,6 +376,8 @@ def test_programs_come_from_the_driver_once_per_question(tmp_path, capsys, ray_l
     assert code == 0 and len(llm.asked) == len(samples)
     on_ray, local = rows(tmp_path / "exp" / "ray"), rows(tmp_path / "exp" / "local")
     assert {r["program_origin"] for r in on_ray} == {"generated"} and {r["program_origin"] for r in local} == {"cache"}
+    # a row's program time is the driver's request to the LLM (not the actor's look-up), inside its total
+    assert all(0.1 < r["timings"]["program"] <= r["timings"]["total"] for r in on_ray)
     assert [(r["id"], r["program"], r["pred"]) for r in on_ray] == [(r["id"], r["program"], r["pred"]) for r in local]
     assert json.loads((tmp_path / "exp" / "ray" / "summary.json").read_text())["accuracy"] == 100.0
 
