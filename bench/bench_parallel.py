@@ -20,13 +20,14 @@ The machine's own ceiling (the same burn work in 2 plain processes vs 1) and the
 average are printed before and after: other jobs on the machine lower both ratios.
 
     python bench/bench_parallel.py [--sections local ray skew] [--workers 1 2] [--ms 20] [--samples 300]
-                                   [--skew_samples 900] [--slow 3] [--skew_work wait|burn]
+                                   [--repeat 1] [--skew_samples 900] [--slow 3] [--skew_work wait|burn]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -189,14 +190,21 @@ def timed_run(workers: int, samples: int, out: Path, engine: str = "local", tag:
     return timing
 
 
-def scaling(engine: str, workers: list[int], samples: int, out: Path) -> None:
-    """K workers vs the first of ``workers``: end-to-end and steady throughput."""
-    results = {k: timed_run(k, samples, out, engine) for k in workers}
-    base = results[workers[0]]
-    for k in workers[1:]:
+def scaling(engine: str, workers: list[int], samples: int, out: Path, repeat: int = 1) -> None:
+    """K workers vs the first of ``workers``: steady and end-to-end throughput, each ratio from runs
+    side by side (the K runs of one round follow each other), ``repeat`` rounds, and their median."""
+    ratios: dict[int, list[tuple[float, float]]] = {k: [] for k in workers[1:]}
+    for r in range(repeat):
+        results = {k: timed_run(k, samples, out, engine, tag=f"-r{r}") for k in workers}
+        base = results[workers[0]]
+        for k in workers[1:]:
+            ratios[k].append((results[k].steady / base.steady, base.elapsed / results[k].elapsed))
+    for k, pairs in ratios.items():
+        steady, end_to_end = sorted(p[0] for p in pairs), sorted(p[1] for p in pairs)
         print(
-            f"RESULT {engine} workers={k} vs {workers[0]}: steady {results[k].steady / base.steady:.2f}x "
-            f"(start-up excluded), end-to-end {base.elapsed / results[k].elapsed:.2f}x"
+            f"RESULT {engine} workers={k} vs {workers[0]}: steady {statistics.median(steady):.2f}x (start-up "
+            f"excluded; rounds {', '.join(f'{x:.2f}' for x in steady)}), end-to-end {statistics.median(end_to_end):.2f}x "
+            f"(rounds {', '.join(f'{x:.2f}' for x in end_to_end)})"
         )
 
 
@@ -253,6 +261,7 @@ def main() -> int:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--ms", type=float, default=20.0, help="CPU work per score() call, calibrated")
     p.add_argument("--samples", type=int, default=300)
+    p.add_argument("--repeat", type=int, default=1, help="local/ray: rounds of K vs 1 runs (the median is reported)")
     p.add_argument("--skew_samples", type=int, default=900, help="skew: samples per run (start-up is ~10 s here)")
     p.add_argument("--slow", type=float, default=3.0, help="skew: how many times slower worker 1 is")
     p.add_argument(
@@ -279,9 +288,9 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             if "local" in args.sections:
-                scaling("local", args.workers, args.samples, Path(tmp))
+                scaling("local", args.workers, args.samples, Path(tmp), args.repeat)
             if "ray" in args.sections:
-                scaling("ray", args.workers, args.samples, Path(tmp))
+                scaling("ray", args.workers, args.samples, Path(tmp), args.repeat)
             if "skew" in args.sections:
                 skew(args.slow, args.skew_samples, Path(tmp), args.ms if args.skew_work == "wait" else None)
     finally:
