@@ -108,9 +108,7 @@ class RunConfig:
     output_dir: str = "experiments"
     run_name: str = ""
     workers: int = 1
-    cluster: str = (
-        "local"  # local (spawned processes, static shards) | ray (actors, a shared queue; runners/ray_cluster.py)
-    )
+    cluster: str = "local"  # local (processes, static shards) | ray (actors, a shared queue: runners/ray_cluster.py)
     ray_address: str = ""  # --cluster ray: "" = start a local Ray instance; "auto" or "host:6379" = join a cluster
     ray_batch_size: int = 4  # --cluster ray: samples handed to an actor at a time (small: fast actors take more)
     report: bool = True
