@@ -22,6 +22,7 @@ from analysis.summary import summarize
 from neptune_core.config import RunConfig
 from neptune_core.executor import Executor, to_answer
 from neptune_core.types import ErrorRecord, Program, Sample
+from runners.multi_image import detect_each, images_field, rounded_boxes
 from runners.outcomes import finalize_row, is_done, program_fields
 from runners.prefetch import ahead
 from runners.preflight import preflight
@@ -108,6 +109,11 @@ class Runner:
         gold = sample.answer
         return pred, (None if gold is None else answers_match(pred, str(gold)))
 
+    def metric_fields(self, sample: Sample, row: dict[str, Any]) -> dict[str, Any]:
+        """What a benchmark's official metric needs on the row beyond ``correct`` (its ``metric`` field,
+        analysis/benchmarks.py), for every row, errors included. Default: nothing."""
+        return {}
+
     def process(self, sample: Sample) -> dict[str, Any]:
         """Run one sample end to end; any failure is recorded on its line, never raised.
 
@@ -135,7 +141,8 @@ class Runner:
         stage = "setup"
         try:
             stage = "image"
-            image = sample.load_image()
+            images = sample.load_images()  # one, or several (runners/multi_image.py)
+            image = images[0]
             self.agent.begin_sample(sample)
             self.detector.begin_sample(sample)
             # verifiers' own work (e.g. captioning) runs beside program generation and execution
@@ -153,16 +160,20 @@ class Runner:
 
             stage = "detect"
             t0 = time.perf_counter()
-            detection = self.detector.detect(image, program.object_names)
+            detection, *more = detect_each(self.detector, images, program.object_names)
             timings["detect"] = _ms(t0)
-            boxes = [[round(float(v), 2) for v in b] for b in detection.boxes]
+            boxes = rounded_boxes(detection)
             row["boxes"] = boxes
             if detection.info:  # e.g. each ensemble member's boxes
                 row["detection"] = detection.info
+            more_boxes = [rounded_boxes(d) for d in more]
+            if more:
+                row["images"] = images_field(sample, [boxes, *more_boxes])
 
             stage = "execute"
             t0 = time.perf_counter()
-            outcome = self.executor.run(program.source, self.agent, image, boxes)
+            more_images = list(zip(images[1:], more_boxes, strict=True))
+            outcome = self.executor.run(program.source, self.agent, image, boxes, more_images=more_images)
             timings["execute"] = _ms(t0)
             row["trace"] = outcome.trace
             if outcome.error is not None:
@@ -174,6 +185,9 @@ class Runner:
                 self.verify.finish(self, started, sample, image, program, outcome.value, boxes, row)
         except Exception as exc:  # a bad sample is recorded and the run goes on
             row["error"] = {**ErrorRecord.from_exception(exc).to_dict(), "stage": stage}
+        metric = self.metric_fields(sample, row)
+        if metric:
+            row["metric"] = metric
         timings["total"] = round(_ms(t_total) + ahead_ms, 3)  # program generation included
         return finalize_row(bound_row(row, self.config.executor.max_row_bytes))
 

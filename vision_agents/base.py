@@ -92,8 +92,10 @@ class Detector(ABC):
 class MemoizedAgent(VisionAgent):
     """Wraps any VisionAgent so identical calls within one sample reach the model once.
 
-    The memo is keyed by (boxes, question, arity) for score and (box, question) for
-    answer, holds each result with its trace info, and is cleared at :meth:`begin_sample`.
+    The memo is keyed by (image, boxes, question, arity) for score and (image, box, question)
+    for answer (the image by identity: a sample's images are held by the runner for the whole
+    sample, and a sample may have several), holds each result with its trace info, and is
+    cleared at :meth:`begin_sample`.
     ``calls`` counts calls that reached the wrapped model.
     """
 
@@ -115,7 +117,7 @@ class MemoizedAgent(VisionAgent):
     def score_with_info(
         self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int
     ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-        box_key = tuple(tuple(float(v) for v in b) for b in boxes)
+        box_key = (id(image), tuple(tuple(float(v) for v in b) for b in boxes))
         missing = [q for q in dict.fromkeys(questions) if (box_key, q, arity) not in self._scores]
         if missing:
             self.calls += 1
@@ -129,7 +131,7 @@ class MemoizedAgent(VisionAgent):
         return self.score_with_info(image, boxes, questions, arity)[0]
 
     def answer_with_info(self, image: Image.Image, box: Box | None, question: str) -> tuple[str, dict[str, Any]]:
-        key = (None if box is None else tuple(float(v) for v in box), question)
+        key = (id(image), None if box is None else tuple(float(v) for v in box), question)
         if key not in self._answers:
             self.calls += 1
             self._answers[key] = self.inner.answer_with_info(image, box, question)

@@ -1,4 +1,4 @@
-"""``score(question, num_objects=1, type=None)``: p(yes) of a yes/no question, as a ProbabilisticTensor."""
+"""``score(question, num_objects=1, type=None, image=0)``: p(yes) of a yes/no question, as a ProbabilisticTensor."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import numpy as np
 import torch
 
 from neptune_core.executor.guards import AgentError
+from neptune_core.primitives import images
 from neptune_core.primitives.base import CallContext, Limits, Primitive, check_question, rounded
 from probabilistic_tensor import ProbabilisticTensor, Semantics
 from vision_agents.prompting import class_question
 
-DOC = """Ask the vision model a yes/no question; returns p(yes) as a ProbabilisticTensor.
+DOC = (
+    """Ask the vision model a yes/no question; returns p(yes) as a ProbabilisticTensor.
 
 num_objects=0: a 0-d tensor about the whole image, e.g. score("Is it daytime?", 0).
 num_objects=1: a tensor over variable "x", one value per box (box i marked in red),
@@ -21,35 +23,44 @@ num_objects=1: a tensor over variable "x", one value per box (box i marked in re
 num_objects=2: a tensor over variables ("x", "y"), n x n (x = subject in the red box,
     y = object in the green box), e.g. score("Is the red-box object left of the green-box object?", 2).
 type="class": the question is a class name (e.g. score("person", 1, type="class")) and the model
-    is asked whether the box holds one; any other type is a label recorded in the trace."""
+    is asked whether the box holds one; any other type is a label recorded in the trace.
+"""
+    + images.DOC
+)
 
 _VARS: dict[int, tuple[str, ...]] = {0: (), 1: ("x",), 2: ("x", "y")}
 
 
-def bind(limits: Limits, question: str, num_objects: int = 1, type: str | None = None) -> dict[str, Any]:  # noqa: A002
+def bind(
+    limits: Limits,
+    question: str,
+    num_objects: int = 1,
+    type: str | None = None,  # noqa: A002
+    image: int = 0,
+) -> dict[str, Any]:
     check_question("score", question, limits)
+    images.check_image("score", image, limits)
     if isinstance(num_objects, bool) or not isinstance(num_objects, int) or num_objects not in (0, 1, 2):
         raise ValueError(f"score() num_objects must be 0, 1 or 2, got {num_objects!r:.80}")
     if type is not None:
         check_question("score", type, limits, what="type")
         if type == "class" and not question.strip().rstrip("?").strip():
             raise ValueError("a class question needs a class name")
-    return {"question": question, "num_objects": num_objects, "type": type}
+    return {"question": question, "num_objects": num_objects, "type": type, "image": image}
 
 
 def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor:
     question, arity, kind = request["question"], request["num_objects"], request["type"]
     if kind == "class":
         question = class_question(question)
-    shape = (ctx.limits.n,) * arity
+    image, boxes = ctx.view(request["image"])
+    shape = (len(boxes),) * arity
     infos: list[dict[str, Any]] = [{}]
-    if ctx.limits.n == 0 and arity > 0:
+    if not boxes and arity > 0:
         data = torch.zeros(shape)
     else:
         agent = ctx.agent
-        out, infos = ctx.agent_call(
-            "score", question, lambda: agent.score_with_info(ctx.image, ctx.boxes, [question], arity)
-        )
+        out, infos = ctx.agent_call("score", question, lambda: agent.score_with_info(image, boxes, [question], arity))
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, *shape) or len(infos) != 1:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else out.__class__.__name__
             raise AgentError(f"vision agent '{agent.name}' returned {got} for score(); expected {(1, *shape)}")
@@ -61,6 +72,8 @@ def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor:
         "type": kind,
         "probs": rounded(data.detach().float().cpu().tolist()),
     }
+    if ctx.several_images:
+        entry["image"] = request["image"]
     if infos[0]:
         entry["info"] = infos[0]
     ctx.record(entry)
@@ -83,13 +96,13 @@ def audit(call: ast.Call) -> list[str]:
     problems = []
     if _arg(call, 0, "question") is None:
         problems.append(f"{where}: score(...) needs a question string")
-    extra = [kw.arg for kw in call.keywords if kw.arg not in ("question", "num_objects", "type")]
-    if extra or len(call.args) > 3:
-        problems.append(f"{where}: score takes (question, num_objects, type); got {extra or 'extra arguments'}")
+    extra = [kw.arg for kw in call.keywords if kw.arg not in ("question", "num_objects", "type", "image")]
+    if extra or len(call.args) > 4:
+        problems.append(f"{where}: score takes (question, num_objects, type, image); got {extra or 'extra arguments'}")
     k = _arg(call, 1, "num_objects")
     if k is not None and not (isinstance(k, ast.Constant) and type(k.value) is int and k.value in (0, 1, 2)):
         problems.append(f"{where}: num_objects must be the literal 0, 1 or 2, got {ast.unparse(k)}")
-    return problems
+    return problems + images.audit_image(call, "score", 3)
 
 
 def render(entry: dict[str, Any]) -> str:
@@ -98,7 +111,7 @@ def render(entry: dict[str, Any]) -> str:
     typ = f" type={esc(entry['type'])}" if entry.get("type") else ""
     return (
         f'<span class="q">{esc(entry.get("question", ""))}</span>'
-        f' <span class="muted">arity={esc(entry.get("arity"))}{typ}</span>'
+        f' <span class="muted">arity={esc(entry.get("arity"))}{typ}{esc(images.image_label(entry))}</span>'
         f"<div>{prob_bars(entry.get('probs'))}</div>"
     )
 
