@@ -19,6 +19,7 @@ from typing import Any
 
 from neptune_core.errors import ConfigError
 from neptune_core.registry import did_you_mean
+from neptune_core.sampler_config import SamplerConfig
 from neptune_core.verify_config import EnsembleConfig, VerifyConfig
 from probabilistic_tensor.semantics import Semantics
 
@@ -93,6 +94,7 @@ class RunConfig:
     hf_subset: str = ""  # the hub dataset's configuration name, if it has several
     hf_split: str = ""  # "" = the only split
     hf_columns: dict[str, str] = field(default_factory=dict)  # our field -> column (image, question, answer, ...)
+    given_programs: str = ""  # program_generator "given": a JSON file {sample id: program} (relative to data_root)
 
     vlm_model_name: str = "scene_oracle"
     vlm_base_url: str = ""
@@ -131,6 +133,7 @@ class RunConfig:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)  # vlm_model_name / od_model "ensemble"
     verify: VerifyConfig = field(default_factory=VerifyConfig)  # output verifiers after execution
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)  # seeded subset of the dataset (selection.json)
 
     # ---- derived ---------------------------------------------------------------
     def resolve_path(self, path: str) -> Path:
@@ -149,10 +152,12 @@ class RunConfig:
         d = self.to_dict()
         for k in ("output_dir", "run_name", "workers", "report", "judge", "max_failure_rate"):
             d.pop(k, None)
-        for k, default in (("ensemble", EnsembleConfig()), ("verify", VerifyConfig())):
+        for k, default in (("ensemble", EnsembleConfig()), ("verify", VerifyConfig()), ("sampler", SamplerConfig())):
             if d.get(k) == dataclasses.asdict(default):  # unused sections keep older runs' hashes
                 d.pop(k)
         d["executor"].pop("isolation", None)  # where programs run does not change their results
+        if not d.get("given_programs"):  # unused: older runs keep their hashes
+            d.pop("given_programs", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from analysis.normalize import answers_match
 from analysis.summary import summarize
+from local_datasets.sampling import save_selection
 from neptune_core.config import RunConfig
 from neptune_core.executor import Executor, to_answer
 from neptune_core.types import ErrorRecord, Program, Sample
@@ -275,6 +276,7 @@ class Runner:
         (with ``retry_failed``: not ok either); write and return the summary."""
         samples = self.prepare(samples, existing=run_dir or run_dir_for(self.config), retry_failed=retry_failed)
         run_dir = run_dir or prepare_run_dir(self.config)
+        save_selection(run_dir, samples)  # the sampler's choice (local_datasets/sampling.py), if one chose
         results_path = run_dir / "results.jsonl"
         self.executor.start()  # the sandbox process (its fork server) before any model is loaded
         with ResultsWriter(results_path, retry_failed=retry_failed) as writer:
