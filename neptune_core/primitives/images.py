@@ -33,7 +33,10 @@ def audit_image(call: ast.Call, primitive: str, position: int) -> list[str]:
     """The auditor's check of a literal ``image`` argument (positional ``position`` or keyword)."""
     node = call.args[position] if len(call.args) > position else None
     node = node or next((kw.value for kw in call.keywords if kw.arg == "image"), None)
-    if isinstance(node, ast.Constant) and not (type(node.value) is int and node.value >= 0):
+    negative = (
+        isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant)
+    )
+    if negative or (isinstance(node, ast.Constant) and not (type(node.value) is int and node.value >= 0)):
         return [f"line {call.lineno}: {primitive}'s image must be an image index 0, 1, ..., got {ast.unparse(node)}"]
     return []
 
