@@ -31,6 +31,7 @@ from PIL import Image
 from analysis.report_assets import CSS, bar, boxes_svg, esc, highlight_python
 from analysis.report_verify import call_info_html, index_html, members_html, verify_html
 from analysis.summary import summarize
+from analysis.training_plot import training_card
 from neptune_core.errors import UserError
 from neptune_core.primitives import render_entry
 from neptune_core.text import clean_text
@@ -231,8 +232,10 @@ def _fallback_html(row: dict[str, Any]) -> str:
     return f'<div class="err">fallback ({kind}): {esc(fb.get("reason"))}</div>'
 
 
-def index_page(rows: list[dict[str, Any]], pages: list[tuple[dict[str, Any], str]], run_name: str) -> str:
-    """The report's index as an HTML string."""
+def index_page(
+    rows: list[dict[str, Any]], pages: list[tuple[dict[str, Any], str]], run_name: str, extra: str = ""
+) -> str:
+    """The report's index as an HTML string (``extra``: more cards after the accuracy, e.g. training)."""
     s = summarize(rows)
     fam_rows = "".join(
         f"<tr><td>{esc(f)}</td><td>{a['correct']}/{a['total']}</td>"
@@ -258,7 +261,8 @@ def index_page(rows: list[dict[str, Any]], pages: list[tuple[dict[str, Any], str
         f"error {out.get('error', 'n/a')}, fallback {out.get('fallback', 'n/a')} "
         f"(not final: {out.get('not_final', 'n/a')}); errors: {errs['total']}; "
         f"time per sample: median {tot.get('median_ms', 'n/a')} ms, total {tot.get('total_s', 'n/a')} s</div></div>"
-        f'<div class="card"><h2>Per question family</h2><table><tr><th>family</th><th>correct</th>'
+        + extra
+        + f'<div class="card"><h2>Per question family</h2><table><tr><th>family</th><th>correct</th>'
         f"<th>accuracy</th></tr>{fam_rows}</table></div>"
         + index_html(s)
         + (f'<div class="card"><h2>Errors by type</h2><table>{err_rows}</table></div>' if err_rows else "")
@@ -337,7 +341,7 @@ def write_report(
             page = _fallback_page(row, e, nav)
         (out / name).write_text(clean_text(page), encoding="utf-8")
     index = out / "index.html"
-    page = index_page(rows, list(zip(selected, names, strict=True)), run_dir.name)
+    page = index_page(rows, list(zip(selected, names, strict=True)), run_dir.name, training_card(run_dir))
     index.write_text(clean_text(page), encoding="utf-8")
     return index
 

@@ -13,6 +13,9 @@ when ``--evaluate`` has been run; else the ``correct`` field of results.jsonl: e
 split, real data, model perception. Every other run is listed in a separate section,
 "Runs not comparable with a paper table", with the reason and its own accuracies.
 
+Training runs (fine-tuning through programs) also get a before/after table beside Tables 6 and 7's
+fine-tuning rows (:func:`format_training_tables`).
+
 Published numbers: :data:`PAPER`, copied from the NePTune paper (Kamali & Kordjamshidi,
 ICLR 2026, camera-ready tables), and VLAgent's Tables 1 and 3 (GQA, NLVR2, VQAv2, MME,
 HC-RefLoCo: analysis/vlagent_tables.py, filled from each run's official metric,
@@ -394,6 +397,62 @@ def format_all(runs: list[RunInfo]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+# ---- fine-tuning through programs (Tables 6 and 7) -----------------------------------------------
+# A training run (runners/train.py) holds the untuned model's results in before/results.jsonl and the
+# fine-tuned model's in results.jsonl; its dataset picks the paper rows they stand beside.
+FINETUNE_ROWS: dict[str, tuple[str, str, str]] = {
+    # dataset -> (paper table, untuned row, fine-tuned row)
+    "refadv": ("table6", "NePTune (1B)", "NePTune (1B) fine-tuned through programs"),
+    "refgta": ("table7", "NePTune (1B)", "NePTune (1B) fine-tuned through programs (1,000 samples)"),
+}
+
+
+def training_numbers(run_dir: Path) -> dict[str, Any] | None:
+    """Before / after accuracy of a training run directory (None for a run that did not train)."""
+    from runners.results import read_results
+
+    training = run_dir / "training.json"
+    if not training.is_file():
+        return None
+    t = json.loads(training.read_text())
+    after_rows, _ = read_results(run_dir / "results.jsonl")
+    before_rows, _ = read_results(run_dir / "before" / "results.jsonl")
+    dataset = json.loads((run_dir / "config.json").read_text()).get("dataset", "?")
+    return {
+        "name": run_dir.name,
+        "dataset": dataset,
+        "before": _stats(before_rows) if before_rows else (None, 0),
+        "after": _stats(after_rows),
+        "train_samples": t.get("train_samples"),
+        "epochs": t.get("epochs"),
+        "train_seconds": t.get("train_seconds"),
+    }
+
+
+def format_training_tables(run_dirs: list[Path]) -> str:
+    """Tables 6 / 7's fine-tuning rows beside the training runs' before and after ("" without training runs)."""
+    runs = [n for n in (training_numbers(d) for d in run_dirs) if n is not None]
+    if not runs:
+        return ""
+    parts = ["### Fine-tuning through programs (training runs: untuned -> fine-tuned)", ""]
+    parts += ["| run | dataset | paper rows | paper | this run |", "|---|---|---|---|---|"]
+    for r in runs:
+        before = f"{_fmt(r['before'][0])} (n={r['before'][1]})" if r["before"][1] else "-"
+        after = f"{_fmt(r['after'][0])} (n={r['after'][1]})"
+        how = f"{r['train_samples']} samples x {r['epochs']} epochs, {r['train_seconds']} s"
+        if r["dataset"] in FINETUNE_ROWS:
+            table, untuned, tuned = FINETUNE_ROWS[r["dataset"]]
+            values = PAPER[table].values
+            parts.append(
+                f"| {r['name']} | {r['dataset']} | {untuned} | {_fmt(values[untuned]['accuracy'])} | {before} |"
+            )
+            parts.append(f"| | | {tuned} | {_fmt(values[tuned]['accuracy'])} | {after} ({how}) |")
+        else:  # e.g. the offline analogue on the synthetic world: no paper row
+            parts.append(f"| {r['name']} | {r['dataset']} | untuned (no paper row) | - | {before} |")
+            parts.append(f"| | | fine-tuned through programs | - | {after} ({how}) |")
+    return "\n".join(parts) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="analysis/tables.py",
@@ -427,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_all(runs), end="")
+    training = format_training_tables(list(args.run_dirs))
+    print(f"\n{training}" if training else "", end="")
     return 0
 
 

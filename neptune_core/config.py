@@ -76,6 +76,43 @@ class JudgeConfig:
 
 
 @dataclass
+class LoraConfig:
+    """LoRA adapters (peft) on the VLM's language model, for ``train.method`` "lora"."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    scope: str = "language_model"  # adapters go only into modules whose path contains this ("" = anywhere)
+
+
+@dataclass
+class TrainConfig:
+    """Fine-tuning through programs (runners/train.py): epochs over a training split, then evaluation."""
+
+    enabled: bool = False
+    split: str = "train"  # the training split of the same dataset (evaluation uses ``split``)
+    num_samples: int = -1  # training samples (-1 = all)
+    num_scenes: int = 0  # synthetic world: scenes of the training split (0 = synthetic.num_scenes)
+    seed: int = 0  # shuffling and initialisation
+    epochs: int = 1
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"  # transformers.get_scheduler name: cosine | linear | constant_with_warmup | ...
+    warmup_steps: int = 0  # optimizer steps of linear warm-up
+    grad_accum: int = 8  # samples per optimizer step
+    max_grad_norm: float = 1.0  # 0 = no clipping
+    method: str = "auto"  # auto (lora for transformers VLMs, all for the classic heads) | lora | subset | all
+    parameters: list[str] = field(default_factory=list)  # method "subset": regexes of parameter names to train
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    bf16: bool = True  # bf16 autocast when training on a CUDA device
+    gradient_checkpointing: bool = False
+    evaluate_before: bool = True  # evaluate the untrained model first (run_dir/before/)
+    keep_checkpoints: int = 2  # epoch checkpoints kept in run_dir/checkpoints/ (the newest ones)
+    torch_threads: int = 0  # CPU threads of torch while training and evaluating (0 = torch's default)
+
+
+@dataclass
 class RunConfig:
     """Everything a run needs. Field names follow the original release where it had them."""
 
@@ -100,6 +137,8 @@ class RunConfig:
     vlm_base_url: str = ""
     vlm_batch_size: int = 16
     vlm_trainable: bool = False  # score with autograd on (fine-tuning the VLM through programs)
+    vlm_adapter: str = ""  # trained weights loaded on top: a LoRA adapter directory, or classic heads (JSON)
+    classic_params: str = "fitted"  # the classic agent's class models: fitted | weak | a JSON path
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     od_model: str = "gt"
@@ -133,6 +172,7 @@ class RunConfig:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)  # vlm_model_name / od_model "ensemble"
     verify: VerifyConfig = field(default_factory=VerifyConfig)  # output verifiers after execution
+    train: TrainConfig = field(default_factory=TrainConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)  # seeded subset of the dataset (selection.json)
 
     # ---- derived ---------------------------------------------------------------
@@ -152,12 +192,19 @@ class RunConfig:
         d = self.to_dict()
         for k in ("output_dir", "run_name", "workers", "report", "judge", "max_failure_rate"):
             d.pop(k, None)
-        for k, default in (("ensemble", EnsembleConfig()), ("verify", VerifyConfig()), ("sampler", SamplerConfig())):
-            if d.get(k) == dataclasses.asdict(default):  # unused sections keep older runs' hashes
+        unused = {
+            "ensemble": dataclasses.asdict(EnsembleConfig()),
+            "verify": dataclasses.asdict(VerifyConfig()),
+            "train": dataclasses.asdict(TrainConfig()),
+            "sampler": dataclasses.asdict(SamplerConfig()),
+            "vlm_adapter": "",
+            "classic_params": "fitted",
+            "given_programs": "",
+        }
+        for k, default in unused.items():
+            if d.get(k) == default:  # settings left at their defaults keep older runs' hashes
                 d.pop(k)
         d["executor"].pop("isolation", None)  # where programs run does not change their results
-        if not d.get("given_programs"):  # unused: older runs keep their hashes
-            d.pop("given_programs", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -3,6 +3,8 @@
 Add a task: if it is VQA-like, register its dataset name to ``runners.run_vqa:VQARunner``
 and write a loader in local_datasets/; if it scores predictions differently, subclass
 Runner, override ``judge`` (and nothing else if you can help it), and register it here.
+Fine-tuning through programs (``train.enabled``) is runners/train.py: it drives the same
+runner's generator, detector, agent and executor, in-process with gradients.
 """
 
 from __future__ import annotations

@@ -203,6 +203,9 @@ def test_unused_sections_keep_config_hashes() -> None:
     assert load_config("configs/demo.json", {"ensemble.score_fusion": "mean"}).config_hash() == plain.config_hash()
     with_verify = load_config("configs/demo.json", {"verify.box.max_candidates": "2"})
     assert with_verify.config_hash() != plain.config_hash()
+    # so do training's settings (issue 15: train, vlm_adapter, classic_params), which count once set
+    for changed in ({"train.enabled": "true"}, {"classic_params": "weak"}, {"vlm_adapter": "x.json"}):
+        assert load_config("configs/demo.json", changed).config_hash() != plain.config_hash()
 
 
 # ---- the demo: three members with independent 20 % noise ------------------------------------------

@@ -7,7 +7,8 @@ their members come from the config's ``ensemble`` section.
 Add a backend: subclass :class:`vision_agents.base.VisionAgent` (or ``Detector``)
 in a module of this package, implement ``score``/``answer`` (or ``detect``) and
 ``from_config``, then add one lazy line to the table below. Importing this package
-loads nothing heavy.
+loads nothing heavy. A backend that can be fine-tuned through programs also has
+``make_tuner(train_config)`` returning a :class:`vision_agents.tuning.Tuner`.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ from vision_agents.marking import mark_boxes
 from vision_agents.prompting import fold, normalize_answer, score_items, shape_questions
 
 if TYPE_CHECKING:
-    from neptune_core.config import RunConfig
+    from neptune_core.config import RunConfig, TrainConfig
+    from vision_agents.tuning import Tuner
 
 YES_VARIANTS = ("Yes", " Yes", "yes", " yes", "YES")
 NO_VARIANTS = ("No", " No", "no", " no", "NO")
@@ -64,6 +65,8 @@ class HFVisionAgent(VisionAgent):
     ``trainable=True`` (config ``vlm_trainable``) scores with autograd on, so a loss on a
     program's output flows back through the algebra into the model's Yes/No logits
     (fine-tuning through programs); otherwise scoring runs under ``torch.inference_mode``.
+    ``adapter`` (config ``vlm_adapter``): trained weights loaded on top of the model
+    (a LoRA adapter directory; see vision_agents/lora.py).
     """
 
     name = "hf_vlm"
@@ -79,6 +82,7 @@ class HFVisionAgent(VisionAgent):
         model: Any = None,
         processor: Any = None,
         trainable: bool = False,
+        adapter: str = "",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"vlm_batch_size must be >= 1, got {batch_size}")
@@ -90,6 +94,8 @@ class HFVisionAgent(VisionAgent):
         self.model = model
         self.processor = processor
         self.trainable = trainable
+        self.adapter = adapter
+        self._adapter_loaded = False
         self.forward_passes = 0
         self._yes_no: tuple[list[int], list[int]] | None = None
         self._load_error: Exception | None = None  # a failed load is not retried per sample
@@ -103,6 +109,7 @@ class HFVisionAgent(VisionAgent):
             batch_size=config.vlm_batch_size,
             trust_remote_code=spec.trust_remote_code,
             trainable=config.vlm_trainable,
+            adapter=config.vlm_adapter,
         )
         agent.name = config.vlm_model_name
         return agent
@@ -143,12 +150,23 @@ class HFVisionAgent(VisionAgent):
                 self.device_setting,
                 trust_remote_code=self.trust_remote_code,
             )
+        if self.adapter and not self._adapter_loaded:
+            from vision_agents.lora import load_adapter
+
+            self.model = load_adapter(self.model, self.adapter)
+            self._adapter_loaded = True
         if self._yes_no is None:
             tok = self.processor.tokenizer
             yes, no = answer_token_ids(tok, YES_VARIANTS), answer_token_ids(tok, NO_VARIANTS)
             if not yes or not no:
                 raise ValueError(f"model '{self.model_id}': the tokenizer has no single-token Yes/No answer")
             self._yes_no = (yes, no)
+
+    def make_tuner(self, train: TrainConfig) -> Tuner:
+        """LoRA adapters (or a parameter subset) for a training run (vision_agents/lora.py)."""
+        from vision_agents.lora import HFTuner
+
+        return HFTuner(self, train)
 
     def _prompt(self, question: str) -> str:
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
