@@ -141,6 +141,11 @@ def test_hc_refloco_official_layout(tmp_path: Path) -> None:
     assert s.meta["family"] == "Location" and s.meta["subjects"] == ["Location"]
     assert s.question.startswith("The orange triangle") and s.load_image().size == (200, 150)
     assert len(_load(tmp_path, dataset="hc_refloco", split="val")) == 1
+    # the annotations as parquet (as the Hugging Face repository also ships them)
+    records = json.loads((tmp_path / "HC_RefLoCo" / "hc_refloco_test.json").read_text())
+    datasets.Dataset.from_list(records).to_parquet(str(tmp_path / "HC_RefLoCo" / "hc_refloco_dev.parquet"))
+    parquet = _load(tmp_path, dataset="hc_refloco", split="dev")
+    assert [(s.id, s.question, s.answer) for s in parquet] == [(s.id, s.question, s.answer) for s in samples]
     with pytest.raises(UserError, match="no hc_refloco_train.json"):
         _load(tmp_path, dataset="hc_refloco", split="train")
 
@@ -199,3 +204,16 @@ def test_missing_images_and_files_inside_a_release(tmp_path: Path) -> None:
     (tmp_path / "vqav2").mkdir()
     with pytest.raises(UserError, match="VQAv2 val2014 questions not found: no v2_OpenEnded_mscoco_val2014"):
         _load(tmp_path, dataset="vqav2", split="val2014")
+
+
+def test_extra_image_columns_of_an_hf_dataset_reach_programs_as_image_1(tmp_path: Path) -> None:
+    """dataset "hf" with hf_columns.images: the extra images are the sample's image=1, image=2..."""
+    from tests.fixtures.own_data import IMAGES, draw
+
+    rows = {"question": ["q"], "answer": ["yes"], "image": [draw(*IMAGES["paper"])],
+            "right": [draw(*IMAGES["night"])]}  # fmt: skip
+    datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "pairs"))
+    (s,) = _load(tmp_path, dataset="hf", hf_path="pairs", hf_columns={"images": "right"})
+    left, right = s.load_images()
+    assert left.getpixel((1, 1)) == (255, 255, 255) and right.getpixel((1, 1)) == (40, 40, 40)
+    assert s.image_names() == ["row 0 column image", "row 0 column right"]

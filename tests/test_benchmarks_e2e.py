@@ -171,3 +171,15 @@ def test_every_new_config_resolves_and_missing_data_is_one_line_exit_2(
     assert len(lines) == 1 and lines[0].startswith("error: ") and "data not found" in lines[0], err
     assert str(tmp_path / "no_data") in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_reports_the_official_metric_beside_the_judged_accuracy(
+    finished: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DEEPSEEK_API_KEY", raising=False)  # no judge: exact match only
+    base = finished["vqav2"].parent.parent
+    argv = ["--config", str(base / "vqav2.json"), "--data_root", str(base / "data"), "--output_dir", str(base / "out")]
+    assert run.main([*argv, "--evaluate"]) == 0
+    report = json.loads((finished["vqav2"] / "evaluation.json").read_text())
+    assert report["benchmark"]["name"] == "vqav2" and report["benchmark"]["accuracy"] == 97.5
+    capsys.readouterr()
