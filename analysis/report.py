@@ -28,6 +28,7 @@ from typing import Any
 
 from PIL import Image
 
+from analysis.benchmarks import format_benchmark
 from analysis.report_assets import CSS, bar, boxes_svg, esc, highlight_python
 from analysis.report_verify import call_info_html, index_html, members_html, verify_html
 from analysis.summary import summarize
@@ -261,6 +262,11 @@ def index_page(
         f"error {out.get('error', 'n/a')}, fallback {out.get('fallback', 'n/a')} "
         f"(not final: {out.get('not_final', 'n/a')}); errors: {errs['total']}; "
         f"time per sample: median {tot.get('median_ms', 'n/a')} ms, total {tot.get('total_s', 'n/a')} s</div></div>"
+        + (
+            f'<div class="card"><h2>Official metric</h2><div>{esc(format_benchmark(s["benchmark"]))}</div></div>'
+            if s.get("benchmark")
+            else ""
+        )
         + extra
         + f'<div class="card"><h2>Per question family</h2><table><tr><th>family</th><th>correct</th>'
         f"<th>accuracy</th></tr>{fam_rows}</table></div>"
