@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neptune_core.calls_config import CallsConfig, hashed_section
 from neptune_core.errors import ConfigError
 from neptune_core.registry import did_you_mean
 from neptune_core.sampler_config import SamplerConfig
@@ -173,6 +174,7 @@ class RunConfig:
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)  # vlm_model_name / od_model "ensemble"
     verify: VerifyConfig = field(default_factory=VerifyConfig)  # output verifiers after execution
     train: TrainConfig = field(default_factory=TrainConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)  # lazy relations, memo, caches, tensor marking
     sampler: SamplerConfig = field(default_factory=SamplerConfig)  # seeded subset of the dataset (selection.json)
 
     # ---- derived ---------------------------------------------------------------
@@ -205,6 +207,9 @@ class RunConfig:
             if d.get(k) == default:  # settings left at their defaults keep older runs' hashes
                 d.pop(k)
         d["executor"].pop("isolation", None)  # where programs run does not change their results
+        calls = hashed_section(d.pop("calls"))  # only what changes results, and only when changed
+        if calls:
+            d["calls"] = calls
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -23,7 +23,9 @@ from local_datasets.sampling import save_selection
 from neptune_core.config import RunConfig
 from neptune_core.executor import Executor, to_answer
 from neptune_core.types import ErrorRecord, Program, Sample
+from probabilistic_tensor import LazyPolicy
 from runners.multi_image import detect_each, images_field, rounded_boxes
+from runners.ordering import group_by_image
 from runners.outcomes import finalize_row, is_done, program_fields
 from runners.prefetch import ahead
 from runners.preflight import preflight
@@ -33,6 +35,8 @@ from runners.rundir import prepare_run_dir, run_dir_for
 from runners.verifiers import VerifyStage
 from vision_agents import build_detector, build_vision_agent
 from vision_agents.base import Detector, MemoizedAgent, VisionAgent
+from vision_agents.calls import counting
+from vision_agents.detection_cache import CachedDetector, detector_settings
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,8 @@ class Runner:
         self._detector = detector
         self._generator = generator
         self._verify = verify
-        self.executor = Executor(config.executor, config.semantics)
+        lazy = LazyPolicy(config.calls.mass_threshold) if config.calls.lazy_relations else None
+        self.executor = Executor(config.executor, config.semantics, lazy=lazy)
         self.config_hash = config.config_hash()
         self.samples: list[Sample] | None = None  # the samples of the last run()
         self._prefetched: dict[str, Future] = {}  # programs being generated ahead by process_all
@@ -68,13 +73,18 @@ class Runner:
     @property
     def agent(self) -> MemoizedAgent:
         if not isinstance(self._agent, MemoizedAgent):
-            self._agent = MemoizedAgent(self._agent or build_vision_agent(self.config))
+            inner = self._agent or build_vision_agent(self.config)
+            self._agent = MemoizedAgent(inner, images=self.config.calls.memo_images)
         return self._agent
 
     @property
     def detector(self) -> Detector:
-        if self._detector is None:
-            self._detector = build_detector(self.config)
+        if not isinstance(self._detector, CachedDetector):
+            inner = self._detector or build_detector(self.config)
+            cfg = self.config
+            self._detector = CachedDetector(
+                inner, images=cfg.calls.detection_cache_images, settings=detector_settings(cfg)
+            )
         return self._detector
 
     @property
@@ -119,7 +129,14 @@ class Runner:
         """Run one sample end to end; any failure is recorded on its line, never raised.
 
         Uses the sample's program if :meth:`process_all` generated it ahead, else generates it.
+        The row's ``model_calls`` counts the model calls the sample caused (vision_agents/calls.py).
         """
+        with counting() as calls:
+            row = self._process(sample)
+        row["model_calls"] = calls.to_dict()
+        return row
+
+    def _process(self, sample: Sample) -> dict[str, Any]:
         timings: dict[str, float] = {}
         row: dict[str, Any] = {
             "id": sample.id,
@@ -281,6 +298,8 @@ class Runner:
         self.executor.start()  # the sandbox process (its fork server) before any model is loaded
         with ResultsWriter(results_path, retry_failed=retry_failed) as writer:
             todo = [s for s in samples if s.id not in writer.done_ids]
+            if self.config.calls.group_by_image:  # an image's questions share its memo and detections
+                todo = group_by_image(todo)
             bar = tqdm(
                 desc=f"{self.config.dataset}",
                 unit="q",

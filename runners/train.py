@@ -257,6 +257,7 @@ class ProgramTrainer:
             optimizer.step()  # parameters without a gradient are left alone
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            self.runner.agent.clear()  # the weights changed: nothing memoised before this step may be served
             history["steps"].append(
                 {
                     "step": len(history["steps"]) + 1,
@@ -274,6 +275,7 @@ class ProgramTrainer:
 # ---- the whole run: before -> train -> after ---------------------------------------------------
 def _evaluate(runner: Runner, tuner: Tuner, run_dir: Path, samples: list[Sample]) -> dict[str, Any]:
     tuner.set_training(False)
+    runner.agent.clear()  # scores memoised under other weights must not be served
     run_dir.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         return runner.run(run_dir, samples)

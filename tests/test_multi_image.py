@@ -223,3 +223,49 @@ def test_the_report_draws_every_image_of_a_sample(tmp_path: Path) -> None:
     assert "arity=1 image=1" in page  # the trace entry names the image it looked at
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     assert rows[0]["images"][1]["boxes"] == [[2.0, 2.0, 8.0, 8.0], [12.0, 2.0, 18.0, 8.0]]
+
+
+LAZY_PAIR = """def execute(score, query, n):
+    thing = score("Is it red?", 1, image=1).iota()("y")
+    near = score("Is the red object near the green object?", 2, image=1)
+    return [len(near), round(near.contract(thing).exists().item(), 2)]
+"""
+
+
+@pytest.mark.parametrize("isolation", ["in_process", "process"])
+def test_a_lazy_relation_on_the_second_image_fetches_its_pairs_there(isolation: str) -> None:
+    from probabilistic_tensor import LazyPolicy
+
+    executor = Executor(ExecutorConfig(isolation=isolation), Semantics(), lazy=LazyPolicy(0.0))
+    try:
+        left, right = _images()
+        two_boxes = [[0, 0, 5, 5], [5, 0, 10, 5]]
+        agent = ColourAgent()
+        out = executor.run(LAZY_PAIR, agent, left, BOXES[0], more_images=[(right, two_boxes)])
+        assert out.error is None, out.error
+        assert out.value == [2, 0.1]  # 2 boxes of the (blue) right image, its p = 0.1, not the red image's 0.9
+        relation = next(e for e in out.trace if e.get("arity") == 2)
+        assert relation["image"] == 1
+        assert all(n <= 2 for kind, n in agent.calls if kind == "score")  # never the left image's 3 boxes
+    finally:
+        executor.close()
+
+
+def test_score_pairs_checks_pairs_against_the_relation_image() -> None:
+    from neptune_core.primitives import get_primitive
+    from neptune_core.primitives.base import CallContext
+    from probabilistic_tensor import LazyPolicy
+
+    left, right = _images()
+    ctx = CallContext(
+        ColourAgent(), left, BOXES[0], ExecutorConfig(), lazy=LazyPolicy(0.0), more_images=[(right, BOXES[1])]
+    )
+    get_primitive("score").call(ctx, {"question": "near?", "num_objects": 2, "type": None, "image": 1})
+    pairs = get_primitive("score_pairs")
+    with pytest.raises(ValueError, match="a pair must be two box indices below 1"):
+        pairs.call(ctx, {"relation": 0, "entries": [[0, 2]], "dropped_mass": 0.0, "image": 1})
+    with pytest.raises(ValueError, match="lazy relation 0 is about image 1, not 0"):
+        pairs.call(ctx, {"relation": 0, "entries": [[0, 0]], "dropped_mass": 0.0, "image": 0})
+    assert pairs.call(ctx, {"relation": 0, "entries": [[0, 0]], "dropped_mass": 0.0, "image": 1}).tolist() == [
+        pytest.approx(0.1)
+    ]

@@ -248,7 +248,8 @@ def _sample(sid: str, source: str, gold: str | None) -> Sample:
 
 
 def _without_timings(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k != "timings"}
+    # model_calls, like timings, depends on what ran before (the per-image memo serves repeats)
+    return {k: v for k, v in row.items() if k not in ("timings", "model_calls")}
 
 
 def _run(runner: Runner, run_dir: Path, samples: list[Sample]) -> list[dict[str, Any]]:

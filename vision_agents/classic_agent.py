@@ -303,5 +303,26 @@ class ClassicAgent(VisionAgent):
         values, lp = dist
         return answer_name(values[int(lp.argmax())]), {}
 
+    def score_tuples_with_info(
+        self, image: Image.Image, tuples: list[tuple[Box, ...]], questions: list[str], arity: int
+    ) -> tuple[torch.Tensor, list[dict]]:
+        """Each box tuple on its own (the pairs a lazy relation asks for), as :meth:`score` scores it."""
+        if arity not in (1, 2):  # a whole-image score is the best box's: it needs every box (score)
+            raise ValueError(f"classic agent scores box tuples of arity 1 or 2, not {arity}")
+        parsed = [parse(question, arity) for question in questions]
+        logits = torch.zeros(len(questions), len(tuples), dtype=DTYPE)
+        unknown: list[list[str]] = [[] for _ in questions]
+        for ti, t in enumerate(tuples):
+            objs = self.objects(image, list(t))  # the tuple's boxes alone: (subject,) or (subject, object)
+            for qi, q in enumerate(parsed):
+                if arity == 1:
+                    logit, ws = self.unary_logits(objs, q)
+                    logits[qi, ti] = -logit[0] if q.negated else logit[0]
+                else:
+                    logit, ws = self.pair_logits(objs, q)
+                    logits[qi, ti] = logit[0, 1]
+                unknown[qi] += [w for w in ws if w not in unknown[qi]]
+        return torch.sigmoid(logits.float()), [unknown_info(ws) for ws in unknown]
+
     def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
         return self.answer_with_info(image, box, question)[0]

@@ -25,7 +25,7 @@ from PIL import Image
 from neptune_core.config import ISOLATIONS, ExecutorConfig
 from neptune_core.executor.program import ProgramResult, run_program
 from neptune_core.types import Box, ErrorRecord
-from probabilistic_tensor import Semantics
+from probabilistic_tensor import LazyPolicy, Semantics
 from vision_agents.base import VisionAgent
 
 if TYPE_CHECKING:  # imported where used: neptune_core.primitives imports this package's guards
@@ -58,11 +58,20 @@ class Executor:
     ``isolation`` overrides ``config.isolation`` (the training loop passes "in_process").
     With process isolation call :meth:`start` before loading models (it is also started on the
     first run) and :meth:`close` at the end (a garbage-collected Executor closes its sandbox).
+    ``lazy``: relations (``score(q, 2)``) are evaluated lazily under this policy, pair by pair as
+    the program reads them (neptune_core/executor/lazy_score.py); None: every pair at once.
     """
 
-    def __init__(self, config: ExecutorConfig, semantics: Semantics, isolation: str | None = None) -> None:
+    def __init__(
+        self,
+        config: ExecutorConfig,
+        semantics: Semantics,
+        isolation: str | None = None,
+        lazy: LazyPolicy | None = None,
+    ) -> None:
         self.config = config
         self.semantics = semantics
+        self.lazy = lazy
         self.isolation = isolation or config.isolation
         if self.isolation not in ISOLATIONS:
             raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}, got {self.isolation!r}")
@@ -101,7 +110,7 @@ class Executor:
         from neptune_core.primitives import get_primitive
         from neptune_core.primitives.base import CallContext
 
-        ctx = CallContext(agent, image, list(boxes), self.config, more_images=more_images)
+        ctx = CallContext(agent, image, list(boxes), self.config, lazy=self.lazy, more_images=more_images)
         if self.isolation == "process":
             result = self.sandbox.run(source, ctx)
         else:

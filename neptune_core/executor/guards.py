@@ -8,6 +8,7 @@ never catches them (the interpreter re-raises them past every handler).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -165,10 +166,11 @@ def deep_size(obj: Any, limit: int, tensor_vars: dict[str, int] | None = None) -
         if isinstance(x, str):
             return len(x)
         if isinstance(x, ProbabilisticTensor):
+            shape = x.shape  # .shape, not .data: a lazy relation is measured without being evaluated
             if tensor_vars is not None:
-                for v, s in zip(x.vars, x.data.shape, strict=False):
-                    tensor_vars[v] = max(tensor_vars.get(v, 0), int(s))
-            return int(x.data.numel())
+                for v, objects in zip(x.vars, shape, strict=False):
+                    tensor_vars[v] = max(tensor_vars.get(v, 0), int(objects))
+            return math.prod(shape)
         if isinstance(x, BaseException):
             x = x.args
         elif not isinstance(x, _CONTAINERS):

@@ -52,7 +52,7 @@ def check_pt_size(budget: Budget, operands: list[Any]) -> None:
     sizes: dict[str, int] = {}
     for t in operands:
         if isinstance(t, ProbabilisticTensor):
-            sizes.update(zip(t.vars, (int(s) for s in t.data.shape), strict=False))
+            sizes.update(zip(t.vars, (int(s) for s in t.shape), strict=False))  # a lazy relation stays lazy
     _check_vars(budget, sizes, "a tensor", allocate=True)
 
 

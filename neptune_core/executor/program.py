@@ -29,6 +29,7 @@ from neptune_core.executor.interpreter import Interpreter, ProgramFunction
 from neptune_core.executor.sandbox import make_builtins
 from neptune_core.types import ErrorRecord
 from probabilistic_tensor import Semantics
+from probabilistic_tensor.lazy import evaluated
 
 if TYPE_CHECKING:  # imported where used: neptune_core.primitives imports this package's guards
     from neptune_core.primitives.base import Limits, Primitive
@@ -59,12 +60,16 @@ class ProgramResult:
 
 
 def _program_callable(prim: Primitive, limits: Limits, semantics: Semantics, budget: Budget, call: CallPrimitive):
-    def primitive(*args: Any, **kwargs: Any) -> Any:
-        request = prim.request(limits, args, kwargs)
+    def forward(name: str, request: dict[str, Any]) -> Any:
+        """A request to the parent (a primitive call, or a value's follow-up such as a lazy relation's pairs)."""
         program_seconds = budget.program_seconds()
         with budget.primitive_time():
-            reply = call(prim.name, request, program_seconds)
-        return prim.wrap(request, reply, semantics)
+            return call(name, request, program_seconds)
+
+    def primitive(*args: Any, **kwargs: Any) -> Any:
+        request = prim.request(limits, args, kwargs)
+        reply = forward(prim.name, request)
+        return prim.wrap(request, reply, semantics, forward) if prim.forwards else prim.wrap(request, reply, semantics)
 
     primitive.__name__ = prim.name
     primitive.__doc__ = prim.doc
@@ -110,7 +115,8 @@ def run_program(
                 f"execute returned a value of more than {config.max_result_size} elements (items, characters or "
                 "tensor values; executor.max_result_size)"
             )
-        result.value = value
+        # a lazy relation in the result is evaluated here, inside the run (its limits, trace and errors)
+        result.value = evaluated(value)
     except ProgramCheckError as e:
         result.error = ErrorRecord.from_exception(e)
     except Exception as e:

@@ -34,6 +34,11 @@ _DECLARED: dict[str, str] = {
     "query": "neptune_core.primitives.query:QUERY",
 }
 
+# follow-up requests a primitive's value sends later (never callable by programs, not in the prompt)
+_INTERNAL: dict[str, str] = {
+    "score_pairs": "neptune_core.primitives.score:SCORE_PAIRS",  # a lazy relation's pairs
+}
+
 PRIMITIVE_NAMES: tuple[str, ...] = tuple(_DECLARED)
 # the parameters of every program's execute(score, query, n), besides n
 EXECUTE_PARAMETERS: tuple[str, ...] = ("score", "query")
@@ -54,10 +59,10 @@ def all_primitives() -> dict[str, Primitive]:
 
 
 def get_primitive(name: str) -> Primitive:
-    """The primitive called ``name``; an unknown name lists the known ones."""
-    prim = _loaded.get(name)
-    if prim is not None:
-        return prim
+    """The primitive (or internal follow-up request) called ``name``; an unknown name lists the known ones."""
+    if name in _INTERNAL:
+        module, attr = _INTERNAL[name].split(":", 1)
+        return getattr(importlib.import_module(module), attr)
     if name not in _DECLARED:
         known = list(_DECLARED)
         raise UnknownNameError(f"unknown primitive '{name}'{did_you_mean(name, known)}; known: {', '.join(known)}")

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from neptune_core.config import ExecutorConfig
-    from probabilistic_tensor import Semantics
+    from neptune_core.executor.lazy_score import LazyEntry
+    from probabilistic_tensor import LazyPolicy, Semantics
     from vision_agents.base import VisionAgent
 
 
@@ -87,6 +88,9 @@ class Primitive:
     call, ``ctx.record(entry)``). ``wrap(request, reply, semantics)`` -> what the program gets.
     ``audit(call_node)`` -> problems for the program auditor (code_generator/checks.py).
     ``render(entry)`` -> HTML of its trace entry for the report (None: a generic table).
+    ``wrap`` may take a fourth argument, ``forward(name, request) -> reply``: a value that asks
+    the parent for more later (a lazy relation fetching pairs) sends follow-up requests through
+    it, like a primitive call (counted, timed as primitive time, checked again by the parent).
     """
 
     name: str
@@ -101,8 +105,10 @@ class Primitive:
     _positional: tuple[int, int] = field(init=False, repr=False, compare=False)
     _names: frozenset[str] = field(init=False, repr=False, compare=False)
     _required: frozenset[str] = field(init=False, repr=False, compare=False)
+    forwards: bool = field(init=False, repr=False, compare=False)  # wrap takes ``forward``
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "forwards", len(inspect.signature(self.wrap).parameters) >= 4)
         params = list(inspect.signature(self.bind).parameters.values())[1:]
         required = sum(1 for p in params if p.default is inspect.Parameter.empty)
         object.__setattr__(self, "_sig", inspect.Signature(params))
@@ -157,9 +163,12 @@ class CallContext:
         image: Image.Image,
         boxes: list[Box],
         config: ExecutorConfig,
+        lazy: LazyPolicy | None = None,
         more_images: Sequence[tuple[Image.Image, list[Box]]] = (),
     ) -> None:
         self.agent = agent
+        self.lazy = lazy  # relations are lazy under this policy (None: evaluated at once)
+        self.relations: list[tuple[str, LazyEntry, int]] = []  # lazy relations handed out: question, entry, image
         self.image = image
         self.boxes = list(boxes)
         self.views: list[tuple[Image.Image, list[Box]]] = [

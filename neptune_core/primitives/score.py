@@ -9,9 +9,10 @@ import numpy as np
 import torch
 
 from neptune_core.executor.guards import AgentError
+from neptune_core.executor.lazy_score import LazyEntry, fetch_entries, lazy_relation
 from neptune_core.primitives import images
 from neptune_core.primitives.base import CallContext, Limits, Primitive, check_question, rounded
-from probabilistic_tensor import ProbabilisticTensor, Semantics
+from probabilistic_tensor import LazyPolicy, ProbabilisticTensor, Semantics
 from vision_agents.prompting import class_question
 
 DOC = (
@@ -49,11 +50,18 @@ def bind(
     return {"question": question, "num_objects": num_objects, "type": type, "image": image}
 
 
-def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor:
+def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor | dict[str, Any]:
     question, arity, kind = request["question"], request["num_objects"], request["type"]
     if kind == "class":
         question = class_question(question)
     image, boxes = ctx.view(request["image"])
+    if arity == 2 and ctx.lazy is not None and boxes:  # a lazy relation: pairs come with score_pairs
+        entry: dict[str, Any] = {"primitive": "score", "question": question, "arity": 2, "type": kind}
+        if ctx.several_images:
+            entry["image"] = request["image"]
+        ctx.relations.append((question, LazyEntry(entry, len(boxes)), request["image"]))
+        ctx.record(entry)
+        return {"relation": len(ctx.relations) - 1, "n": len(boxes), "mass_threshold": ctx.lazy.mass_threshold}
     shape = (len(boxes),) * arity
     infos: list[dict[str, Any]] = [{}]
     if not boxes and arity > 0:
@@ -65,7 +73,7 @@ def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else out.__class__.__name__
             raise AgentError(f"vision agent '{agent.name}' returned {got} for score(); expected {(1, *shape)}")
         data = out[0]
-    entry: dict[str, Any] = {
+    entry = {
         "primitive": "score",
         "question": question,
         "arity": arity,
@@ -80,9 +88,61 @@ def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor:
     return data
 
 
-def wrap(request: dict[str, Any], reply: Any, semantics: Semantics) -> ProbabilisticTensor:
+def wrap(request: dict[str, Any], reply: Any, semantics: Semantics, forward: Any) -> ProbabilisticTensor:
+    if isinstance(reply, dict):  # a lazy relation (the parent's reply comes from trusted code)
+        relation = int(reply["relation"])
+
+        def fetch(entries: list[tuple[int, ...]], dropped_mass: float) -> torch.Tensor:
+            pairs = [[int(i), int(j)] for i, j in entries]
+            values = forward(
+                "score_pairs",
+                {"relation": relation, "entries": pairs, "dropped_mass": dropped_mass, "image": request["image"]},
+            )
+            return values if isinstance(values, torch.Tensor) else torch.as_tensor(values)
+
+        return lazy_relation(int(reply["n"]), fetch, semantics, LazyPolicy(float(reply["mass_threshold"])))
     data = reply if isinstance(reply, torch.Tensor) else torch.from_numpy(np.asarray(reply))
     return ProbabilisticTensor(data, vars=_VARS[request["num_objects"]], semantics=semantics)
+
+
+# ---- score_pairs: a lazy relation's follow-up request (not callable by programs) ----------------------
+PAIRS_DOC = "Internal: the (subject, object) pairs a lazy relation of this run needs, evaluated now."
+
+
+def bind_pairs(
+    limits: Limits, relation: int, entries: list, dropped_mass: float = 0.0, image: int = 0
+) -> dict[str, Any]:
+    if isinstance(relation, bool) or not isinstance(relation, int) or relation < 0:
+        raise ValueError(f"score_pairs: relation must be an index, got {relation!r:.40}")
+    n = limits.boxes_in(images.check_image("score_pairs", image, limits))  # the boxes of the relation's image
+    if not isinstance(entries, list) or not 0 < len(entries) <= n * n:
+        raise ValueError(f"score_pairs: entries must be a list of 1 to {n * n} pairs")
+    pairs = []
+    for e in entries:
+        if not (isinstance(e, (list, tuple)) and len(e) == 2 and all(type(v) is int and 0 <= v < n for v in e)):
+            raise ValueError(f"score_pairs: a pair must be two box indices below {n}, got {e!r:.40}")
+        pairs.append((e[0], e[1]))
+    if isinstance(dropped_mass, bool) or not isinstance(dropped_mass, (int, float)) or not 0 <= dropped_mass <= 1:
+        raise ValueError(f"score_pairs: dropped_mass must be in [0, 1], got {dropped_mass!r:.40}")
+    return {"relation": relation, "entries": pairs, "dropped_mass": float(dropped_mass), "image": image}
+
+
+def run_pairs(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor:
+    k = request["relation"]
+    if not k < len(ctx.relations):
+        raise ValueError(f"score_pairs: this run has no lazy relation {k}")
+    question, record, image = ctx.relations[k]
+    if request["image"] != image:
+        raise ValueError(f"score_pairs: lazy relation {k} is about image {image}, not {request['image']}")
+    entries = request["entries"]
+    picture, boxes = ctx.view(image)
+    values, info = fetch_entries(ctx.agent, picture, boxes, question, entries)
+    record.add(entries, values, info, request["dropped_mass"])
+    return values
+
+
+def wrap_pairs(request: dict[str, Any], reply: Any, semantics: Semantics) -> torch.Tensor:
+    return reply if isinstance(reply, torch.Tensor) else torch.as_tensor(reply)
 
 
 def _arg(call: ast.Call, pos: int, name: str) -> ast.expr | None:
@@ -119,3 +179,5 @@ def render(entry: dict[str, Any]) -> str:
 SCORE = Primitive(
     name="score", doc=DOC, returns="ProbabilisticTensor", bind=bind, run=run, wrap=wrap, audit=audit, render=render
 )
+SCORE_PAIRS = Primitive(name="score_pairs", doc=PAIRS_DOC, returns="Tensor", bind=bind_pairs, run=run_pairs,
+                        wrap=wrap_pairs)  # fmt: skip
