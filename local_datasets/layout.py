@@ -18,7 +18,7 @@ def data_folder(config: RunConfig, default: str, name: str, expected: str) -> Pa
     root = config.resolve_path(config.data_path or default)
     if not root.is_dir():
         raise UserError(
-            f"{name} data not found: {root} is not a directory (expected {expected}); set data_path (relative to "
+            f"{name} data not found: {root.absolute()} is not a directory (expected {expected}); set data_path (relative to "
             f"data_root or $NEPTUNE_DATA_ROOT){', or hf_path for a Hugging Face copy' if name != 'HC-RefLOCO' else ''}"
         )
     return root
@@ -63,7 +63,7 @@ def image_folder(config: RunConfig, default: Path, name: str, hint: str = "") ->
     """The images folder (``image_dir``, else ``default``); a one-line error if absent."""
     folder = config.resolve_path(config.image_dir) if config.image_dir else default
     if not folder.is_dir():
-        raise UserError(f"{name} images not found: {folder} is not a directory{hint} (or set image_dir)")
+        raise UserError(f"{name} images not found: {folder.absolute()} is not a directory{hint} (or set image_dir)")
     return folder
 
 
