@@ -20,6 +20,7 @@ from typing import Any
 from neptune_core.calls_config import CallsConfig, hashed_section
 from neptune_core.errors import ConfigError
 from neptune_core.registry import did_you_mean
+from neptune_core.sampler_config import SamplerConfig
 from neptune_core.verify_config import EnsembleConfig, VerifyConfig
 from probabilistic_tensor.semantics import Semantics
 
@@ -131,6 +132,7 @@ class RunConfig:
     hf_subset: str = ""  # the hub dataset's configuration name, if it has several
     hf_split: str = ""  # "" = the only split
     hf_columns: dict[str, str] = field(default_factory=dict)  # our field -> column (image, question, answer, ...)
+    given_programs: str = ""  # program_generator "given": a JSON file {sample id: program} (relative to data_root)
 
     vlm_model_name: str = "scene_oracle"
     vlm_base_url: str = ""
@@ -173,6 +175,7 @@ class RunConfig:
     verify: VerifyConfig = field(default_factory=VerifyConfig)  # output verifiers after execution
     train: TrainConfig = field(default_factory=TrainConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)  # lazy relations, memo, caches, tensor marking
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)  # seeded subset of the dataset (selection.json)
 
     # ---- derived ---------------------------------------------------------------
     def resolve_path(self, path: str) -> Path:
@@ -195,8 +198,10 @@ class RunConfig:
             "ensemble": dataclasses.asdict(EnsembleConfig()),
             "verify": dataclasses.asdict(VerifyConfig()),
             "train": dataclasses.asdict(TrainConfig()),
+            "sampler": dataclasses.asdict(SamplerConfig()),
             "vlm_adapter": "",
             "classic_params": "fitted",
+            "given_programs": "",
         }
         for k, default in unused.items():
             if d.get(k) == default:  # settings left at their defaults keep older runs' hashes

@@ -16,6 +16,7 @@ program: every failure becomes ``outcome.error``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -94,12 +95,22 @@ class Executor:
         if self._sandbox is not None:
             self._sandbox.close()
 
-    def run(self, source: str, agent: VisionAgent, image: Image.Image, boxes: list[Box]) -> ExecutionOutcome:
-        """Check ``source`` and run its ``execute(score, query, len(boxes))``."""
+    def run(
+        self,
+        source: str,
+        agent: VisionAgent,
+        image: Image.Image,
+        boxes: list[Box],
+        *,
+        more_images: Sequence[tuple[Image.Image, list[Box]]] = (),
+    ) -> ExecutionOutcome:
+        """Check ``source`` and run its ``execute(score, query, len(boxes))``.
+
+        ``more_images``: the sample's other images with their boxes (``image=1``, ``image=2``...)."""
         from neptune_core.primitives import get_primitive
         from neptune_core.primitives.base import CallContext
 
-        ctx = CallContext(agent, image, list(boxes), self.config, lazy=self.lazy)
+        ctx = CallContext(agent, image, list(boxes), self.config, lazy=self.lazy, more_images=more_images)
         if self.isolation == "process":
             result = self.sandbox.run(source, ctx)
         else:
@@ -107,7 +118,7 @@ class Executor:
             def call(name: str, request: dict[str, Any], program_seconds: float) -> Any:
                 return get_primitive(name).call(ctx, request, trusted=True)
 
-            result = run_program(source, len(ctx.boxes), self.config, self.semantics, call)
+            result = run_program(source, ctx.limits.counts or ctx.limits.n, self.config, self.semantics, call)
         return _outcome(result, ctx)
 
 
