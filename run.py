@@ -2,6 +2,7 @@
 
     python run.py --config configs/clevr.json [--gpus 0 1] [--workers K] [--any_config_key value ...]
     python run.py --config configs/clevr-humans.json --evaluate [--judge_model M --judge_provider P]
+    python run.py --config configs/demo-tune.json      # fine-tune through programs (or any config + --train)
 
 Reads the config, applies overrides, picks the runner registered for ``dataset``, checks
 the setup (preflight: models, servers, keys, data), runs it into
@@ -27,7 +28,8 @@ EXIT_CODES = f"""exit codes:
        Also: workers that died (what they finished is merged; rerun to resume); with --cluster ray,
        samples left undone (no actor left, or a sample whose actor died twice)
   {DEGRADED_EXIT_CODE}    degraded run (or evaluation): more than max_failure_rate (config, default 0.05) of
-       the samples errored or fell back (or could not be judged); results are written, one line says why
+       the samples errored or fell back (or could not be judged), or a training run in which more than
+       10 % of the training sample passes failed; results are written, one line says why
   130  interrupted (Ctrl-C): finished samples are kept; rerun the same command to resume"""
 
 
@@ -88,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="deepseek | openai | vllm (with --evaluate). Without this flag, --judge_model or judge.base_url, "
         "the judge runs only when DEEPSEEK_API_KEY is set; otherwise exact match only",
     )
+    p.add_argument("--train", action="store_true", help="fine-tune through programs first (the config's train section)")
     return p
 
 
@@ -97,6 +100,8 @@ def resolve_config(args: argparse.Namespace, extra: list[str]) -> RunConfig:
         overrides["workers"] = args.workers
     if args.cluster is not None:
         overrides["cluster"] = args.cluster
+    if args.train:
+        overrides["train.enabled"] = "true"
     config = load_config(args.config, overrides)
     if not config.run_name:
         from runners.identity import run_hash
@@ -133,15 +138,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(config: RunConfig, args: argparse.Namespace) -> int:
     from analysis.summary import format_summary
+    from local_datasets.sampling import save_selection
     from runners import RUNNERS
     from runners.rundir import discard_if_unused, prepare_run_dir, run_dir_for
 
     runner_cls = RUNNERS.get(config.dataset)
     gpus = args.gpus
-    if gpus is None and config.workers == 1 and config.device in ("auto", "cuda") and _cuda_devices() > 1:
-        gpus = []  # the default: one worker on every visible GPU
+    one_process = config.workers == 1 and config.device in ("auto", "cuda") and not config.train.enabled
+    if gpus is None and one_process and _cuda_devices() > 1:
+        gpus = []  # the default: one worker on every visible GPU (training runs in one process)
     on_ray = _cluster(config)
     parallel = config.workers > 1 or gpus is not None or on_ray
+    if config.train.enabled and parallel:
+        raise UserError(
+            "training runs in one process: drop --workers / --gpus / --cluster ray (pick the device with --device)"
+        )
     # preflight before the run directory exists: a broken setup leaves nothing behind. In a
     # parallel run this process checks the program generator; each worker loads its own models.
     run_dir = run_dir_for(config)
@@ -152,8 +163,15 @@ def _run(config: RunConfig, args: argparse.Namespace) -> int:
     existed = run_dir.exists() and not args.restart
     made_output_dir = not run_dir.parent.exists()
     run_dir = prepare_run_dir(config, restart=args.restart)
+    save_selection(run_dir, runner.samples)  # a sampler's choice, saved so the run can be repeated exactly
     try:
-        if on_ray:
+        if config.train.enabled:
+            from runners.train import format_training, train_and_evaluate
+
+            summary = train_and_evaluate(runner, run_dir)
+            samples = runner.samples
+            print(format_training(summary))
+        elif on_ray:
             from runners.ray_cluster import run_on_ray
 
             summary = run_on_ray(config, run_dir, runner=runner, gpus=args.gpus, retry_failed=args.retry_failed)
@@ -178,6 +196,8 @@ def _run(config: RunConfig, args: argparse.Namespace) -> int:
 
         print(f"report: {write_report(run_dir, samples)}")
     reason = degraded_reason(summary, config.max_failure_rate)
+    if reason is None and (summary.get("training") or {}).get("degraded"):
+        reason = f"degraded training: many training samples failed: {summary['training']['skipped']}"
     if reason is not None:
         print(reason, file=sys.stderr)
         return DEGRADED_EXIT_CODE

@@ -40,10 +40,10 @@ class PruneRound:
     clusters: list[list[str]] = field(default_factory=list)
 
 
-def _flat(x: Any) -> list[float]:
+def _flat(x: Any) -> list[float | None]:
     if isinstance(x, list):
         return [v for item in x for v in _flat(item)]
-    return [float(x)]
+    return [None if x is None else float(x)]
 
 
 def _words(text: str) -> set[str]:
@@ -83,13 +83,14 @@ def agreement_scores(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                     per["vlm"][name].append(float(bool(fused & _words(ans))))
                 continue
             fused_p = _flat(call.get("probs", []))
-            keep = [i for i, p in enumerate(fused_p) if p != 0.5]
+            keep = [i for i, p in enumerate(fused_p) if p is not None and p != 0.5]  # None: a lazy pair not evaluated
             if not keep:
                 continue
             for name, probs in members.items():
                 mp = _flat(probs)
-                agree = [(mp[i] > 0.5) == (fused_p[i] > 0.5) for i in keep]
-                per["vlm"][name].append(sum(agree) / len(agree))
+                agree = [(mp[i] > 0.5) == (fused_p[i] > 0.5) for i in keep if mp[i] is not None]
+                if agree:
+                    per["vlm"][name].append(sum(agree) / len(agree))
         det = row.get("detection") or {}
         if det.get("members") and row.get("boxes") is not None:
             for name, out in det["members"].items():

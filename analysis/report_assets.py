@@ -160,7 +160,9 @@ def prob_bars(probs: Any) -> str:
         rows = []
         for i, row in enumerate(probs):
             cells = "".join(
-                f'<td style="background:rgba(79,124,255,{min(1.0, max(0.0, float(v))):.2f})">{float(v):.2f}</td>'
+                '<td class="muted" title="not evaluated (lazy relation)">&middot;</td>'
+                if v is None
+                else f'<td style="background:rgba(79,124,255,{min(1.0, max(0.0, float(v))):.2f})">{float(v):.2f}</td>'
                 for v in row
             )
             rows.append(f"<tr><th>{i}</th>{cells}</tr>")

@@ -9,6 +9,8 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
+from analysis.benchmarks import benchmark_summary, format_benchmark
+from analysis.calls_summary import calls_summary, format_calls
 from analysis.unknown_concepts import count_unknown_concepts, unknown_concepts_warning
 from analysis.verify_summary import ensemble_and_verification
 from runners.outcomes import count_outcomes, is_transient_error
@@ -61,6 +63,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "unknown_concepts": count_unknown_concepts(rows),
     }
     summary.update(ensemble_and_verification(rows))  # member_accuracy, verification (when present)
+    summary.update(calls_summary(rows))  # model_calls per question (when rows record them)
+    benchmark = benchmark_summary(rows)  # a benchmark's official numbers (analysis/benchmarks.py)
+    if benchmark is not None:
+        summary["benchmark"] = benchmark
     if functions:
         summary["function_coverage"] = {"num_functions": len(functions), "counts": dict(sorted(functions.items()))}
     return summary
@@ -69,6 +75,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def format_summary(summary: dict[str, Any]) -> str:
     """A few readable lines for the terminal."""
     lines = [f"accuracy: {summary['accuracy']}% ({summary['correct']}/{summary['total']})"]
+    if summary.get("benchmark"):
+        lines.append(format_benchmark(summary["benchmark"]))
     for fam, acc in summary["per_family"].items():
         lines.append(f"  {fam:<20} {acc['accuracy']}% ({acc['correct']}/{acc['total']})")
     err = summary["errors"]
@@ -98,6 +106,9 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"verification: {v['changed']} of {v['rows']} answers changed; accuracy "
             f"{v['accuracy_before']}% -> {v['accuracy_after']}%"
         )
+    calls = format_calls(summary)
+    if calls:
+        lines.append(calls)
     if "function_coverage" in summary:
         cov = summary["function_coverage"]
         lines.append(f"function coverage: {cov['num_functions']} functions: " + ", ".join(cov["counts"]))

@@ -13,10 +13,15 @@ when ``--evaluate`` has been run; else the ``correct`` field of results.jsonl: e
 split, real data, model perception. Every other run is listed in a separate section,
 "Runs not comparable with a paper table", with the reason and its own accuracies.
 
+Training runs (fine-tuning through programs) also get a before/after table beside Tables 6 and 7's
+fine-tuning rows (:func:`format_training_tables`).
+
 Published numbers: :data:`PAPER`, copied from the NePTune paper (Kamali & Kordjamshidi,
-ICLR 2026, camera-ready tables). Add a table: one :class:`PaperTable` in :data:`PAPER` and
+ICLR 2026, camera-ready tables), and VLAgent's Tables 1 and 3 (GQA, NLVR2, VQAv2, MME,
+HC-RefLoCo: analysis/vlagent_tables.py, filled from each run's official metric,
+analysis/benchmarks.py). Add a table: one :class:`PaperTable` in :data:`PAPER` and
 one :class:`TableSpec` in :data:`TABLES` (which datasets feed it, which split the paper
-used, and optionally its own ``comparable`` rule or ``format`` function); nothing else changes.
+used, and optionally its own ``comparable`` rule, ``cells`` or ``format`` function); nothing else changes.
 
 ``--ablation`` prints the verifier/ensemble ablation in VLAgent's Table 4 layout instead
 (see :func:`format_ablation`, at the end of this file).
@@ -32,7 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SOURCE = "NePTune paper (Kamali & Kordjamshidi, ICLR 2026), camera-ready tables"
+if __name__ == "__main__":  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from analysis import vlagent_tables  # noqa: E402
+
+SOURCE = (
+    f"NePTune paper (Kamali & Kordjamshidi, ICLR 2026), camera-ready tables; VLAgent tables: {vlagent_tables.SOURCE}"
+)
 
 
 @dataclass
@@ -129,6 +141,8 @@ PAPER: dict[str, PaperTable] = {
     ),
 }
 
+PAPER.update({key: PaperTable(**fields, by_method=True) for key, fields in vlagent_tables.PAPERS.items()})
+
 # our question families -> the paper's CLEVR categories
 CLEVR_FAMILIES = {
     "exist": "exist",
@@ -156,6 +170,7 @@ class RunInfo:
     families: dict[str, tuple[float | None, int]]
     failed: tuple[int, int] = (0, 0)  # (errored + fallback samples, samples)
     cells: dict[str, tuple[float | None, int]] = field(default_factory=dict)
+    benchmark: dict[str, Any] | None = None  # a benchmark's official numbers (analysis/benchmarks.py)
 
     @property
     def synthetic(self) -> bool:
@@ -200,13 +215,15 @@ class RunInfo:
 class TableSpec:
     """How a paper table is filled: ``datasets`` maps each dataset that feeds it to the row it fills
     (None: the CLEVR categories, from per-family accuracy); ``split`` is the split the paper reports
-    (None: the dataset has one). ``format`` replaces the default layout; ``rule`` adds a reason of its own."""
+    (None: the dataset has one). ``format`` replaces the default layout; ``rule`` adds a reason of its own;
+    ``cells`` replaces the default cells (a run's accuracy under its dataset's row)."""
 
     key: str
     datasets: dict[str, str | None]
     split: str | None = None
     format: Callable[[TableSpec, list[RunInfo]], str] | None = None
     rule: Callable[[RunInfo], str | None] | None = None
+    cells: Callable[[str, RunInfo], dict[str, tuple[float | None, int]]] | None = None
 
     @property
     def paper(self) -> PaperTable:
@@ -231,6 +248,16 @@ TABLES: list[TableSpec] = [
     TableSpec("table5", {"clevr_humans": "accuracy"}, split="val"),
     TableSpec("table6", {"refadv": "accuracy"}, split="test"),
     TableSpec("table7", {"refgta": "accuracy"}, split="test"),
+    *(
+        TableSpec(
+            key,
+            dict(datasets),
+            format=vlagent_tables.format_methods,
+            rule=vlagent_tables.protocol_reason,
+            cells=vlagent_tables.cells,
+        )
+        for key, datasets in vlagent_tables.DATASETS.items()
+    ),
 ]
 
 
@@ -267,6 +294,8 @@ def read_run(run_dir: Path) -> RunInfo:
             by_fam.setdefault(str(r.get("family", "all")), []).append(r)
         families = {f: _stats(rs) for f, rs in by_fam.items()}
     failed = sum(1 for r in rows if outcome_of(r)[0] != "ok")
+    from analysis.benchmarks import benchmark_summary
+
     return RunInfo(
         run_dir.name,
         str(config.get("dataset", "?")),
@@ -276,11 +305,14 @@ def read_run(run_dir: Path) -> RunInfo:
         overall,
         families,
         (failed, len(rows)),
+        benchmark=benchmark_summary(rows),
     )
 
 
 def fill_cells(spec: TableSpec, run: RunInfo) -> dict[str, tuple[float | None, int]]:
     """The cells ``run`` fills in ``spec``'s table."""
+    if spec.cells is not None:
+        return spec.cells(spec.key, run)
     row = spec.datasets[run.dataset]
     if row is not None:
         return {row: run.overall}
@@ -365,6 +397,62 @@ def format_all(runs: list[RunInfo]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+# ---- fine-tuning through programs (Tables 6 and 7) -----------------------------------------------
+# A training run (runners/train.py) holds the untuned model's results in before/results.jsonl and the
+# fine-tuned model's in results.jsonl; its dataset picks the paper rows they stand beside.
+FINETUNE_ROWS: dict[str, tuple[str, str, str]] = {
+    # dataset -> (paper table, untuned row, fine-tuned row)
+    "refadv": ("table6", "NePTune (1B)", "NePTune (1B) fine-tuned through programs"),
+    "refgta": ("table7", "NePTune (1B)", "NePTune (1B) fine-tuned through programs (1,000 samples)"),
+}
+
+
+def training_numbers(run_dir: Path) -> dict[str, Any] | None:
+    """Before / after accuracy of a training run directory (None for a run that did not train)."""
+    from runners.results import read_results
+
+    training = run_dir / "training.json"
+    if not training.is_file():
+        return None
+    t = json.loads(training.read_text())
+    after_rows, _ = read_results(run_dir / "results.jsonl")
+    before_rows, _ = read_results(run_dir / "before" / "results.jsonl")
+    dataset = json.loads((run_dir / "config.json").read_text()).get("dataset", "?")
+    return {
+        "name": run_dir.name,
+        "dataset": dataset,
+        "before": _stats(before_rows) if before_rows else (None, 0),
+        "after": _stats(after_rows),
+        "train_samples": t.get("train_samples"),
+        "epochs": t.get("epochs"),
+        "train_seconds": t.get("train_seconds"),
+    }
+
+
+def format_training_tables(run_dirs: list[Path]) -> str:
+    """Tables 6 / 7's fine-tuning rows beside the training runs' before and after ("" without training runs)."""
+    runs = [n for n in (training_numbers(d) for d in run_dirs) if n is not None]
+    if not runs:
+        return ""
+    parts = ["### Fine-tuning through programs (training runs: untuned -> fine-tuned)", ""]
+    parts += ["| run | dataset | paper rows | paper | this run |", "|---|---|---|---|---|"]
+    for r in runs:
+        before = f"{_fmt(r['before'][0])} (n={r['before'][1]})" if r["before"][1] else "-"
+        after = f"{_fmt(r['after'][0])} (n={r['after'][1]})"
+        how = f"{r['train_samples']} samples x {r['epochs']} epochs, {r['train_seconds']} s"
+        if r["dataset"] in FINETUNE_ROWS:
+            table, untuned, tuned = FINETUNE_ROWS[r["dataset"]]
+            values = PAPER[table].values
+            parts.append(
+                f"| {r['name']} | {r['dataset']} | {untuned} | {_fmt(values[untuned]['accuracy'])} | {before} |"
+            )
+            parts.append(f"| | | {tuned} | {_fmt(values[tuned]['accuracy'])} | {after} ({how}) |")
+        else:  # e.g. the offline analogue on the synthetic world: no paper row
+            parts.append(f"| {r['name']} | {r['dataset']} | untuned (no paper row) | - | {before} |")
+            parts.append(f"| | | fine-tuned through programs | - | {after} ({how}) |")
+    return "\n".join(parts) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="analysis/tables.py",
@@ -398,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_all(runs), end="")
+    training = format_training_tables(list(args.run_dirs))
+    print(f"\n{training}" if training else "", end="")
     return 0
 
 

@@ -1,6 +1,8 @@
 """Fit the ``classic`` VisionAgent's class models on the synthetic world's *train* split.
 
     python bench/fit_classic.py [--scenes 150] [--out vision_agents/classic_params.json]
+    python bench/fit_classic.py --label_fraction 0.02 --l2 0.01 --relations random \
+        --out vision_agents/classic_params_weak.json      # the weak start of configs/demo-tune.json
 
 For every object the detector finds (matched to a ground-truth object at IoU >= 0.5, so
 the measurements come from the same regions a run sees), the pixel measurements of
@@ -8,6 +10,12 @@ the measurements come from the same regions a run sees), the pixel measurements 
 Per attribute a multinomial logistic regression (standardised features, L2 penalty,
 fitted with L-BFGS) is saved as JSON: its softmax is the agent's calibrated p(value).
 The demo and the benchmark use the *val* split, never seen here.
+
+``--label_fraction f`` fits on a seeded random fraction f of the objects' labels only
+(the standardisation still uses every object's measurements, which needs no labels):
+a deliberately weak agent to fine-tune through programs (configs/demo-tune.json).
+``--relations random`` writes small random relation weights instead of the geometric
+default (none written), so the relation model too has to be learnt from answers.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from scipy.optimize import minimize
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from local_datasets.synthetic.world import make_scene  # noqa: E402
-from neptune_core.clevr_vocab import ATTRIBUTES  # noqa: E402
+from neptune_core.clevr_vocab import ATTRIBUTES, RELATIONS  # noqa: E402
 from neptune_core.config import SyntheticConfig  # noqa: E402
 from neptune_core.types import box_iou  # noqa: E402
 from vision_agents.classic_detector import segment  # noqa: E402
@@ -50,9 +58,15 @@ def collect(scenes: int, split: str, seed: int) -> dict[str, tuple[np.ndarray, n
     return {a: (np.array(xs[a]), np.array(ys[a])) for a in MODELLED}
 
 
-def fit_softmax(x: np.ndarray, y: np.ndarray, k: int, l2: float = 1e-4) -> dict[str, list]:
-    """Multinomial logistic regression on standardised ``x``; returns JSON-ready parameters."""
-    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-6
+def fit_softmax(
+    x: np.ndarray, y: np.ndarray, k: int, l2: float = 1e-4, standardise_on: np.ndarray | None = None
+) -> dict[str, list]:
+    """Multinomial logistic regression on standardised ``x``; returns JSON-ready parameters.
+
+    The mean and standard deviation come from ``standardise_on`` when given (e.g. unlabelled data), else from ``x``.
+    """
+    ref = x if standardise_on is None else standardise_on
+    mu, sd = ref.mean(axis=0), ref.std(axis=0) + 1e-6
     z = (x - mu) / sd
     n, d = z.shape
     onehot = np.eye(k)[y]
@@ -77,19 +91,40 @@ def main() -> int:
     p.add_argument("--scenes", type=int, default=150)
     p.add_argument("--split", default="train")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--label_fraction", type=float, default=1.0, help="fraction of the objects whose labels are used")
+    p.add_argument("--l2", type=float, default=1e-4, help="L2 penalty of the logistic regressions")
+    p.add_argument("--relations", choices=("geometric", "random"), default="geometric")
+    p.add_argument("--label_seed", type=int, default=0, help="seed of the labelled subset and random relations")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "vision_agents/classic_params.json"))
     args = p.parse_args()
     if args.split == "val" and args.seed == 0:
         raise SystemExit("refusing to fit on the demo's split (val, seed 0)")
+    if not 0 < args.label_fraction <= 1:
+        raise SystemExit("--label_fraction must be in (0, 1]")
     data = collect(args.scenes, args.split, args.seed)
-    params: dict[str, object] = {"fitted_on": {"split": args.split, "seed": args.seed, "scenes": args.scenes}}
+    rng = np.random.default_rng(args.label_seed)
+    n_objects = len(next(iter(data.values()))[1])
+    labelled = np.sort(rng.choice(n_objects, max(1, round(args.label_fraction * n_objects)), replace=False))
+    params: dict[str, object] = {
+        "fitted_on": {
+            "split": args.split,
+            "seed": args.seed,
+            "scenes": args.scenes,
+            "label_fraction": args.label_fraction,
+            "labelled_objects": int(len(labelled)),
+            "l2": args.l2,
+            "relations": args.relations,
+        }
+    }
     for a, (x, y) in data.items():
-        m = fit_softmax(x, y, len(ATTRIBUTES[a]))
+        m = fit_softmax(x[labelled], y[labelled], len(ATTRIBUTES[a]), l2=args.l2, standardise_on=x)
         m["values"] = list(ATTRIBUTES[a])
         z = (x - np.array(m["mean"])) / np.array(m["std"])
         acc = float(((z @ np.array(m["weights"]) + np.array(m["bias"])).argmax(axis=1) == y).mean())
-        print(f"{a:<10} n={len(y):4d} train accuracy {100 * acc:5.1f}")
+        print(f"{a:<10} labelled {len(labelled):4d} of {len(y):4d} objects, accuracy on all {100 * acc:5.1f}")
         params[a] = m
+    if args.relations == "random":
+        params["relations"] = {r: (0.5 * rng.standard_normal(2)).tolist() for r in RELATIONS}
     Path(args.out).write_text(json.dumps(params, indent=1) + "\n")
     print(f"wrote {args.out}")
     return 0

@@ -5,7 +5,8 @@ whitelist (:func:`neptune_core.executor.check_source`: parses, known names and n
 defines execute(score, query, n)) plus semantic checks: no undefined variables,
 ``num_objects`` a literal 0, 1 or 2, ``query`` given an object index, every path of
 ``execute`` returns (sure fixes live in code_generator/repairs.py). Add a check: a function taking the parsed
-module and returning messages, listed in ``_SEMANTIC_CHECKS``.
+module and returning messages, listed in ``_SEMANTIC_CHECKS``; checks of one primitive's calls
+belong to that primitive's ``audit`` (neptune_core/primitives/).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import ast
 import builtins
 from collections.abc import Callable
 
-PRIMITIVES = ("score", "query", "n")
-SIGNATURE = "execute(score, query, n)"
+from neptune_core.primitives import EXECUTE_PARAMETERS, PRIMITIVE_NAMES
+
+PRIMITIVES = (*PRIMITIVE_NAMES, "n")
+SIGNATURE = f"execute({', '.join(EXECUTE_PARAMETERS)}, n)"
 
 
 def _algebra_names() -> set[str]:
@@ -130,41 +133,15 @@ def _use_before_assignment(fn: ast.FunctionDef) -> list[str]:
 
 
 # ---- primitive calls -------------------------------------------------------------------------
-def _arg(call: ast.Call, pos: int, name: str) -> ast.expr | None:
-    if len(call.args) > pos:
-        return call.args[pos]
-    for kw in call.keywords:
-        if kw.arg == name:
-            return kw.value
-    return None
-
-
 def _primitive_calls(tree: ast.Module) -> list[str]:
+    """Each primitive's own static checks (its ``audit``, declared in neptune_core/primitives/)."""
+    from neptune_core.primitives import all_primitives
+
+    prims = all_primitives()
     problems = []
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
-            continue
-        where = f"line {node.lineno}"
-        if node.func.id == "score":
-            if _arg(node, 0, "question") is None:
-                problems.append(f"{where}: score(...) needs a question string")
-            extra = [kw.arg for kw in node.keywords if kw.arg not in ("question", "num_objects", "type")]
-            if extra or len(node.args) > 3:
-                problems.append(f"{where}: score takes (question, num_objects, type); got {extra or 'extra arguments'}")
-            k = _arg(node, 1, "num_objects")
-            if k is not None and not (isinstance(k, ast.Constant) and type(k.value) is int and k.value in (0, 1, 2)):
-                problems.append(f"{where}: num_objects must be the literal 0, 1 or 2, got {ast.unparse(k)}")
-        elif node.func.id == "query":
-            if _arg(node, 0, "question") is None:
-                problems.append(f"{where}: query(...) needs a question string")
-            obj = _arg(node, 1, "object_id")
-            if obj is None:
-                problems.append(
-                    f"{where}: query needs an object index: query(question, object_id) "
-                    "(an int box index, a vector whose argmax is used, or None for the whole image)"
-                )
-            elif isinstance(obj, ast.Constant) and not (obj.value is None or type(obj.value) is int):
-                problems.append(f"{where}: query's object_id must be a box index, got {ast.unparse(obj)}")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in prims:
+            problems += prims[node.func.id].audit(node)
     return problems
 
 

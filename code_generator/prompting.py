@@ -26,8 +26,10 @@ from typing import Any
 from neptune_core.errors import UserError
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
-TASKS = ("clevr", "clevr_humans", "clevr_transfer", "refexp", "vqa", "grounding")
-BOX_TASKS = frozenset({"refexp", "grounding"})  # families whose programs return a distribution over boxes
+TASKS = ("clevr", "clevr_humans", "clevr_transfer", "refexp", "vqa", "grounding", "gqa", "vqav2", "mme", "nlvr2",
+         "hc_refloco")  # fmt: skip
+BOX_TASKS = frozenset({"refexp", "grounding", "hc_refloco"})  # families whose programs return a distribution over boxes
+YES_NO_TASKS = frozenset({"mme", "nlvr2"})  # families whose answer is always yes or no
 DATASET_TASKS = {  # config ``dataset`` -> prompt family (the names registered in local_datasets/)
     "clevr_synthetic": "clevr",
     "clevr": "clevr",
@@ -37,6 +39,11 @@ DATASET_TASKS = {  # config ``dataset`` -> prompt family (the names registered i
     "clevr_rpm": "clevr_transfer",
     "refadv": "refexp",
     "refgta": "refexp",
+    "gqa": "gqa",
+    "vqav2": "vqav2",
+    "mme": "mme",
+    "nlvr2": "nlvr2",
+    "hc_refloco": "hc_refloco",
 }  # other datasets (jsonl, hf, ...): the sample's own task, else "grounding" / "vqa" by its answer
 USER_SPLIT = "=== user ==="
 
@@ -112,13 +119,13 @@ def _indent(text: str) -> str:
 
 
 def _primitive_entries() -> list[str]:
-    """score / query, from the executor's own signatures and docstrings."""
-    from neptune_core.executor import PRIMITIVE_DOCS, PRIMITIVE_SIGNATURES
+    """Every primitive (score, query, ...), from its declaration in neptune_core/primitives/."""
+    from neptune_core.primitives import all_primitives
 
     entries = []
-    for name, doc in PRIMITIVE_DOCS.items():
-        head = PRIMITIVE_SIGNATURES.get(name, name).replace("ProbabilisticTensor", "PT")
-        entries.append(f"{head}\n{_indent(inspect.cleandoc(doc))}")
+    for prim in all_primitives().values():
+        head = prim.signature.replace("ProbabilisticTensor", "PT")
+        entries.append(f"{head}\n{_indent(inspect.cleandoc(prim.doc))}")
     return entries
 
 

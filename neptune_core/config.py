@@ -17,20 +17,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neptune_core.calls_config import CallsConfig, hashed_section
 from neptune_core.errors import ConfigError
 from neptune_core.registry import did_you_mean
+from neptune_core.sampler_config import SamplerConfig
 from neptune_core.verify_config import EnsembleConfig, VerifyConfig
 from probabilistic_tensor.semantics import Semantics
+
+ISOLATIONS = ("process", "in_process")
 
 
 @dataclass
 class ExecutorConfig:
-    """Limits of the program sandbox."""
+    """Limits of the program sandbox (see neptune_core/executor/__init__.py for what each bounds)."""
 
-    time_limit_s: float = 2.0
+    time_limit_s: float = 2.0  # program time (time inside score/query does not count)
     max_operations: int = 100_000
     max_sequence_length: int = 100_000
     max_call_depth: int = 50
+    isolation: str = "process"  # process: a sandbox process with OS limits | in_process: trusted programs, gradients
+    memory_mb: int = 1024  # the sandbox process's memory limit, its ~250 MB of Python and torch included
+    max_question_chars: int = 1000  # longest question a program may pass to a primitive
+    max_primitive_calls: int = 1000  # primitive calls per program run
+    max_trace_entries: int = 200  # trace entries kept per row; the rest are counted in a marker entry
+    max_result_size: int = 10_000  # elements (items, characters, tensor values) of what execute returns
+    max_row_bytes: int = 2_000_000  # a result row's JSON size; larger rows are shrunk, then become error rows
+
+    def __post_init__(self) -> None:
+        if self.isolation not in ISOLATIONS:
+            raise ValueError(f"executor.isolation must be one of {', '.join(ISOLATIONS)}, got {self.isolation!r}")
+        if self.memory_mb < 256:
+            raise ValueError(
+                f"executor.memory_mb must be at least 256 (Python and torch alone need ~250), got {self.memory_mb}"
+            )
 
 
 @dataclass
@@ -61,6 +80,43 @@ _PLACEMENT = ("cluster", "ray_address", "ray_batch_size")  # where samples run, 
 
 
 @dataclass
+class LoraConfig:
+    """LoRA adapters (peft) on the VLM's language model, for ``train.method`` "lora"."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    scope: str = "language_model"  # adapters go only into modules whose path contains this ("" = anywhere)
+
+
+@dataclass
+class TrainConfig:
+    """Fine-tuning through programs (runners/train.py): epochs over a training split, then evaluation."""
+
+    enabled: bool = False
+    split: str = "train"  # the training split of the same dataset (evaluation uses ``split``)
+    num_samples: int = -1  # training samples (-1 = all)
+    num_scenes: int = 0  # synthetic world: scenes of the training split (0 = synthetic.num_scenes)
+    seed: int = 0  # shuffling and initialisation
+    epochs: int = 1
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"  # transformers.get_scheduler name: cosine | linear | constant_with_warmup | ...
+    warmup_steps: int = 0  # optimizer steps of linear warm-up
+    grad_accum: int = 8  # samples per optimizer step
+    max_grad_norm: float = 1.0  # 0 = no clipping
+    method: str = "auto"  # auto (lora for transformers VLMs, all for the classic heads) | lora | subset | all
+    parameters: list[str] = field(default_factory=list)  # method "subset": regexes of parameter names to train
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    bf16: bool = True  # bf16 autocast when training on a CUDA device
+    gradient_checkpointing: bool = False
+    evaluate_before: bool = True  # evaluate the untrained model first (run_dir/before/)
+    keep_checkpoints: int = 2  # epoch checkpoints kept in run_dir/checkpoints/ (the newest ones)
+    torch_threads: int = 0  # CPU threads of torch while training and evaluating (0 = torch's default)
+
+
+@dataclass
 class RunConfig:
     """Everything a run needs. Field names follow the original release where it had them."""
 
@@ -79,11 +135,14 @@ class RunConfig:
     hf_subset: str = ""  # the hub dataset's configuration name, if it has several
     hf_split: str = ""  # "" = the only split
     hf_columns: dict[str, str] = field(default_factory=dict)  # our field -> column (image, question, answer, ...)
+    given_programs: str = ""  # program_generator "given": a JSON file {sample id: program} (relative to data_root)
 
     vlm_model_name: str = "scene_oracle"
     vlm_base_url: str = ""
     vlm_batch_size: int = 16
     vlm_trainable: bool = False  # score with autograd on (fine-tuning the VLM through programs)
+    vlm_adapter: str = ""  # trained weights loaded on top: a LoRA adapter directory, or classic heads (JSON)
+    classic_params: str = "fitted"  # the classic agent's class models: fitted | weak | a JSON path
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     od_model: str = "gt"
@@ -120,6 +179,9 @@ class RunConfig:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)  # vlm_model_name / od_model "ensemble"
     verify: VerifyConfig = field(default_factory=VerifyConfig)  # output verifiers after execution
+    train: TrainConfig = field(default_factory=TrainConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)  # lazy relations, memo, caches, tensor marking
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)  # seeded subset of the dataset (selection.json)
 
     # ---- derived ---------------------------------------------------------------
     def resolve_path(self, path: str) -> Path:
@@ -138,9 +200,22 @@ class RunConfig:
         d = self.to_dict()
         for k in ("output_dir", "run_name", "workers", "report", "judge", "max_failure_rate", *_PLACEMENT):
             d.pop(k, None)
-        for k, default in (("ensemble", EnsembleConfig()), ("verify", VerifyConfig())):
-            if d.get(k) == dataclasses.asdict(default):  # unused sections keep older runs' hashes
+        unused = {
+            "ensemble": dataclasses.asdict(EnsembleConfig()),
+            "verify": dataclasses.asdict(VerifyConfig()),
+            "train": dataclasses.asdict(TrainConfig()),
+            "sampler": dataclasses.asdict(SamplerConfig()),
+            "vlm_adapter": "",
+            "classic_params": "fitted",
+            "given_programs": "",
+        }
+        for k, default in unused.items():
+            if d.get(k) == default:  # settings left at their defaults keep older runs' hashes
                 d.pop(k)
+        d["executor"].pop("isolation", None)  # where programs run does not change their results
+        calls = hashed_section(d.pop("calls"))  # only what changes results, and only when changed
+        if calls:
+            d["calls"] = calls
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -17,13 +17,22 @@ allow that name in ``Semantics.__post_init__`` (semantics.py), and add its value
 hand-computed table in tests/test_algebra.py and the semantics lists of the property tests.
 
 Programs may call the functions in ``PROGRAM_API`` and the methods in ``PROGRAM_METHODS``.
+
+:class:`LazyTensor` (``lazy.py``) is a ProbabilisticTensor whose entries are fetched on demand
+through a callback: ``score(question, 2)`` returns one, so a relation contracted with an
+``iota`` evaluates only the columns the distribution weighs. Every other operation reads all
+entries, so it computes exactly what the eager tensor computes.
 """
 
 from .api import PROGRAM_API, PROGRAM_METHODS, and_op, count, exists, forall, implies, iota, not_op, or_op
+from .lazy import LazyPolicy, LazyStore, LazyTensor
 from .semantics import Semantics
 from .tensor import ProbabilisticTensor
 
 __all__ = [
+    "LazyPolicy",
+    "LazyStore",
+    "LazyTensor",
     "PROGRAM_API",
     "PROGRAM_METHODS",
     "ProbabilisticTensor",

@@ -104,10 +104,15 @@ def _softmax_iota(data: Tensor, dim: int, temperature: float) -> Tensor:
     return torch.softmax(torch.logit(p) / temperature, dim)
 
 
+MINMAX_IOTA_EPS = 1e-12
+"""Below this total spread the min-max iota is uniform: a spread of ~1e-300 is no evidence, and dividing by
+it would overflow the gradient (1 / total**2)."""
+
+
 def _minmax_iota(data: Tensor, dim: int, temperature: float) -> Tensor:
     shifted = data - torch.amin(data, dim, keepdim=True)
     total = shifted.sum(dim, keepdim=True)
-    positive = total > 0
+    positive = total > MINMAX_IOTA_EPS
     # Divide by a safe denominator so the unused branch of where() has finite gradients.
     normalised = shifted / torch.where(positive, total, torch.ones_like(total))
     return torch.where(positive, normalised, torch.full_like(data, 1.0 / data.shape[dim]))

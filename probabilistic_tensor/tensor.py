@@ -51,13 +51,26 @@ def _expand(data: torch.Tensor, plan, n_out: int) -> torch.Tensor:
 
 
 def _check_sizes(a: ProbabilisticTensor, b: ProbabilisticTensor) -> None:
+    a_shape, b_shape = a.shape, b.shape
     for i, v in enumerate(a.vars):
         if v in b.vars:
             j = b.vars.index(v)
-            if a.data.shape[i] != b.data.shape[j]:
+            if a_shape[i] != b_shape[j]:
                 raise ValueError(
-                    f"variable {v!r} has {a.data.shape[i]} objects in one operand and {b.data.shape[j]} in the other"
+                    f"variable {v!r} has {a_shape[i]} objects in one operand and {b_shape[j]} in the other"
                 )
+
+
+def contract_data(
+    a_vars: tuple[str, ...], a_data: torch.Tensor, b_vars: tuple[str, ...], b_data: torch.Tensor
+) -> tuple[torch.Tensor, tuple[str, ...]]:
+    """sum over the shared variables of a * b, clamped to [0, 1], and the variables kept (in order)."""
+    out, _, _ = _plan(a_vars, b_vars)
+    kept = tuple(v for v in out if not (v in a_vars and v in b_vars))
+    letters = {v: chr(ord("a") + i) for i, v in enumerate(out)}
+    spec = "".join(letters[v] for v in a_vars) + "," + "".join(letters[v] for v in b_vars)
+    data = torch.einsum(spec + "->" + "".join(letters[v] for v in kept), a_data, b_data)
+    return data.clamp(0, 1), kept
 
 
 def _is_number(x: object) -> bool:
@@ -92,12 +105,12 @@ class ProbabilisticTensor:
             raise ValueError(f"kind must be 'prob' or 'number', got {kind!r}")
         if semantics is not None and not isinstance(semantics, Semantics):
             raise TypeError(f"semantics must be a Semantics, got {type(semantics).__name__}")
-        if data.numel() and bool(torch.isnan(data).any()):
-            raise ValueError("data contains NaN")
-        if kind == "prob" and data.numel() and (bool(data.min() < 0) or bool(data.max() > 1)):
-            raise ValueError(
-                f"kind 'prob' needs values in [0, 1], got min {float(data.detach().min())} max {float(data.detach().max())}"
-            )
+        if data.numel():
+            low, high = (float(v) for v in torch.aminmax(data.detach()))  # one pass; NaN propagates to both
+            if low != low or high != high:
+                raise ValueError("data contains NaN")
+            if kind == "prob" and (low < 0 or high > 1):
+                raise ValueError(f"kind 'prob' needs values in [0, 1], got min {low} max {high}")
         self.data = data
         self.vars = vars
         self.semantics = semantics if semantics is not None else _DEFAULT_SEMANTICS
@@ -112,6 +125,11 @@ class ProbabilisticTensor:
         out.semantics = semantics
         out.kind = kind
         return out
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Objects per variable (a lazy relation answers without evaluating anything)."""
+        return tuple(self.data.shape)
 
     # ----- helpers -------------------------------------------------------------------
     def _lift(self, other: Operand, what: str) -> ProbabilisticTensor:
@@ -258,13 +276,12 @@ class ProbabilisticTensor:
         """Sum over the variables shared with `other` of a*b, clamped to [0, 1]: r.contract(t.iota()("y")) -> r_x = sum_y t_y r_xy."""
         if not isinstance(other, ProbabilisticTensor):
             raise TypeError(f"contract: expected a ProbabilisticTensor, got {type(other).__name__}")
+        as_right = getattr(other, "contract_as_right", None)  # a lazy relation evaluates only what it needs
+        if as_right is not None:
+            return as_right(self)
         _check_sizes(self, other)
-        out, _, _ = _plan(self.vars, other.vars)
-        kept = tuple(v for v in out if not (v in self.vars and v in other.vars))
-        letters = {v: chr(ord("a") + i) for i, v in enumerate(out)}
-        spec = "".join(letters[v] for v in self.vars) + "," + "".join(letters[v] for v in other.vars)
-        data = torch.einsum(spec + "->" + "".join(letters[v] for v in kept), self.data, other.data)
-        return ProbabilisticTensor._make(data.clamp(0, 1), kept, self.semantics, "prob")
+        data, kept = contract_data(self.vars, self.data, other.vars, other.data)
+        return ProbabilisticTensor._make(data, kept, self.semantics, "prob")
 
     # ----- soft numbers --------------------------------------------------------------
     def _compare(self, other: Operand, what: str, reverse: bool, shift: float, fn) -> ProbabilisticTensor:

@@ -19,17 +19,24 @@ from tqdm import tqdm
 
 from analysis.normalize import answers_match
 from analysis.summary import summarize
+from local_datasets.sampling import save_selection
 from neptune_core.config import RunConfig
 from neptune_core.executor import Executor, to_answer
 from neptune_core.types import ErrorRecord, Program, Sample
+from probabilistic_tensor import LazyPolicy
+from runners.multi_image import detect_each, images_field, rounded_boxes
+from runners.ordering import group_by_image
 from runners.outcomes import finalize_row, is_done, program_fields
 from runners.prefetch import ahead
 from runners.preflight import preflight
 from runners.results import ResultsWriter, compact_results, read_results
+from runners.row_guard import bound_row
 from runners.rundir import prepare_run_dir, run_dir_for
 from runners.verifiers import VerifyStage
 from vision_agents import build_detector, build_vision_agent
 from vision_agents.base import Detector, MemoizedAgent, VisionAgent
+from vision_agents.calls import counting
+from vision_agents.detection_cache import CachedDetector, detector_settings
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +61,8 @@ class Runner:
         self._detector = detector
         self._generator = generator
         self._verify = verify
-        self.executor = Executor(config.executor, config.semantics)
+        lazy = LazyPolicy(config.calls.mass_threshold) if config.calls.lazy_relations else None
+        self.executor = Executor(config.executor, config.semantics, lazy=lazy)
         self.config_hash = config.config_hash()
         self.samples: list[Sample] | None = None  # the samples of the last run()
         self._prefetched: dict[str, Future] = {}  # programs being generated ahead by process_all
@@ -65,13 +73,18 @@ class Runner:
     @property
     def agent(self) -> MemoizedAgent:
         if not isinstance(self._agent, MemoizedAgent):
-            self._agent = MemoizedAgent(self._agent or build_vision_agent(self.config))
+            inner = self._agent or build_vision_agent(self.config)
+            self._agent = MemoizedAgent(inner, images=self.config.calls.memo_images)
         return self._agent
 
     @property
     def detector(self) -> Detector:
-        if self._detector is None:
-            self._detector = build_detector(self.config)
+        if not isinstance(self._detector, CachedDetector):
+            inner = self._detector or build_detector(self.config)
+            cfg = self.config
+            self._detector = CachedDetector(
+                inner, images=cfg.calls.detection_cache_images, settings=detector_settings(cfg)
+            )
         return self._detector
 
     @property
@@ -107,11 +120,23 @@ class Runner:
         gold = sample.answer
         return pred, (None if gold is None else answers_match(pred, str(gold)))
 
+    def metric_fields(self, sample: Sample, row: dict[str, Any]) -> dict[str, Any]:
+        """What a benchmark's official metric needs on the row beyond ``correct`` (its ``metric`` field,
+        analysis/benchmarks.py), for every row, errors included. Default: nothing."""
+        return {}
+
     def process(self, sample: Sample) -> dict[str, Any]:
         """Run one sample end to end; any failure is recorded on its line, never raised.
 
         Uses the sample's program if :meth:`process_all` generated it ahead, else generates it.
+        The row's ``model_calls`` counts the model calls the sample caused (vision_agents/calls.py).
         """
+        with counting() as calls:
+            row = self._process(sample)
+        row["model_calls"] = calls.to_dict()
+        return row
+
+    def _process(self, sample: Sample) -> dict[str, Any]:
         timings: dict[str, float] = {}
         row: dict[str, Any] = {
             "id": sample.id,
@@ -134,7 +159,8 @@ class Runner:
         stage = "setup"
         try:
             stage = "image"
-            image = sample.load_image()
+            images = sample.load_images()  # one, or several (runners/multi_image.py)
+            image = images[0]
             self.agent.begin_sample(sample)
             self.detector.begin_sample(sample)
             # verifiers' own work (e.g. captioning) runs beside program generation and execution
@@ -152,16 +178,20 @@ class Runner:
 
             stage = "detect"
             t0 = time.perf_counter()
-            detection = self.detector.detect(image, program.object_names)
+            detection, *more = detect_each(self.detector, images, program.object_names)
             timings["detect"] = _ms(t0)
-            boxes = [[round(float(v), 2) for v in b] for b in detection.boxes]
+            boxes = rounded_boxes(detection)
             row["boxes"] = boxes
             if detection.info:  # e.g. each ensemble member's boxes
                 row["detection"] = detection.info
+            more_boxes = [rounded_boxes(d) for d in more]
+            if more:
+                row["images"] = images_field(sample, [boxes, *more_boxes])
 
             stage = "execute"
             t0 = time.perf_counter()
-            outcome = self.executor.run(program.source, self.agent, image, boxes)
+            more_images = list(zip(images[1:], more_boxes, strict=True))
+            outcome = self.executor.run(program.source, self.agent, image, boxes, more_images=more_images)
             timings["execute"] = _ms(t0)
             row["trace"] = outcome.trace
             if outcome.error is not None:
@@ -173,8 +203,11 @@ class Runner:
                 self.verify.finish(self, started, sample, image, program, outcome.value, boxes, row)
         except Exception as exc:  # a bad sample is recorded and the run goes on
             row["error"] = {**ErrorRecord.from_exception(exc).to_dict(), "stage": stage}
+        metric = self.metric_fields(sample, row)
+        if metric:
+            row["metric"] = metric
         timings["total"] = round(_ms(t_total) + ahead_ms, 3)  # program generation included
-        return finalize_row(row)
+        return finalize_row(bound_row(row, self.config.executor.max_row_bytes))
 
     def process_all(self, samples: list[Sample]) -> Iterator[dict[str, Any]]:
         """Result rows for ``samples``, in order, each yielded as soon as its sample is done.
@@ -185,6 +218,7 @@ class Runner:
         earlier samples run; a sample is processed as soon as its own program is ready, so a row
         never waits for a whole chunk, and each row records its own path and generation time.
         """
+        self.executor.start()  # the sandbox process, before any model is loaded
         workers = int(getattr(self.generator, "concurrency", 1) or 1)
         if workers <= 1 or len(samples) <= 1:
             for sample in samples:
@@ -226,8 +260,12 @@ class Runner:
         exists. ``existing``: a run directory whose finished samples need nothing (read only).
         Runs once per runner; :meth:`run` calls it when it has not run yet.
         """
-        if self._prepared:
+        if self._prepared:  # components built and checked once; a later call may bring other samples
+            if samples is not None:
+                self.samples = list(samples)
             return self.samples or []
+        if check_models:
+            self.executor.start()  # the sandbox process (its fork server) before any model is loaded
         _ = (self.generator, self.detector, self.agent)  # a bad name or a missing key fails here
         if retry_failed and hasattr(self.generator, "retry_fallbacks"):
             self.generator.retry_fallbacks = True
@@ -255,9 +293,13 @@ class Runner:
         (with ``retry_failed``: not ok either); write and return the summary."""
         samples = self.prepare(samples, existing=run_dir or run_dir_for(self.config), retry_failed=retry_failed)
         run_dir = run_dir or prepare_run_dir(self.config)
+        save_selection(run_dir, samples)  # the sampler's choice (local_datasets/sampling.py), if one chose
         results_path = run_dir / "results.jsonl"
+        self.executor.start()  # the sandbox process (its fork server) before any model is loaded
         with ResultsWriter(results_path, retry_failed=retry_failed) as writer:
             todo = [s for s in samples if s.id not in writer.done_ids]
+            if self.config.calls.group_by_image:  # an image's questions share its memo and detections
+                todo = group_by_image(todo)
             bar = tqdm(
                 desc=f"{self.config.dataset}",
                 unit="q",
@@ -273,6 +315,7 @@ class Runner:
                     bar.set_postfix(failed, refresh=False)
                 bar.update(1)
             bar.close()
+        self.executor.close()  # the sandbox process (also closed when the runner is garbage-collected)
         return finish_run(run_dir, [s.id for s in samples], invocation=self.invocation_stats(len(todo)))
 
     def invocation_stats(self, processed: int) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runners.outcomes import is_done
+from runners.row_guard import json_line
 
 
 def read_results(path: Path) -> tuple[list[dict[str, Any]], int]:
@@ -33,7 +34,7 @@ def read_results(path: Path) -> tuple[list[dict[str, Any]], int]:
             except (json.JSONDecodeError, UnicodeDecodeError):
                 dropped += 1
                 continue
-            if not isinstance(row, dict) or "id" not in row:
+            if not isinstance(row, dict) or not isinstance(row.get("id"), (str, int)):
                 dropped += 1
                 continue
             if row["id"] in by_id:
@@ -77,7 +78,8 @@ class ResultsWriter:
         self._f = path.open("a")
 
     def write(self, row: dict[str, Any]) -> None:
-        self._f.write(json.dumps(row) + "\n")
+        """Append ``row`` (or, if it cannot be written, its error row: runners/row_guard.py)."""
+        self._f.write(json_line(row) + "\n")
         self._f.flush()
         self.done_ids.add(row["id"])
 

@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from neptune_core.config import RunConfig
 from neptune_core.errors import UserError
+from runners.ordering import partition_by_image
 from runners.results import ResultsWriter
 from runners.sharding import merge_shards, merged_ids, partition, shard_path
 
@@ -154,7 +155,11 @@ def _worker_main(
             raise UserError(f"dataset '{config.dataset}' yields duplicate sample ids; ids must be unique")
         conn.send(("ids", k, ids))
         kept = merged_ids(Path(run_dir), retry_failed)  # nobody writes results.jsonl while workers run
-        mine = partition([s for s in samples if s.id not in kept], k, num_workers)
+        todo = [s for s in samples if s.id not in kept]
+        # one image's questions stay on one worker, so they share its memo and detections
+        mine = (
+            partition_by_image(todo, k, num_workers) if config.calls.group_by_image else partition(todo, k, num_workers)
+        )
         # the parent checked the program generator; this worker loads and checks its own models
         runner.prepare(samples, existing=Path(run_dir), retry_failed=retry_failed, check_generator=False)
         with ResultsWriter(shard_path(Path(run_dir), k), retry_failed=retry_failed) as writer:
@@ -214,6 +219,10 @@ def run_parallel(
     merge_shards(run_dir)  # fold leftovers of an interrupted run, so every worker sees one finished set
     already = merged_ids(run_dir, retry_failed)
 
+    if config.executor.isolation == "process":  # one sandbox fork server, shared by every worker
+        from neptune_core.executor.process import start_fork_server
+
+        start_fork_server()
     ctx = mp.get_context("spawn")
     procs: dict[int, Any] = {}
     conns: dict[int, Connection] = {}

@@ -132,3 +132,22 @@ def test_vocabulary_parse() -> None:
     q = parse("Isn't this a triangular teal thing?")
     assert q.values == ["triangle"] and q.unknown == ["teal"] and q.negated
     assert parse("Does the red object have the same colour as the green object?", 2).same
+
+
+def test_box_tuples_score_as_the_grid_does() -> None:
+    """Lazy relations ask the classic agent for single boxes and pairs: each must equal its cell of the grid."""
+    from local_datasets import load_samples
+    from neptune_core.config import RunConfig, SyntheticConfig
+    from vision_agents.classic_agent import ClassicAgent
+
+    sample = load_samples(RunConfig(dataset="clevr_synthetic", synthetic=SyntheticConfig(num_scenes=1)))[0]
+    image, boxes, agent = sample.load_image(), sample.boxes, ClassicAgent()
+    unary = ["Is the object in the red box a large red cube?", "Is it not metal?", "Is it a hexagon?"]
+    grid, infos = agent.score_with_info(image, boxes, unary, 1)
+    tuples, tuple_infos = agent.score_tuples_with_info(image, [(b,) for b in boxes], unary, 1)
+    assert torch.equal(grid, tuples) and infos == tuple_infos
+    assert tuple_infos[2]["unknown_concepts"]  # hexagons are not in its vocabulary
+    pair = ["Is the red-box object left of the green-box object?", "Does it have the same color as the green one?"]
+    grid, infos = agent.score_with_info(image, boxes, pair, 2)
+    tuples, tuple_infos = agent.score_tuples_with_info(image, [(b, c) for b in boxes for c in boxes], pair, 2)
+    assert torch.equal(grid.reshape(len(pair), -1), tuples) and infos == tuple_infos

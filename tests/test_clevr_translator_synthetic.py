@@ -18,14 +18,14 @@ from vision_agents.base import MemoizedAgent
 from vision_agents.oracle import GroundTruthDetector, SceneOracleAgent
 
 
-def run_all(samples, semantics: Semantics) -> list[tuple[str, str, str]]:
+def run_all(samples, semantics: Semantics, isolation: str = "process") -> list[tuple[str, str, str]]:
     """(sample id, gold, predicted) for every sample whose prediction is wrong."""
     from neptune_core.executor import Executor, to_answer
 
     config = RunConfig(semantics=semantics)
     gen = SymbolicClevrGenerator.from_config(config)
     agent, detector = MemoizedAgent(SceneOracleAgent.from_config(config)), GroundTruthDetector.from_config(config)
-    executor = Executor(config.executor, semantics)
+    executor = Executor(config.executor, semantics, isolation=isolation)
     wrong = []
     for s in samples:
         agent.begin_sample(s)
@@ -36,6 +36,7 @@ def run_all(samples, semantics: Semantics) -> list[tuple[str, str, str]]:
         got = f"error {out.error}" if out.error is not None else str(to_answer(out.value))
         if got != str(s.answer):
             wrong.append((s.id, str(s.answer), got))
+    executor.close()
     return wrong
 
 
@@ -51,7 +52,9 @@ def test_every_synthetic_question_is_answered_exactly(samples, tnorm: str) -> No
     assert len(samples) >= 1000
     used = collections.Counter(normalise_node(n, i)[0] for s in samples for i, n in enumerate(s.program))
     assert set(used) == set(CLEVR_FUNCTIONS), sorted(set(CLEVR_FUNCTIONS) - set(used))
-    wrong = run_all(samples, Semantics(iota="minmax", tnorm=tnorm, quantifier=tnorm))
+    # minmax through the sandbox process, product in-process: both isolation modes must be exact
+    isolation = "process" if tnorm == "minmax" else "in_process"
+    wrong = run_all(samples, Semantics(iota="minmax", tnorm=tnorm, quantifier=tnorm), isolation)
     assert wrong == []
 
 
@@ -64,4 +67,4 @@ def test_default_and_softmax_iota_are_both_exact(samples, monkeypatch: pytest.Mo
     assert run_all(relational, RunConfig().semantics) == []
     assert run_all(relational, Semantics(iota="softmax")) == []
     monkeypatch.setitem(ops.IOTAS, "softmax", lambda data, dim, t: torch.softmax(data / t, dim))
-    assert len(run_all(relational, Semantics(iota="softmax"))) > 0
+    assert len(run_all(relational, Semantics(iota="softmax"), "in_process")) > 0  # the patch is in this process

@@ -46,20 +46,35 @@ def _sample(i: int = 0) -> Sample:
 
 # ---- flip noise -------------------------------------------------------------------------
 def test_flip_noise_rate_determinism_and_independence() -> None:
+    images = [Image.new("RGB", (100, 80), (i, 0, 0)) for i in range(40)]
+
     def mask(seed: int, rate: float) -> torch.Tensor:
         agent = FlipNoiseAgent(ConstAgent(1.0), rate, seed)
         out = []
-        for i in range(40):
-            agent.begin_sample(_sample(i))
-            out.append(agent.score(IMAGE, BOXES, ["Is it red?", "Is it a cube?"], 2).reshape(-1) < 0.5)
+        for i, image in enumerate(images):
+            agent.begin_sample(Sample(id=f"s{i}", question="q", image=image))
+            out.append(agent.score(image, BOXES, ["Is it red?", "Is it a cube?"], 2).reshape(-1) < 0.5)
         return torch.cat(out)
 
     a, a2, b = mask(1, 0.2), mask(1, 0.2), mask(2, 0.2)
     assert torch.equal(a, a2)  # reproducible
-    n = a.numel()  # 40 samples x 2 questions x 64 pairs
+    n = a.numel()  # 40 images x 2 questions x 64 pairs
     assert abs(a.float().mean().item() - 0.2) < 0.02 and abs(b.float().mean().item() - 0.2) < 0.02
     assert abs((a & b).float().mean().item() - 0.04) < 0.01  # independent members: 0.2 * 0.2
     assert not mask(1, 0.0).any() and mask(1, 1.0).all() and n == 5120
+
+
+def test_flip_noise_is_a_function_of_the_image_like_a_model() -> None:
+    """Two questions about one image see the same errors (the per-image memo and the tuple path rely on it)."""
+    agent = FlipNoiseAgent(ConstAgent(1.0), 0.3, 7)
+    seen = []
+    for i in range(2):
+        agent.begin_sample(Sample(id=f"q{i}", question="q", image=IMAGE))
+        seen.append(agent.score(IMAGE, BOXES, ["Is it red?"], 2))
+    assert torch.equal(seen[0], seen[1]) and 0 < int((seen[0] < 0.5).sum()) < 64
+    pairs = [(BOXES[i], BOXES[j]) for i in range(8) for j in range(8)]
+    tuples, _ = agent.score_tuples_with_info(IMAGE, pairs, ["Is it red?"], 2)
+    assert torch.equal(tuples.reshape(8, 8), seen[0][0])  # pair by pair = the full grid
 
 
 def test_flip_noise_on_answers_picks_another_value_of_the_attribute() -> None:
@@ -203,6 +218,9 @@ def test_unused_sections_keep_config_hashes() -> None:
     assert load_config("configs/demo.json", {"ensemble.score_fusion": "mean"}).config_hash() == plain.config_hash()
     with_verify = load_config("configs/demo.json", {"verify.box.max_candidates": "2"})
     assert with_verify.config_hash() != plain.config_hash()
+    # so do training's settings (issue 15: train, vlm_adapter, classic_params), which count once set
+    for changed in ({"train.enabled": "true"}, {"classic_params": "weak"}, {"vlm_adapter": "x.json"}):
+        assert load_config("configs/demo.json", changed).config_hash() != plain.config_hash()
 
 
 # ---- the demo: three members with independent 20 % noise ------------------------------------------

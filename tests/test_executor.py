@@ -1,4 +1,6 @@
-"""Executor: programs that work, the trace, the primitives' checks, and to_answer."""
+"""Executor: programs that work, the trace, the primitives' checks, and to_answer.
+
+Every test runs in both isolation modes (the sandbox process and in-process): they must agree."""
 
 from __future__ import annotations
 
@@ -7,14 +9,8 @@ import torch
 from PIL import Image
 
 from neptune_core.config import ExecutorConfig
-from neptune_core.executor import (
-    PRIMITIVE_DOCS,
-    PRIMITIVE_SIGNATURES,
-    Executor,
-    ProgramCheckError,
-    check_source,
-    to_answer,
-)
+from neptune_core.executor import Executor, ProgramCheckError, check_source, to_answer
+from neptune_core.primitives import PRIMITIVE_NAMES, all_primitives, get_primitive
 from probabilistic_tensor import ProbabilisticTensor, Semantics
 from vision_agents.base import VisionAgent
 
@@ -55,9 +51,22 @@ class BrokenAgent(TableAgent):
         raise RuntimeError("CUDA out of memory")
 
 
+ISOLATION = {"mode": "process"}
+
+
+@pytest.fixture(autouse=True, params=["process", "in_process"])
+def isolation(request):
+    ISOLATION["mode"] = request.param
+    return request.param
+
+
 def run(source: str, boxes=BOXES, agent=None, config=None, semantics=None):
     agent = agent or TableAgent()
-    return Executor(config or ExecutorConfig(), semantics or Semantics()).run(source, agent, IMAGE, boxes)
+    executor = Executor(config or ExecutorConfig(), semantics or Semantics(), isolation=ISOLATION["mode"])
+    try:
+        return executor.run(source, agent, IMAGE, boxes)
+    finally:
+        executor.close()
 
 
 def test_exists_program_and_trace() -> None:
@@ -219,10 +228,18 @@ def test_check_source_accepts_good_and_lists_bad() -> None:
     assert info.value.problems == ["line 1: import is not allowed", "line 3: unknown name 'os'"]
 
 
-def test_primitive_docs() -> None:
-    assert set(PRIMITIVE_DOCS) == set(PRIMITIVE_SIGNATURES) == {"score", "query"}
-    assert "num_objects" in PRIMITIVE_DOCS["score"] and "object_id" in PRIMITIVE_DOCS["query"]
-    assert PRIMITIVE_SIGNATURES["score"].startswith("score(question: str, num_objects: int = 1")
+def test_primitive_registry() -> None:
+    prims = all_primitives()
+    assert list(prims) == list(PRIMITIVE_NAMES) == ["score", "query"]
+    assert "num_objects" in prims["score"].doc and "object_id" in prims["query"].doc
+    assert prims["score"].signature == (
+        "score(question: str, num_objects: int = 1, type: str | None = None, image: int = 0) -> ProbabilisticTensor"
+    )
+    assert prims["query"].signature == (
+        "query(question: str, object_id: int | ProbabilisticTensor | None = None, image: int = 0) -> str"
+    )
+    with pytest.raises(Exception, match="unknown primitive 'scroe' \\(did you mean 'score'\\?\\); known: score, query"):
+        get_primitive("scroe")
 
 
 def pt(values, kind="prob"):

@@ -1,5 +1,9 @@
 """Hostile programs: each must end with ``outcome.error`` set and a clear message, and the
-host must stay unharmed (no exception out of run, builtins intact, limits stop quickly)."""
+host must stay unharmed (no exception out of run, builtins intact, limits stop quickly).
+
+These check the interpreter's own guards, in both isolation modes (one shared executor per mode
+and config, as a run has). tests/test_sandbox_run_loop.py sends hostile programs through the
+real run loop and the sandbox process."""
 
 from __future__ import annotations
 
@@ -32,6 +36,31 @@ class FixedAgent(VisionAgent):
 
     def answer(self, image, box, question):
         return "red"
+
+
+_EXECUTORS: dict[tuple, Executor] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_executors():
+    yield
+    for executor in _EXECUTORS.values():
+        executor.close()
+    _EXECUTORS.clear()
+
+
+@pytest.fixture(params=["process", "in_process"])
+def executor_for(request):
+    """``executor_for(config)``: the shared, started executor of this isolation mode for ``config``."""
+
+    def get(config: ExecutorConfig) -> Executor:
+        key = (request.param, repr(config))
+        if key not in _EXECUTORS:
+            _EXECUTORS[key] = Executor(config, Semantics(), isolation=request.param)
+            _EXECUTORS[key].start()
+        return _EXECUTORS[key]
+
+    return get
 
 
 IMAGE = Image.new("RGB", (8, 8))
@@ -156,12 +185,12 @@ HOSTILE: list[tuple[str, str, str, str]] = [
 
 
 @pytest.mark.parametrize(("source", "error_type", "fragment"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE])
-def test_hostile_program_is_stopped(source: str, error_type: str, fragment: str) -> None:
+def test_hostile_program_is_stopped(source: str, error_type: str, fragment: str, executor_for) -> None:
     len_before, cwd_before = builtins.len, os.getcwd()
     boxes = BOXES * 4 if "tensor_blowup" in source else BOXES  # 12 boxes: 12**12 elements if unguarded
-    config = ExecutorConfig(time_limit_s=1.0, max_operations=100_000)
+    executor = executor_for(ExecutorConfig(time_limit_s=1.0, max_operations=100_000))
     t0 = time.perf_counter()
-    outcome = Executor(config, Semantics()).run(source, FixedAgent(), IMAGE, boxes)
+    outcome = executor.run(source, FixedAgent(), IMAGE, boxes)
     elapsed = time.perf_counter() - t0
     assert outcome.error is not None, f"program ran: {outcome.value!r}"
     assert outcome.value is None
@@ -175,9 +204,9 @@ def test_there_are_at_least_25_hostile_programs() -> None:
     assert len(HOSTILE) >= 25 and len({h[0] for h in HOSTILE}) == len(HOSTILE)
 
 
-def test_check_error_lists_every_problem_with_line_numbers() -> None:
+def test_check_error_lists_every_problem_with_line_numbers(executor_for) -> None:
     source = "import os\n" + wrap("x = eval('1')\nreturn x.__class__")
-    outcome = Executor(ExecutorConfig(), Semantics()).run(source, FixedAgent(), IMAGE, BOXES)
+    outcome = executor_for(ExecutorConfig()).run(source, FixedAgent(), IMAGE, BOXES)
     lines = outcome.error.message.splitlines()
     assert outcome.error.type == "ProgramCheckError"
     assert lines[0].startswith("line 1:") and "import" in lines[0]
@@ -185,36 +214,36 @@ def test_check_error_lists_every_problem_with_line_numbers() -> None:
     assert any(line.startswith("line 4:") and "__class__" in line for line in lines)
 
 
-def test_infinite_loop_stops_within_two_seconds_by_time_limit() -> None:
-    config = ExecutorConfig(time_limit_s=1.0, max_operations=10**12)
+def test_infinite_loop_stops_within_two_seconds_by_time_limit(executor_for) -> None:
+    executor = executor_for(ExecutorConfig(time_limit_s=1.0, max_operations=10**12))
     t0 = time.perf_counter()
-    outcome = Executor(config, Semantics()).run(wrap("x = 0\nwhile True:\n    x = x + 1"), FixedAgent(), IMAGE, BOXES)
+    outcome = executor.run(wrap("x = 0\nwhile True:\n    x = x + 1"), FixedAgent(), IMAGE, BOXES)
     elapsed = time.perf_counter() - t0
     assert outcome.error.type == "TimeLimitError", outcome.error
     assert 1.0 <= elapsed < 2.0
 
 
-def test_program_cannot_catch_time_limit() -> None:
+def test_program_cannot_catch_time_limit(executor_for) -> None:
     source = wrap(
         "k = 0\nwhile k < 3:\n    try:\n        while True:\n            pass\n"
         "    except Exception:\n        k = k + 1\nreturn 'swallowed'"
     )
-    config = ExecutorConfig(time_limit_s=0.3, max_operations=10**12)
-    outcome = Executor(config, Semantics()).run(source, FixedAgent(), IMAGE, BOXES)
+    outcome = executor_for(ExecutorConfig(time_limit_s=0.3, max_operations=10**12)).run(
+        source, FixedAgent(), IMAGE, BOXES
+    )
     assert outcome.error.type == "TimeLimitError"
 
 
-def test_time_inside_score_does_not_count() -> None:
+def test_time_inside_score_does_not_count(executor_for) -> None:
     source = wrap("t = score('a', 0)\nfor i in range(4):\n    t = t & score('q' + str(i), 0)\nreturn t")
-    config = ExecutorConfig(time_limit_s=0.2)
-    outcome = Executor(config, Semantics()).run(source, FixedAgent(sleep_s=0.1), IMAGE, BOXES)
+    outcome = executor_for(ExecutorConfig(time_limit_s=0.2)).run(source, FixedAgent(sleep_s=0.1), IMAGE, BOXES)
     assert outcome.error is None, outcome.error
     assert outcome.seconds > 0.5 and outcome.primitive_seconds > 0.5
     assert len(outcome.trace) == 5
 
 
-def test_limit_error_names_the_line() -> None:
-    outcome = Executor(ExecutorConfig(), Semantics()).run(wrap("x = 1\nreturn [x] * 10**9"), FixedAgent(), IMAGE, BOXES)
+def test_limit_error_names_the_line(executor_for) -> None:
+    outcome = executor_for(ExecutorConfig()).run(wrap("x = 1\nreturn [x] * 10**9"), FixedAgent(), IMAGE, BOXES)
     assert outcome.error.message.startswith("line 3:")
 
 

@@ -1,7 +1,8 @@
 """HFVisionAgent on tiny random models of every family this machine can build.
 
 Batched scoring must equal one-by-one scoring (arity 0, 1, 2), probabilities lie in
-[0, 1], memoised repeats reach no model forward, and missing weights fail in one line.
+[0, 1], memoised repeats (any question about the same image) reach no model forward, and
+missing weights fail in one line.
 """
 
 from __future__ import annotations
@@ -81,9 +82,17 @@ def test_memoised_repeats_make_no_forward(tiny: tuple) -> None:
     again = agent.score(image, BOXES, list(reversed(QUESTIONS)) + QUESTIONS, 1)
     assert counter.count == after_first
     assert torch.equal(again[1], first[0]) and torch.equal(again[2], first[0])
-    agent.begin_sample(Sample(id="t", question="q"))
+    agent.begin_sample(Sample(id="t", question="q"))  # another question about the same image: shared
     agent.score(image, BOXES, QUESTIONS[:1], 1)
+    assert counter.count == after_first
+    agent.score(marked_scene(5), BOXES, QUESTIONS[:1], 1)  # another image: a forward pass
     assert counter.count == after_first + 1
+    per_sample = MemoizedAgent(agent_for(tiny, 8), images=0)  # calls.memo_images 0: one memo per sample
+    per_sample.begin_sample(Sample(id="s", question="q"))
+    per_sample.score(image, BOXES, QUESTIONS[:1], 1)
+    per_sample.begin_sample(Sample(id="t", question="q"))
+    per_sample.score(image, BOXES, QUESTIONS[:1], 1)
+    assert counter.count == after_first + 3
 
 
 def test_class_type_and_answer(tiny: tuple) -> None:
@@ -165,7 +174,10 @@ def test_trainable_agent_passes_program_gradients_into_the_model() -> None:
     assert not out.value.data.requires_grad
 
     agent = MemoizedAgent(HFVisionAgent("tiny", device="cpu", model=model, processor=proc, trainable=True))
-    out = Executor(ExecutorConfig(), Semantics(iota="minmax")).run(program, agent, marked_scene(), BOXES)
+    # gradients flow only in-process (a sandbox process returns data, not the autograd graph)
+    out = Executor(ExecutorConfig(isolation="in_process"), Semantics(iota="minmax")).run(
+        program, agent, marked_scene(), BOXES
+    )
     assert out.error is None, out.error
     model.zero_grad()
     loss = torch.nn.functional.binary_cross_entropy(out.value.data.clamp(1e-6, 1 - 1e-6), torch.tensor(1.0))

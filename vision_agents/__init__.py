@@ -6,8 +6,12 @@ their members come from the config's ``ensemble`` section.
 
 Add a backend: subclass :class:`vision_agents.base.VisionAgent` (or ``Detector``)
 in a module of this package, implement ``score``/``answer`` (or ``detect``) and
-``from_config``, then add one lazy line to the table below. Importing this package
-loads nothing heavy.
+``from_config``, then add one lazy line to the table below. A VisionAgent that can score
+box tuples one by one should also implement ``score_tuples_with_info`` (lazy relations ask
+for single pairs); one whose answers depend on the sample, not only on the image, leaves
+``shares_across_samples`` False (the per-image memo then stays per sample). Importing this package
+loads nothing heavy. A backend that can be fine-tuned through programs also has
+``make_tuner(train_config)`` returning a :class:`vision_agents.tuning.Tuner`.
 """
 
 from __future__ import annotations

@@ -9,10 +9,19 @@ Two optional hooks every backend may override:
 - ``score_with_info`` / ``answer_with_info``: the result plus what the backend wants
   recorded on the trace entry of that call (for example an unknown concept, or each
   ensemble member's output). Default: the plain result and an empty dict.
+- ``score_tuples_with_info``: p(yes) for an explicit list of box tuples (a lazy relation
+  asks only for the (subject, object) pairs a program uses). Default: ``score`` on the
+  distinct boxes of the tuples, never more than the full call; a backend that scores each
+  tuple on its own (every marking VLM does) overrides it to evaluate exactly those.
+
+A score depends only on the image, the question and the box tuple it is about (not on
+the other boxes of the call): that is what lets :class:`MemoizedAgent` share evaluations
+between calls, questions and samples on the same image.
 """
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +29,18 @@ import torch
 from PIL import Image
 
 from neptune_core.types import Box, Detection, Sample
+from vision_agents.calls import count
+from vision_agents.memo import ImageLRU, image_fingerprint
 
 if TYPE_CHECKING:
     from neptune_core.config import RunConfig
+
+BoxTuple = tuple[Box, ...]  # the boxes one evaluation is about: () whole image, (box,), (subject, object)
+
+
+def box_key(box: Box | None) -> tuple[float, ...] | None:
+    """A hashable key of a box (its coordinates as floats)."""
+    return None if box is None else tuple(float(v) for v in box)
 
 
 class VisionAgent(ABC):
@@ -33,6 +51,16 @@ class VisionAgent(ABC):
     """
 
     name: str = "vision_agent"
+    memoises_itself: bool = False  # True: memoises (and counts) its own models, e.g. an ensemble's members
+
+    @property
+    def shares_across_samples(self) -> bool:
+        """Whether its answers depend only on (image, question, boxes), so questions on one image share a memo.
+
+        Default: True unless the agent overrides :meth:`begin_sample` (it may read the sample);
+        such an agent says True itself when what it reads is the same for every question on an image.
+        """
+        return type(self).begin_sample is VisionAgent.begin_sample
 
     @classmethod
     def from_config(cls, config: RunConfig) -> VisionAgent:
@@ -64,15 +92,73 @@ class VisionAgent(ABC):
         """:meth:`score` plus one dict per question for the trace (empty: nothing to record)."""
         return self.score(image, boxes, questions, arity), [{} for _ in questions]
 
+    def score_tuples_with_info(
+        self, image: Image.Image, tuples: list[BoxTuple], questions: list[str], arity: int
+    ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        """p(yes) for every question and every box tuple, shape ``(Q, len(tuples))``, plus one dict per question.
+
+        Each tuple holds ``arity`` boxes (subject first, then object; ``()`` for arity 0).
+        Default: :meth:`score_with_info` on the distinct boxes of ``tuples``, the values picked
+        out; the evaluations beyond the tuples asked for are counted as model calls.
+        """
+        q = len(questions)
+        if arity == 0:
+            out, infos = self.score_with_info(image, [], questions, 0)
+            return out.reshape(q, 1).expand(q, len(tuples)), infos
+        index: dict[tuple[float, ...], int] = {}
+        boxes: list[Box] = []
+        for t in tuples:
+            for b in t:
+                if box_key(b) not in index:
+                    index[box_key(b)] = len(boxes)
+                    boxes.append(b)
+        out, infos = self.score_with_info(image, boxes, questions, arity)
+        cols = [torch.tensor([index[box_key(t[a])] for t in tuples], dtype=torch.long) for a in range(arity)]
+        extra = q * (len(boxes) ** arity - len({tuple(box_key(b) for b in t) for t in tuples}))
+        if extra > 0:
+            count(arity=arity, box_evals=extra)
+        return out[(slice(None), *cols)], infos
+
     def answer_with_info(self, image: Image.Image, box: Box | None, question: str) -> tuple[str, dict[str, Any]]:
         """:meth:`answer` plus a dict for the trace (empty: nothing to record)."""
         return self.answer(image, box, question), {}
 
 
+def score_tuples(
+    agent: VisionAgent, image: Image.Image, tuples: list[BoxTuple], questions: list[str], arity: int
+) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """``agent.score_tuples_with_info``, unless a subclass changed ``score`` below the class that defines it.
+
+    (A subclass that overrides ``score`` or ``score_with_info`` of a backend, e.g. to swap left
+    and right, would otherwise be bypassed by the backend's own tuple scoring: then the
+    default, which goes through ``score_with_info``, is used.)
+    """
+    mro = type(agent).__mro__
+
+    def first(*names: str) -> int:
+        return next(i for i, c in enumerate(mro) if any(n in c.__dict__ for n in names))
+
+    if first("score_tuples_with_info") <= first("score", "score_with_info"):
+        return agent.score_tuples_with_info(image, tuples, questions, arity)
+    return VisionAgent.score_tuples_with_info(agent, image, tuples, questions, arity)
+
+
 class Detector(ABC):
-    """Proposes boxes for the object names a program needs."""
+    """Proposes boxes for the object names a program needs.
+
+    ``cacheable``: the boxes depend only on (image, object names, the detector's settings),
+    so the run may reuse them for every question on the image. Default: True unless the
+    detector overrides :meth:`begin_sample` (it reads the sample, like the ground-truth one).
+    ``counts_own_calls``: the detector counts its model calls itself (an ensemble counts
+    each member's), so a cache in front of it does not.
+    """
 
     name: str = "detector"
+    counts_own_calls: bool = False
+
+    @property
+    def cacheable(self) -> bool:
+        return type(self).begin_sample is Detector.begin_sample
 
     @classmethod
     def from_config(cls, config: RunConfig) -> Detector:
@@ -89,51 +175,153 @@ class Detector(ABC):
         """Boxes (xyxy pixels), scores and labels for ``object_names`` in ``image``."""
 
 
-class MemoizedAgent(VisionAgent):
-    """Wraps any VisionAgent so identical calls within one sample reach the model once.
+class _ImageMemo:
+    """What one image's calls returned: score entries, the latest info per question, answers."""
 
-    The memo is keyed by (boxes, question, arity) for score and (box, question) for
-    answer, holds each result with its trace info, and is cleared at :meth:`begin_sample`.
-    ``calls`` counts calls that reached the wrapped model.
+    __slots__ = ("scores", "infos", "answers")
+
+    def __init__(self) -> None:
+        self.scores: dict[tuple, torch.Tensor] = {}  # (question, arity, box tuple key) -> 0-d tensor
+        self.infos: dict[tuple[str, int], dict[str, Any]] = {}  # (question, arity) -> info of its latest call
+        self.answers: dict[tuple, tuple[str, dict[str, Any]]] = {}  # (box key, question) -> (answer, info)
+
+
+class MemoizedAgent(VisionAgent):
+    """Wraps a VisionAgent so that an evaluation reaches the model once per image, not once per call.
+
+    Entries are memoised one by one, keyed by (image, question, arity, box tuple), and shared
+    by every call, question and sample on the same image (the image is identified by its
+    pixels, :func:`vision_agents.memo.image_fingerprint`). The memos of the ``images`` most
+    recently used images are kept (0: one memo per sample, cleared at :meth:`begin_sample`; so too
+    for an agent whose answers may depend on the sample, see ``shares_across_samples``).
+    Results that carry gradients (``vlm_trainable``) are kept for the current sample only, so
+    no sample backpropagates into another's graph. Each result keeps the trace info of the
+    call that produced it (the latest call's info for a question, when a call was partly served).
+
+    Forwarded evaluations and answers are counted as model calls and served ones as memo hits
+    (:mod:`vision_agents.calls`); ``calls`` counts the calls forwarded to the wrapped agent.
+    An agent that memoises its own models (``memoises_itself``: an ensemble, whose members
+    are each a MemoizedAgent) is passed through untouched, so its per-entry info stays aligned.
     """
 
-    def __init__(self, inner: VisionAgent) -> None:
+    def __init__(self, inner: VisionAgent, *, images: int = 8) -> None:
         self.inner = inner
         self.name = inner.name
-        self._scores: dict[tuple, tuple[torch.Tensor, dict[str, Any]]] = {}
-        self._answers: dict[tuple, tuple[str, dict[str, Any]]] = {}
+        self.images = images
+        self._memo: ImageLRU[_ImageMemo] = ImageLRU(images, _ImageMemo)
+        self._graph_images: dict[str, _ImageMemo] = {}  # this sample's results that carry gradients
         self.calls = 0
 
+    @property
+    def memoises_itself(self) -> bool:  # type: ignore[override]
+        return True
+
+    @property
+    def shares_across_samples(self) -> bool:
+        return self.inner.shares_across_samples
+
     def begin_sample(self, sample: Sample) -> None:
-        self._scores.clear()
-        self._answers.clear()
+        if self.images == 0 or not self.inner.shares_across_samples:
+            self._memo.clear()
+        self._graph_images.clear()
         self.inner.begin_sample(sample)
 
     def preflight(self) -> None:
         self.inner.preflight()
 
+    def clear(self) -> None:
+        """Forget everything memoised (call it after the wrapped model's weights change, e.g. a training step)."""
+        self._memo.clear()
+        self._graph_images.clear()
+
+    def _stores(self, image: Image.Image) -> tuple[_ImageMemo, _ImageMemo]:
+        key = image_fingerprint(image)
+        return self._memo.get(key), self._graph_images.setdefault(key, _ImageMemo())
+
+    # ---- scores ------------------------------------------------------------------------
     def score_with_info(
         self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int
     ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-        box_key = tuple(tuple(float(v) for v in b) for b in boxes)
-        missing = [q for q in dict.fromkeys(questions) if (box_key, q, arity) not in self._scores]
-        if missing:
+        if self.inner.memoises_itself:
+            return self.inner.score_with_info(image, boxes, questions, arity)
+        n = len(boxes)
+        tuples = [tuple(boxes[i] for i in idx) for idx in itertools.product(range(n), repeat=arity)]
+        values, infos = self._score(image, tuples, questions, arity, grid=boxes)
+        return values.reshape(len(questions), *((n,) * arity)), infos
+
+    def score_tuples_with_info(
+        self, image: Image.Image, tuples: list[BoxTuple], questions: list[str], arity: int
+    ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        if self.inner.memoises_itself:
+            return self.inner.score_tuples_with_info(image, tuples, questions, arity)
+        return self._score(image, tuples, questions, arity, grid=None)
+
+    def _score(
+        self, image: Image.Image, tuples: list[BoxTuple], questions: list[str], arity: int, grid: list[Box] | None
+    ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        memo, graph = self._stores(image)
+        if arity == 0:  # a whole-image score may depend on the boxes (e.g. the best box's): keyed by them
+            keys: list[tuple] = [("all", *(box_key(b) for b in grid or []))] * len(tuples)
+        else:
+            keys = [tuple(box_key(b) for b in t) for t in tuples]
+
+        def lookup(q: str, k: tuple) -> torch.Tensor | None:
+            entry = (q, arity, k)
+            return graph.scores.get(entry, memo.scores.get(entry))
+
+        uniq_q = list(dict.fromkeys(questions))
+        missing_q = [q for q in uniq_q if any(lookup(q, k) is None for k in keys)]
+        fresh_info: dict[str, dict[str, Any]] = {}
+        forwarded = 0
+        if missing_q:
+            todo = list(dict.fromkeys(k for k in keys if any(lookup(q, k) is None for q in missing_q)))
             self.calls += 1
-            fresh, infos = self.inner.score_with_info(image, boxes, missing, arity)
-            for q, row, info in zip(missing, fresh, infos, strict=True):
-                self._scores[(box_key, q, arity)] = (row, info)
-        hits = [self._scores[(box_key, q, arity)] for q in questions]
-        return torch.stack([row for row, _ in hits]), [info for _, info in hits]
+            if grid is not None and len(todo) == len(set(keys)):  # nothing known: the backend's own full call
+                out, infos = self.inner.score_with_info(image, grid, missing_q, arity)
+                flat = out.reshape(len(missing_q), -1)
+                todo = keys
+            else:
+                by_key = dict(zip(keys, tuples, strict=True))
+                flat, infos = score_tuples(self.inner, image, [by_key[k] for k in todo], missing_q, arity)
+            if tuple(flat.shape) != (len(missing_q), len(todo)) or len(infos) != len(missing_q):
+                raise ValueError(
+                    f"vision agent '{self.inner.name}' returned {tuple(flat.shape)} for {len(missing_q)} questions x "
+                    f"{len(todo)} box tuples"
+                )
+            forwarded = len(missing_q) * len(set(todo))
+            count(arity=arity, box_evals=forwarded)
+            store = graph if flat.requires_grad else memo
+            for qi, q in enumerate(missing_q):
+                for ti, k in enumerate(todo):
+                    store.scores[(q, arity, k)] = flat[qi, ti]
+                store.infos[(q, arity)] = infos[qi]
+                fresh_info[q] = infos[qi]
+        served = len(uniq_q) * len(set(keys)) - forwarded
+        if served > 0:
+            count(memo_hits=served)
+        rows = [torch.stack([lookup(q, k) for k in keys]) if keys else torch.zeros(0) for q in questions]
+        out_infos = [
+            fresh_info[q] if q in fresh_info else graph.infos.get((q, arity), memo.infos.get((q, arity), {}))
+            for q in questions
+        ]
+        return torch.stack(rows), out_infos  # type: ignore[arg-type]
 
     def score(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> torch.Tensor:
         return self.score_with_info(image, boxes, questions, arity)[0]
 
+    # ---- answers -----------------------------------------------------------------------
     def answer_with_info(self, image: Image.Image, box: Box | None, question: str) -> tuple[str, dict[str, Any]]:
-        key = (None if box is None else tuple(float(v) for v in box), question)
-        if key not in self._answers:
+        if self.inner.memoises_itself:
+            return self.inner.answer_with_info(image, box, question)
+        memo, _ = self._stores(image)
+        key = (box_key(box), question)
+        if key in memo.answers:
+            count(memo_hits=1)
+        else:
             self.calls += 1
-            self._answers[key] = self.inner.answer_with_info(image, box, question)
-        return self._answers[key]
+            count(queries=1)
+            memo.answers[key] = self.inner.answer_with_info(image, box, question)
+        return memo.answers[key]
 
     def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
         return self.answer_with_info(image, box, question)[0]

@@ -15,6 +15,7 @@ VisionAgent measures the same regions the detector found.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -269,7 +270,11 @@ class ClassicDetector(Detector):
 
     def __init__(self, min_area: int = 40) -> None:
         self.min_area = min_area
+        self._last: tuple[str, Segmentation] | None = None  # the last image's segmentation (by content hash)
 
     def detect(self, image: Image.Image, object_names: list[str]) -> Detection:
-        seg = segment(image, self.min_area)
-        return Detection(boxes=seg.boxes, scores=[1.0] * len(seg.boxes), labels=["object"] * len(seg.boxes))
+        key = hashlib.md5(image.tobytes()).hexdigest()
+        if self._last is None or self._last[0] != key:  # several questions about one image: segment it once
+            self._last = (key, segment(image, self.min_area))
+        boxes = [list(b) for b in self._last[1].boxes]
+        return Detection(boxes=boxes, scores=[1.0] * len(boxes), labels=["object"] * len(boxes))

@@ -13,7 +13,8 @@ drawn circle is always a "sphere"). This module measures what holds everywhere:
 
 :func:`concept_probability` combines them with the CLEVR models into p(value) for one
 object, or None where no model of this agent applies (an unknown concept, reported on
-the trace). Its rules are the whole domain logic:
+the trace). Its rules are the whole domain logic (:func:`clevr_class` names the cases where
+a CLEVR class model alone decides; the agent asks its trainable heads directly there):
 
 - on a CLEVR floor: CLEVR words use the CLEVR models (exactly as before); "square" and
   "circle" read as cube and sphere (people's words for them); other figure words need a flat
@@ -26,7 +27,7 @@ the trace). Its rules are the whole domain logic:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +61,7 @@ FIGURE_PROTOTYPES: dict[str, tuple[float, float, float]] = {
     "triangle": (0.5, 1.0, 0.65),  # corners come out slightly rounded
     "star": (0.38, 0.55, 0.86),  # a five-pointed star; its hull is a pentagon
 }
+OTHER = "other"  # the figure shape of an object no prototype fits
 FIGURE_OTHER_DISTANCE = 0.15  # an object farther than this from every prototype is "other"
 FIGURE_TEMPERATURE = 0.03
 SQUARE_ASPECT_TOLERANCE = 0.2  # |log(height / width)| of a square, one standard deviation
@@ -144,7 +146,7 @@ def colour_probs(lab: np.ndarray) -> dict[str, float]:
 def figure_probs(ff: FigureFeatures) -> dict[str, float]:
     """p(shape) over circle, square, rectangle (not square), triangle, star and "other" for a flat figure."""
     x = np.array([ff.fill, ff.solidity, ff.roundness])
-    names = [*FIGURE_PROTOTYPES, "other"]
+    names = [*FIGURE_PROTOTYPES, OTHER]
     d = [float(np.linalg.norm(x - np.array(p))) for p in FIGURE_PROTOTYPES.values()] + [FIGURE_OTHER_DISTANCE]
     s = np.exp(-(np.array(d) - min(d)) / FIGURE_TEMPERATURE)
     p = dict(zip(names, (s / s.sum()).tolist(), strict=True))
@@ -156,6 +158,18 @@ def figure_probs(ff: FigureFeatures) -> dict[str, float]:
 FigureSource = Callable[[], FigureFeatures]
 """Measures the object's figure features on first call (they are only needed off a CLEVR floor
 or for words beyond CLEVR)."""
+
+
+def clevr_class(value: str, attribute: str, classes: Collection[str], clevr_floor: bool) -> str | None:
+    """The CLEVR class (one of ``classes``, the values of the CLEVR model of ``attribute``) whose
+    probability alone is p(the object is ``value``): on a CLEVR floor the value itself, or cube /
+    sphere for "square" / "circle"; None where this module's models take part."""
+    if not clevr_floor:
+        return None
+    if value in classes:
+        return value
+    named = _CLEVR_SHAPE_FOR.get(value) if attribute == "shape" else None
+    return named if named in classes else None
 
 
 def value_distribution(
@@ -180,9 +194,10 @@ def concept_probability(
     """p(the object is ``value``), or None where this agent has no model for it (see the module docstring).
 
     ``clevr`` is the CLEVR class model's p over the values of ``attribute`` (None when it has none)."""
-    if clevr and value in clevr:
-        if clevr_floor:
-            return clevr[value]
+    named = clevr_class(value, attribute, clevr or (), clevr_floor)
+    if clevr and named is not None:
+        return clevr[named]
+    if clevr and value in clevr:  # off a CLEVR floor
         if attribute == "shape":  # a 3D shape word: not for a flat figure
             return min(clevr[value], 1.0 - figure().p_flat)
         if attribute != "color":  # size and material: fitted on CLEVR's camera and lighting only
@@ -190,32 +205,34 @@ def concept_probability(
     if attribute == "color":
         return colour_probs(figure().colour)[value]
     if attribute == "shape":
-        if clevr_floor and clevr and value in _CLEVR_SHAPE_FOR:
-            return clevr[_CLEVR_SHAPE_FOR[value]]
         ff = figure()
         p = figure_probs(ff)
         return min(p["square"] + p["rectangle"] if value == "rectangle" else p[value], ff.p_flat)
     return None
 
 
-def answer_value(attribute: str, clevr: dict[str, float] | None, figure: FigureSource, clevr_floor: bool) -> str | None:
-    """The open answer for ``attribute`` ("unknown" for a figure no shape fits), or None when no model applies."""
-    p = value_distribution(attribute, clevr, figure, clevr_floor)
-    if p is None:
-        return None
-    best = max(p, key=lambda v: p[v])
-    return "unknown" if best == "other" else best
+def same_value_probability(subject: dict[str, float], other: dict[str, float]) -> float:
+    """p(two objects have the same value) from their value distributions (no shape fits: never the same)."""
+    return sum(p * other.get(v, 0.0) for v, p in subject.items() if v != OTHER)
+
+
+def answer_name(value: str) -> str:
+    """The open answer a value stands for ("unknown" for a figure no shape fits)."""
+    return "unknown" if value == OTHER else value
 
 
 __all__ = [
     "COLOUR_PROTOTYPES",
+    "OTHER",
     "FigureFeatures",
     "FigureSource",
-    "answer_value",
+    "answer_name",
+    "clevr_class",
     "colour_probs",
     "concept_probability",
     "figure_probs",
-    "measure_figure",
     "hull_roundness",
+    "measure_figure",
+    "same_value_probability",
     "value_distribution",
 ]

@@ -12,8 +12,9 @@ reuses what the ensemble already asked it.
 
 :class:`FlipNoiseAgent` wraps any VisionAgent with independent, reproducible errors:
 each probability is flipped (p -> 1 - p) and each open answer replaced by another value
-of the asked attribute with probability ``rate``, decided by a hash of (seed, sample,
-question, boxes), so the same member errs the same way on every run and members with
+of the asked attribute with probability ``rate``, decided by a hash of (seed, image,
+question, boxes), so the same member errs the same way on every run and on every question
+about the same image (as a model would: the per-image memo relies on it), and members with
 different seeds err independently. It turns the offline scene oracle into members with
 known error rates (the ensemble demo and the pruning demo).
 
@@ -34,7 +35,8 @@ from PIL import Image
 from neptune_core.clevr_vocab import ATTRIBUTES, find_attribute
 from neptune_core.errors import ConfigError
 from neptune_core.types import Box, Sample
-from vision_agents.base import MemoizedAgent, VisionAgent
+from vision_agents.base import BoxTuple, MemoizedAgent, VisionAgent, score_tuples
+from vision_agents.memo import sample_image_key
 
 if TYPE_CHECKING:
     from neptune_core.config import RunConfig
@@ -59,10 +61,14 @@ class FlipNoiseAgent(VisionAgent):
         self.rate = rate
         self.seed = seed
         self.name = inner.name
-        self._sample_id: str | None = None
+        self._sample_id: str | None = None  # the image the noise is keyed by (sample_image_key)
+
+    @property
+    def shares_across_samples(self) -> bool:  # the noise is keyed by the image
+        return self.inner.shares_across_samples
 
     def begin_sample(self, sample: Sample) -> None:
-        self._sample_id = sample.id
+        self._sample_id = sample_image_key(sample)
         self.inner.begin_sample(sample)
 
     def preflight(self) -> None:
@@ -90,6 +96,20 @@ class FlipNoiseAgent(VisionAgent):
         rows, new_infos = [], []
         for q, row, info in zip(questions, out, infos, strict=True):
             mask = self.flip_mask(boxes, q, arity)
+            rows.append(torch.where(mask, 1.0 - row, row))
+            flipped = int(mask.sum())
+            new_infos.append({**info, "flipped": flipped} if flipped else info)
+        return torch.stack(rows), new_infos
+
+    def score_tuples_with_info(
+        self, image: Image.Image, tuples: list[BoxTuple], questions: list[str], arity: int
+    ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        out, infos = score_tuples(self.inner, image, tuples, questions, arity)
+        sid = self._sample()
+        keys = [tuple(box_key(b) for b in t) for t in tuples]
+        rows, new_infos = [], []
+        for q, row, info in zip(questions, out, infos, strict=True):
+            mask = torch.tensor([unit_hash(self.seed, sid, q, arity, *k) < self.rate for k in keys], dtype=torch.bool)
             rows.append(torch.where(mask, 1.0 - row, row))
             flipped = int(mask.sum())
             new_infos.append({**info, "flipped": flipped} if flipped else info)
@@ -166,6 +186,7 @@ class EnsembleAgent(VisionAgent):
     """Fused members (see the module docstring). ``members``: name -> memoised member agent."""
 
     name = "ensemble"
+    memoises_itself = True  # each member is a MemoizedAgent: members' calls are memoised and counted there
 
     def __init__(
         self,
@@ -173,6 +194,7 @@ class EnsembleAgent(VisionAgent):
         *,
         score_fusion: str = "mean",
         query_fusion: str = "vote",
+        memo_images: int = 8,
     ) -> None:
         if not members:
             raise ConfigError("vlm_model_name 'ensemble' needs members: list them in ensemble.vlm_members")
@@ -183,7 +205,7 @@ class EnsembleAgent(VisionAgent):
         self.members: dict[str, MemoizedAgent] = {}
         self.weights: dict[str, float] = {}
         for name, agent, weight in members:
-            memo = MemoizedAgent(agent)
+            memo = MemoizedAgent(agent, images=memo_images)
             memo.name = name
             self.members[name] = memo
             self.weights[name] = float(weight)
@@ -194,7 +216,13 @@ class EnsembleAgent(VisionAgent):
     def from_config(cls, config: RunConfig) -> EnsembleAgent:
         ens = config.ensemble
         members = [(m.name, build_member_agent(config, m), m.weight) for m in ens.vlm_members]
-        return cls(members, score_fusion=ens.score_fusion, query_fusion=ens.query_fusion)
+        return cls(
+            members, score_fusion=ens.score_fusion, query_fusion=ens.query_fusion, memo_images=config.calls.memo_images
+        )
+
+    @property
+    def shares_across_samples(self) -> bool:
+        return all(m.shares_across_samples for m in self.members.values())
 
     def begin_sample(self, sample: Sample) -> None:
         for member in self.members.values():
@@ -223,6 +251,31 @@ class EnsembleAgent(VisionAgent):
                 "fusion": self.score_fusion,
                 "members": {n: _rounded(o[qi]) for n, o in outs.items()},
                 "member_ms": member_ms,  # time of each member's call (shared by the call's questions)
+            }
+            extra = {n: inf[qi] for n, inf in member_infos.items() if inf[qi]}
+            if extra:
+                info["member_info"] = extra
+            infos.append(info)
+        return fused, infos
+
+    def score_tuples_with_info(
+        self, image: Image.Image, tuples: list[BoxTuple], questions: list[str], arity: int
+    ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        """Fused p(yes) for each box tuple; ``info["members"][name]`` holds one value per tuple."""
+        outs: dict[str, torch.Tensor] = {}
+        member_infos: dict[str, list[dict[str, Any]]] = {}
+        member_ms: dict[str, float] = {}
+        for name, member in self.members.items():
+            t0 = time.perf_counter()
+            outs[name], member_infos[name] = member.score_tuples_with_info(image, tuples, questions, arity)
+            member_ms[name] = round((time.perf_counter() - t0) * 1000.0, 3)
+        fused = self._fuse(torch.stack(list(outs.values())), torch.tensor([self.weights[n] for n in outs]))
+        infos = []
+        for qi in range(len(questions)):
+            info: dict[str, Any] = {
+                "fusion": self.score_fusion,
+                "members": {n: _rounded(o[qi]) for n, o in outs.items()},
+                "member_ms": member_ms,
             }
             extra = {n: inf[qi] for n, inf in member_infos.items() if inf[qi]}
             if extra:

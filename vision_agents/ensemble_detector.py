@@ -8,8 +8,10 @@ result row (``detection.members``), so the report and the ensemble pruning can r
 
 :class:`JitterDetector` wraps any detector with reproducible box noise: each corner
 moves by a normal offset of ``jitter`` times the box's width/height and each box is
-dropped with probability ``drop_rate``, decided by a hash of (seed, sample, box), so
-offline members (the ``gt`` or ``classic`` detector) err independently and repeatably.
+dropped with probability ``drop_rate``, decided by a hash of (seed, image, box), so
+offline members (the ``gt`` or ``classic`` detector) err independently and repeatably, and
+a member errs the same way on every question about the same image (as a detector would;
+the detection cache relies on it).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from PIL import Image
 from neptune_core.errors import ConfigError
 from neptune_core.types import Box, Detection, Sample
 from vision_agents.base import Detector
+from vision_agents.calls import count
 from vision_agents.ensemble import box_key, unit_hash
+from vision_agents.memo import sample_image_key
 
 if TYPE_CHECKING:
     from neptune_core.config import RunConfig
@@ -38,10 +42,14 @@ class JitterDetector(Detector):
         self.drop_rate = drop_rate
         self.seed = seed
         self.name = inner.name
-        self._sample_id: str | None = None
+        self._sample_id: str | None = None  # the image the noise is keyed by (sample_image_key)
+
+    @property
+    def cacheable(self) -> bool:  # the noise is a function of the image: cacheable as the inner detector is
+        return self.inner.cacheable
 
     def begin_sample(self, sample: Sample) -> None:
-        self._sample_id = sample.id
+        self._sample_id = sample_image_key(sample)
         self.inner.begin_sample(sample)
 
     def preflight(self) -> None:
@@ -120,6 +128,7 @@ class EnsembleDetector(Detector):
     """Members fused by weighted boxes fusion (see the module docstring)."""
 
     name = "ensemble"
+    counts_own_calls = True  # each member's detection is a model call
 
     def __init__(
         self, members: list[tuple[str, Detector, float]], *, iou: float = 0.55, skip_score: float = 0.0
@@ -137,6 +146,10 @@ class EnsembleDetector(Detector):
         members = [(m.name, build_member_detector(config, m), m.weight) for m in ens.detector_members]
         return cls(members, iou=ens.wbf_iou, skip_score=ens.wbf_skip_score)
 
+    @property
+    def cacheable(self) -> bool:
+        return all(det.cacheable for det in self.members.values())
+
     def begin_sample(self, sample: Sample) -> None:
         for det in self.members.values():
             det.begin_sample(sample)
@@ -146,7 +159,10 @@ class EnsembleDetector(Detector):
             det.preflight()
 
     def detect(self, image: Image.Image, object_names: list[str]) -> Detection:
-        outs = {name: det.detect(image, object_names) for name, det in self.members.items()}
+        outs = {}
+        for name, det in self.members.items():
+            count(detections=1)
+            outs[name] = det.detect(image, object_names)
         fused = fuse_boxes(
             list(outs.values()),
             [self.weights[n] for n in outs],

@@ -13,6 +13,12 @@ tokenizer variants "Yes", " Yes", "yes", " yes" pooled with logsumexp), batched 
 boxes x questions, ``batch_size`` prompts per forward pass. Batches are right-padded
 and each row's logits are read at its own last real token, so a prompt scores the same
 alone or in any batch (causal attention never sees the padding on the right).
+
+Marking (``tensor_marking``, config ``calls.tensor_marking``, on by default): the processor
+runs once per (image, question) and each box's mark is drawn into the resulting pixel
+tensor (:mod:`vision_agents.tensor_marking`), instead of running the processor on one
+PIL-marked copy of the image per box. A processor whose pixel layout the marker cannot
+measure is marked with PIL as before; ``marking`` says which way each image size went.
 """
 
 from __future__ import annotations
@@ -25,13 +31,15 @@ from PIL import Image
 from neptune_core.types import Box
 from vision_agents.aliases import resolve_vlm
 from vision_agents.availability import check_weights_available
-from vision_agents.base import VisionAgent
+from vision_agents.base import BoxTuple, VisionAgent
 from vision_agents.devices import load_model, load_pretrained, to_model
 from vision_agents.marking import mark_boxes
-from vision_agents.prompting import fold, normalize_answer, score_items, shape_questions
+from vision_agents.prompting import fold, grid_tuples, normalize_answer, same_box_pair, shape_questions
+from vision_agents.tensor_marking import TensorMarker
 
 if TYPE_CHECKING:
-    from neptune_core.config import RunConfig
+    from neptune_core.config import RunConfig, TrainConfig
+    from vision_agents.tuning import Tuner
 
 YES_VARIANTS = ("Yes", " Yes", "yes", " yes", "YES")
 NO_VARIANTS = ("No", " No", "no", " no", "NO")
@@ -64,6 +72,8 @@ class HFVisionAgent(VisionAgent):
     ``trainable=True`` (config ``vlm_trainable``) scores with autograd on, so a loss on a
     program's output flows back through the algebra into the model's Yes/No logits
     (fine-tuning through programs); otherwise scoring runs under ``torch.inference_mode``.
+    ``adapter`` (config ``vlm_adapter``): trained weights loaded on top of the model
+    (a LoRA adapter directory; see vision_agents/lora.py).
     """
 
     name = "hf_vlm"
@@ -79,6 +89,8 @@ class HFVisionAgent(VisionAgent):
         model: Any = None,
         processor: Any = None,
         trainable: bool = False,
+        adapter: str = "",
+        tensor_marking: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"vlm_batch_size must be >= 1, got {batch_size}")
@@ -90,7 +102,13 @@ class HFVisionAgent(VisionAgent):
         self.model = model
         self.processor = processor
         self.trainable = trainable
+        self.adapter = adapter
+        self._adapter_loaded = False
+        self.tensor_marking = tensor_marking
         self.forward_passes = 0
+        self.processor_runs = 0  # image preprocessing runs (one per image and question, or per marked copy)
+        self.marking: dict[str, str] = {}  # "<w>x<h>" -> how marks are drawn for images of that size, and why
+        self._markers: dict[tuple[int, int], TensorMarker | None] = {}
         self._yes_no: tuple[list[int], list[int]] | None = None
         self._load_error: Exception | None = None  # a failed load is not retried per sample
 
@@ -103,6 +121,8 @@ class HFVisionAgent(VisionAgent):
             batch_size=config.vlm_batch_size,
             trust_remote_code=spec.trust_remote_code,
             trainable=config.vlm_trainable,
+            adapter=config.vlm_adapter,
+            tensor_marking=config.calls.tensor_marking,
         )
         agent.name = config.vlm_model_name
         return agent
@@ -143,6 +163,11 @@ class HFVisionAgent(VisionAgent):
                 self.device_setting,
                 trust_remote_code=self.trust_remote_code,
             )
+        if self.adapter and not self._adapter_loaded:
+            from vision_agents.lora import load_adapter
+
+            self.model = load_adapter(self.model, self.adapter)
+            self._adapter_loaded = True
         if self._yes_no is None:
             tok = self.processor.tokenizer
             yes, no = answer_token_ids(tok, YES_VARIANTS), answer_token_ids(tok, NO_VARIANTS)
@@ -150,44 +175,93 @@ class HFVisionAgent(VisionAgent):
                 raise ValueError(f"model '{self.model_id}': the tokenizer has no single-token Yes/No answer")
             self._yes_no = (yes, no)
 
+    def make_tuner(self, train: TrainConfig) -> Tuner:
+        """LoRA adapters (or a parameter subset) for a training run (vision_agents/lora.py)."""
+        from vision_agents.lora import HFTuner
+
+        return HFTuner(self, train)
+
     def _prompt(self, question: str) -> str:
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
         return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
-    def _inputs(self, images: list[Image.Image], prompts: list[str]) -> dict[str, torch.Tensor]:
+    def _encode(self, images: list[Image.Image], prompts: list[str]) -> dict[str, torch.Tensor]:
         # one image per prompt, nested per sample (the layout every family's processor accepts);
         # right padding explicitly, as some processors default to left padding
-        enc = self.processor(
+        self.processor_runs += len(images)
+        return self.processor(
             text=prompts, images=[[im] for im in images], padding=True, padding_side="right", return_tensors="pt"
         )
-        return to_model(enc, self.model)
+
+    def _inputs(self, images: list[Image.Image], prompts: list[str]) -> dict[str, torch.Tensor]:
+        return to_model(self._encode(images, prompts), self.model)
+
+    def _p_yes(self, inputs: dict[str, torch.Tensor], rows: int) -> torch.Tensor:
+        """One forward pass; p(yes) at each row's last real token."""
+        yes_ids, no_ids = self._yes_no  # type: ignore[misc]
+        last = inputs["attention_mask"].sum(1) - 1
+        keep, row_pos = torch.unique(last, return_inverse=True)
+        with torch.inference_mode(not self.trainable):
+            self.forward_passes += 1
+            logits = self.model(**inputs, logits_to_keep=keep).logits
+        picked = logits[torch.arange(rows, device=logits.device), row_pos.to(logits.device)]
+        return p_yes(picked, yes_ids, no_ids).cpu()
 
     # ---- scoring -----------------------------------------------------------------
     def score_items(self, items: list[tuple[Image.Image, str]]) -> torch.Tensor:
-        """p(yes) for each (image, question) item, ``batch_size`` items per forward pass."""
+        """p(yes) for each (already marked image, question) item, ``batch_size`` items per forward pass."""
         self.load()
-        yes_ids, no_ids = self._yes_no  # type: ignore[misc]
         prompt_of: dict[str, str] = {}
         out: list[torch.Tensor] = []
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
             prompts = [prompt_of.setdefault(q, self._prompt(q)) for _, q in chunk]
-            inputs = self._inputs([im for im, _ in chunk], prompts)
-            last = inputs["attention_mask"].sum(1) - 1
-            keep, row_pos = torch.unique(last, return_inverse=True)
-            with torch.inference_mode(not self.trainable):
-                self.forward_passes += 1
-                logits = self.model(**inputs, logits_to_keep=keep).logits
-            rows = logits[torch.arange(len(chunk), device=logits.device), row_pos.to(logits.device)]
-            out.append(p_yes(rows, yes_ids, no_ids).cpu())
+            out.append(self._p_yes(self._inputs([im for im, _ in chunk], prompts), len(chunk)))
+        return torch.cat(out) if out else torch.zeros(0)
+
+    def marker(self, image: Image.Image) -> TensorMarker | None:
+        """The tensor marker for images of this size (measured once per size), or None: mark with PIL."""
+        size = tuple(image.size)
+        if size not in self._markers:
+            self.load()
+            prompt = self._prompt("Is there an object in the red box?")
+            marker, why = TensorMarker.probe(lambda im: self._encode([im], [prompt]), self.processor.image_processor,
+                                             size)  # fmt: skip
+            self._markers[size] = marker  # type: ignore[index]
+            self.marking[f"{size[0]}x{size[1]}"] = ("tensor: " if marker is not None else "PIL: ") + why
+        return self._markers[size]  # type: ignore[index]
+
+    def score_tuples(self, image: Image.Image, tuples: list[BoxTuple], questions: list[str]) -> torch.Tensor:
+        """p(yes) of every question about every box tuple (subject red, object green), flat in order questions x tuples."""
+        self.load()
+        marker = self.marker(image) if self.tensor_marking and tuples else None
+        if marker is None:
+            return self.score_items([(mark_boxes(image, *t), q) for q in questions for t in tuples])
+        base = {q: self._encode([image], [self._prompt(q)]) for q in dict.fromkeys(questions)}
+        order = [(q, t) for q in questions for t in tuples]
+        out: list[torch.Tensor] = []
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            batch = marked_batch([(base[q], t) for q, t in chunk], marker, self.processor.tokenizer.pad_token_id)
+            out.append(self._p_yes(to_model(batch, self.model), len(chunk)))
         return torch.cat(out) if out else torch.zeros(0)
 
     def score(
         self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int, type: str = "yes_no"
     ) -> torch.Tensor:
         questions = shape_questions(questions, type)
-        items = score_items(image, boxes, questions, arity)
-        return fold(self.score_items(items), len(questions), len(boxes), arity)
+        probs = self.score_tuples(image, grid_tuples(boxes, arity), questions)
+        return fold(probs, len(questions), len(boxes), arity)
+
+    def score_tuples_with_info(
+        self, image: Image.Image, tuples: list[BoxTuple], questions: list[str], arity: int
+    ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        """Only the tuples asked for (a pair of one box with itself is 0, the relation's diagonal)."""
+        keep = [i for i, t in enumerate(tuples) if not same_box_pair(t)]
+        probs = self.score_tuples(image, [tuples[i] for i in keep], questions).reshape(len(questions), len(keep))
+        out = probs.new_zeros((len(questions), len(tuples)))
+        out[:, keep] = probs
+        return out, [{} for _ in questions]
 
     # ---- open answers --------------------------------------------------------------
     def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
@@ -199,3 +273,35 @@ class HFVisionAgent(VisionAgent):
             gen = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
         new = gen[0, inputs["input_ids"].shape[1] :]
         return normalize_answer(self.processor.tokenizer.decode(new, skip_special_tokens=True))
+
+
+def marked_batch(
+    items: list[tuple[dict[str, torch.Tensor], BoxTuple]], marker: TensorMarker, pad_id: int | None
+) -> dict[str, torch.Tensor]:
+    """One batch from per-question encodings of one image: text right-padded, each item's marks drawn.
+
+    Text keys (``(1, L)`` like ``input_ids``) are right-padded to the longest prompt (``pad_id``
+    for ids, 0 otherwise); image keys are each item's copy, concatenated along the first axis,
+    as the processor lays out a batch of images.
+    """
+    first = items[0][0]
+    length = max(int(enc["input_ids"].shape[1]) for enc, _ in items)
+    batch: dict[str, torch.Tensor] = {}
+    for key, value in first.items():
+        if not torch.is_tensor(value):
+            raise TypeError(f"processor output '{key}' is not a tensor")
+        if value.dim() == 2 and value.shape[0] == 1 and value.shape[1] == first["input_ids"].shape[1]:
+            fill = (pad_id or 0) if key == "input_ids" else 0
+            rows = []
+            for enc, _ in items:
+                v = enc[key]
+                rows.append(torch.cat([v, v.new_full((1, length - v.shape[1]), fill)], 1))
+            batch[key] = torch.cat(rows)
+        elif key == "pixel_values":
+            pixels = torch.cat([enc[key] for enc, _ in items])
+            if any(boxes for _, boxes in items):
+                marker.mark_(pixels, [boxes for _, boxes in items])
+            batch[key] = pixels
+        else:
+            batch[key] = torch.cat([enc[key] for enc, _ in items])
+    return batch

@@ -32,9 +32,9 @@ from PIL import Image
 from neptune_core.errors import ConfigError
 from neptune_core.retry import RetriesExhausted, RetryPolicy, call_with_retries
 from neptune_core.types import Box
-from vision_agents.base import VisionAgent
+from vision_agents.base import BoxTuple, VisionAgent
 from vision_agents.marking import mark_boxes
-from vision_agents.prompting import fold, normalize_answer, score_items, shape_questions
+from vision_agents.prompting import fold, normalize_answer, same_box_pair, score_items, shape_questions
 
 if TYPE_CHECKING:
     from neptune_core.config import RunConfig
@@ -191,6 +191,20 @@ class OpenAIVisionAgent(VisionAgent):
         with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(items)))) as pool:
             probs = list(pool.map(self._p_yes, items))
         return fold(torch.tensor(probs, dtype=torch.float32), len(questions), len(boxes), arity)
+
+    def score_tuples_with_info(
+        self, image: Image.Image, tuples: list[BoxTuple], questions: list[str], arity: int
+    ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        """One request per (question, tuple) asked for; a pair of one box with itself is 0 (the diagonal)."""
+        keep = [i for i, t in enumerate(tuples) if not same_box_pair(t)]
+        items = [(mark_boxes(image, *tuples[i]), q) for q in questions for i in keep]
+        out = torch.zeros(len(questions), len(tuples))
+        if items:
+            self._model_name()
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as pool:
+                probs = torch.tensor(list(pool.map(self._p_yes, items)), dtype=torch.float32)
+            out[:, keep] = probs.reshape(len(questions), len(keep))
+        return out, [{} for _ in questions]
 
     def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
         resp = self._chat(mark_boxes(image, box), question, max_tokens=self.max_answer_tokens)

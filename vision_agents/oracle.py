@@ -53,6 +53,7 @@ class SceneOracleAgent(VisionAgent):
     """Perfect perception read from CLEVR scene annotations (an oracle, not a model)."""
 
     name = "scene_oracle"
+    shares_across_samples = True  # it reads the sample's scene and boxes: the same for every question on an image
 
     def __init__(self) -> None:
         self._sample: Sample | None = None
@@ -151,6 +152,23 @@ class SceneOracleAgent(VisionAgent):
             return torch.tensor([[float(i in rel[j]) for j in idx] for i in idx])
         raise ValueError(f"arity must be 0, 1 or 2, got {arity}")
 
+    def score_tuples_with_info(
+        self, image: Image.Image, tuples: list[tuple[Box, ...]], questions: list[str], arity: int
+    ) -> tuple[torch.Tensor, list[dict]]:
+        """Each box tuple on its own (the lazy relations' pairs), read off the scene."""
+        distinct = list({tuple(map(float, b)): list(map(float, b)) for t in tuples for b in t}.values())
+        of = dict(zip((tuple(b) for b in distinct), self.object_indices(distinct) if arity > 0 else [], strict=True))
+        out = torch.zeros(len(questions), len(tuples))
+        for qi, q in enumerate(questions):
+            if arity == 0:
+                out[qi, :] = float(self._score_one(q, [], 0))
+                continue
+            for ti, t in enumerate(tuples):
+                objs = [of[tuple(map(float, b))] for b in t]
+                values = self._score_one(q, objs, arity)  # over objs (arity 2: a 2 x 2 matrix)
+                out[qi, ti] = float(values[0] if arity == 1 else values[0, 1])
+        return out, [{} for _ in questions]
+
     def score(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> torch.Tensor:
         idx = self.object_indices(boxes) if arity > 0 else []
         shape = {0: (), 1: (len(idx),), 2: (len(idx), len(idx))}.get(arity, ())
@@ -171,6 +189,7 @@ class GroundTruthDetector(Detector):
     """Returns the sample's ground-truth boxes (label "object", score 1.0), ignoring names."""
 
     name = "gt"
+    cacheable = False  # the boxes are the sample's, not a function of the image
 
     def __init__(self) -> None:
         self._sample: Sample | None = None

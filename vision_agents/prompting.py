@@ -36,18 +36,27 @@ def shape_questions(questions: list[str], type: str) -> list[str]:
     raise ValueError(f"unknown score type '{type}'; use one of {', '.join(SCORE_TYPES)}")
 
 
+def grid_tuples(boxes: list[Box], arity: int) -> list[tuple[Box, ...]]:
+    """The box tuples a full score call evaluates: (), each box, or each ordered pair with i != j (the diagonal is 0)."""
+    if arity == 0:
+        return [()]
+    if arity == 1:
+        return [(b,) for b in boxes]
+    if arity == 2:
+        return [(a, b) for i, a in enumerate(boxes) for j, b in enumerate(boxes) if i != j]
+    raise ValueError(f"arity must be 0, 1 or 2, got {arity}")
+
+
+def same_box_pair(boxes: tuple[Box, ...]) -> bool:
+    """A pair of one box with itself (the relation's diagonal, 0 without a model call)."""
+    return len(boxes) == 2 and [float(v) for v in boxes[0]] == [float(v) for v in boxes[1]]
+
+
 def score_items(
     image: Image.Image, boxes: list[Box], questions: list[str], arity: int
 ) -> list[tuple[Image.Image, str]]:
     """Flat (marked image, question) items; arity 2 skips i == j (its diagonal is 0)."""
-    if arity == 0:
-        marked = [mark_boxes(image)]
-    elif arity == 1:
-        marked = [mark_boxes(image, b) for b in boxes]
-    elif arity == 2:
-        marked = [mark_boxes(image, a, b) for i, a in enumerate(boxes) for j, b in enumerate(boxes) if i != j]
-    else:
-        raise ValueError(f"arity must be 0, 1 or 2, got {arity}")
+    marked = [mark_boxes(image, *t) for t in grid_tuples(boxes, arity)]
     return [(im, q) for q in questions for im in marked]
 
 

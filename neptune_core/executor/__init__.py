@@ -1,16 +1,24 @@
-"""The program sandbox: static check, AST-walking interpreter, perception primitives.
+"""The program sandbox: static check, AST-walking interpreter, sandbox process, primitives.
 
-    outcome = Executor(config.executor, config.semantics).run(source, agent, image, boxes)
+    executor = Executor(config.executor, config.semantics)   # isolation from the config
+    executor.start()                                          # before loading models
+    outcome = executor.run(source, agent, image, boxes)
     answer = to_answer(outcome.value)  # when outcome.error is None
 
-Modules: ``checker`` (static whitelist of syntax and names), ``interpreter`` (evaluates
-the AST node by node under a :class:`~neptune_core.executor.guards.Budget`),
-``sandbox`` (builtins, attribute whitelist, size-guarded operators), ``guards``
-(limits and errors), ``primitives`` (score/query and their prompt docs), ``answers``
-(to_answer). To give programs a new builtin or method, add it in ``sandbox.py``; a new
-syntax element needs a node in ``checker._ALLOWED_NODES`` and an ``_eval_``/``_exec_``
-method in the interpreter; a new primitive goes in ``primitives.make_primitives``,
-``sandbox.PRIMITIVE_NAMES`` and the ``execute`` signature check.
+Two lines of defence. The interpreter (``checker``: static whitelist of syntax and names;
+``interpreter``: evaluates the AST node by node under a
+:class:`~neptune_core.executor.guards.Budget`; ``sandbox``: builtins and attribute
+whitelist; ``operators``: size-guarded operators and the checks before C-level walks) gives
+ordinary bugs and most hostile programs a clear error. The sandbox process (``process``,
+``child``, ``wire``) is the line no program can cross: OS limits on memory and CPU time, no
+inherited file descriptors, a watchdog on program time in the parent, and a fresh process
+after any kill. ``program.run_program`` is the same code on both sides; ``answers`` has
+to_answer. The primitives (score, query, ...) are declared in neptune_core/primitives/.
+
+To give programs a new builtin or method, add it in ``sandbox.py`` (and guard it in
+``operators.py`` if it allocates or walks its argument); a new syntax element needs a node
+in ``checker._ALLOWED_NODES`` and an ``_eval_``/``_exec_`` method in the interpreter; a new
+primitive is one declaration in neptune_core/primitives/.
 """
 
 from neptune_core.executor.answers import to_answer
@@ -21,18 +29,19 @@ from neptune_core.executor.guards import (
     CallDepthError,
     ExecutionLimitError,
     OperationLimitError,
+    PrimitiveLimitError,
+    ProgramMemoryError,
+    ProgramTimeout,
     SandboxAbort,
+    SandboxCrash,
     SandboxViolation,
     SizeLimitError,
     TimeLimitError,
 )
-from neptune_core.executor.primitives import PRIMITIVE_DOCS, PRIMITIVE_SIGNATURES
 from neptune_core.executor.sandbox import EXCEPTION_NAMES, SAFE_BUILTIN_NAMES
 
 __all__ = [
     "EXCEPTION_NAMES",
-    "PRIMITIVE_DOCS",
-    "PRIMITIVE_SIGNATURES",
     "SAFE_BUILTIN_NAMES",
     "AgentError",
     "CallDepthError",
@@ -40,8 +49,12 @@ __all__ = [
     "ExecutionOutcome",
     "Executor",
     "OperationLimitError",
+    "PrimitiveLimitError",
     "ProgramCheckError",
+    "ProgramMemoryError",
+    "ProgramTimeout",
     "SandboxAbort",
+    "SandboxCrash",
     "SandboxViolation",
     "SizeLimitError",
     "TimeLimitError",

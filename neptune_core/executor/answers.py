@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from neptune_core.executor.wire import OpaqueValue
+from neptune_core.text import clean_text
 from probabilistic_tensor import ProbabilisticTensor
 
 
@@ -13,13 +15,13 @@ def to_answer(value: Any) -> str | int:
 
     bool -> "yes"/"no"; 0-d prob tensor -> "yes"/"no" (p > 0.5); 0-d number tensor,
     int or float -> str(round(value)); 1-d prob tensor -> the most probable box index
-    (int, referring expressions); str -> stripped lower-case string.
+    (int, referring expressions); str -> stripped lower-case string (lone surrogates -> U+FFFD).
     Anything else raises ValueError naming the type.
     """
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, str):
-        return value.strip().lower()
+        return clean_text(value.strip().lower())
     if isinstance(value, (int, float)):
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"cannot turn the non-finite number {value} into an answer")
@@ -40,4 +42,5 @@ def to_answer(value: Any) -> str | int:
             f"cannot turn a {value.kind} tensor over variables {value.vars} into an answer; "
             "reduce it with .exists()/.count() or pick a box with .iota()"
         )
-    raise ValueError(f"cannot turn a value of type {type(value).__name__} into an answer")
+    type_name = value.type_name if isinstance(value, OpaqueValue) else type(value).__name__
+    raise ValueError(f"cannot turn a value of type {type_name} into an answer")

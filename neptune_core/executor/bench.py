@@ -1,8 +1,9 @@
 """Measure the sandbox's overhead: ``python -m neptune_core.executor.bench``.
 
-Runs a typical 10-line program through :class:`Executor` and, for comparison, the same
-function written as plain Python in this module, with a fake agent
-that answers instantly; prints median microseconds.
+Runs a typical 10-line program through :class:`Executor` in both isolation modes and, for
+comparison, the same function written as plain Python in this module (calling the same
+primitives in-process), with a fake agent that answers instantly; prints median microseconds.
+bench/bench_overhead.py measures the whole run loop per question.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from PIL import Image
 from neptune_core.config import ExecutorConfig
 from neptune_core.executor.checker import _parse_checked_cached
 from neptune_core.executor.executor import Executor
-from neptune_core.executor.guards import Budget
-from neptune_core.executor.primitives import make_primitives
+from neptune_core.primitives import all_primitives
+from neptune_core.primitives.base import CallContext, Limits
 from probabilistic_tensor import Semantics, count
 from vision_agents.base import VisionAgent
 
@@ -68,27 +69,39 @@ def _median_us(fn, repeats: int) -> float:
 
 def main(repeats: int = 300) -> dict[str, float]:
     agent, image, boxes = _InstantAgent(), Image.new("RGB", (32, 32)), [[0, 0, 8, 8]] * 5
-    executor = Executor(ExecutorConfig(), Semantics())
-    assert executor.run(PROGRAM, agent, image, boxes).error is None
-    outcome = executor.run(PROGRAM, agent, image, boxes)
+    executors = {mode: Executor(ExecutorConfig(isolation=mode), Semantics()) for mode in ("in_process", "process")}
+    for executor in executors.values():
+        executor.start()
+        assert executor.run(PROGRAM, agent, image, boxes).error is None
+    outcome = executors["in_process"].run(PROGRAM, agent, image, boxes)
+    config, semantics = ExecutorConfig(), Semantics()
 
     def native() -> None:
-        trace: list = []
-        score, query = make_primitives(agent, image, boxes, Semantics(), trace, Budget(ExecutorConfig()))
-        _native_execute(score, query, len(boxes))
+        ctx = CallContext(agent, image, boxes, config)
+        limits = Limits(len(boxes), config.max_question_chars)
+        prims = all_primitives()
+
+        def make(name: str):
+            prim = prims[name]
+            return lambda *a, **k: prim.wrap(
+                req := prim.request(limits, a, k), prim.call(ctx, req, trusted=True), semantics
+            )
+
+        _native_execute(make("score"), make("query"), len(boxes))
 
     result = {
-        "sandboxed_run_us": _median_us(lambda: executor.run(PROGRAM, agent, image, boxes), repeats),
+        "in_process_run_us": _median_us(lambda: executors["in_process"].run(PROGRAM, agent, image, boxes), repeats),
+        "process_run_us": _median_us(lambda: executors["process"].run(PROGRAM, agent, image, boxes), repeats),
         "native_python_us": _median_us(native, repeats),
         "check_source_uncached_us": _median_us(lambda: _parse_checked_cached.__wrapped__(PROGRAM), repeats),
-        "sandboxed_run_uncached_us": _median_us(
-            lambda: (_parse_checked_cached.cache_clear(), executor.run(PROGRAM, agent, image, boxes)), repeats
-        ),
         "operations": float(outcome.operations),
     }
-    result["overhead_us"] = result["sandboxed_run_us"] - result["native_python_us"]
+    result["in_process_overhead_us"] = result["in_process_run_us"] - result["native_python_us"]
+    result["process_overhead_us"] = result["process_run_us"] - result["native_python_us"]
     for k, v in result.items():
         print(f"{k}: {v:.0f}")
+    for executor in executors.values():
+        executor.close()
     return result
 
 

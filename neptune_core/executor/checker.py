@@ -17,6 +17,7 @@ from neptune_core.executor.sandbox import (
     PRIMITIVE_NAMES,
     SAFE_BUILTIN_NAMES,
 )
+from neptune_core.primitives import EXECUTE_PARAMETERS
 from probabilistic_tensor import PROGRAM_API
 
 MAX_AST_DEPTH = 50
@@ -69,54 +70,83 @@ class ProgramCheckError(ValueError):
         super().__init__("\n".join(problems))
 
 
-def _children(node: ast.AST) -> list[tuple[ast.AST, bool]]:
-    """Child nodes, each with whether it is a type annotation (never evaluated)."""
-    out: list[tuple[ast.AST, bool]] = []
-    for name, value in ast.iter_fields(node):
-        is_annotation = name in ("annotation", "returns")
-        if isinstance(value, ast.AST):
-            out.append((value, is_annotation))
-        elif isinstance(value, list):
-            out.extend((v, is_annotation) for v in value if isinstance(v, ast.AST))
-    return out
+_ALLOWED_SET: frozenset[type] = frozenset(_ALLOWED_NODES)
+# the nodes the second pass (_node_problems) looks at
+_INSPECTED: frozenset[type] = frozenset(
+    {
+        ast.Name,
+        ast.Attribute,
+        ast.FunctionDef,
+        ast.Lambda,
+        ast.ExceptHandler,
+        ast.keyword,
+        ast.Dict,
+        ast.Raise,
+        ast.Constant,
+    }
+)
+_ANNOTATION_FIELDS = ("annotation", "returns")
+
+
+def _line(node: ast.AST) -> str:
+    return f"line {getattr(node, 'lineno', '?')}"
 
 
 def _collect(tree: ast.Module) -> tuple[list[tuple[ast.AST, bool]], set[str], list[str]]:
-    """One pass over the tree: (node, in_annotation) pairs, names the program binds, and the
-    problems found on the way (forbidden nodes, nesting depth, misplaced return/break/continue).
-    Nothing inside a forbidden node is visited."""
+    """One pass over the tree: the (node, in_annotation) pairs the second pass inspects, names the
+    program binds, and the problems found on the way (forbidden nodes, nesting depth, misplaced
+    return/break/continue). Nothing inside a forbidden node is visited."""
     nodes: list[tuple[ast.AST, bool]] = []
     bound: set[str] = set()
     problems: list[str] = []
+    allowed, inspected = _ALLOWED_SET, _INSPECTED
     # node, depth, in_annotation, in_loop, in_function
     stack: list[tuple[ast.AST, int, bool, bool, bool]] = [(tree, 0, False, False, False)]
     while stack:
         node, depth, in_ann, in_loop, in_func = stack.pop()
-        line = f"line {getattr(node, 'lineno', '?')}"
+        kind = type(node)
         if depth > MAX_AST_DEPTH:
-            return [], set(), [f"{line}: expressions/blocks nested more than {MAX_AST_DEPTH} deep"]
-        if not isinstance(node, _ALLOWED_NODES):
-            problems.append(f"{line}: {_WHY_NOT.get(type(node), f'{type(node).__name__} is not allowed')}")
+            return [], set(), [f"{_line(node)}: expressions/blocks nested more than {MAX_AST_DEPTH} deep"]
+        if kind not in allowed:
+            problems.append(f"{_line(node)}: {_WHY_NOT.get(kind, f'{kind.__name__} is not allowed')}")
             continue
-        nodes.append((node, in_ann))
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            bound.add(node.id)
-        elif isinstance(node, ast.FunctionDef):
+        if kind in inspected:
+            nodes.append((node, in_ann))
+        if kind is ast.Name:
+            if type(node.ctx) is ast.Store:
+                bound.add(node.id)
+        elif kind is ast.FunctionDef:
             bound.add(node.name)
-        elif isinstance(node, ast.arg):
+        elif kind is ast.arg:
             bound.add(node.arg)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
-        elif isinstance(node, (ast.Break, ast.Continue)) and not in_loop:
-            problems.append(f"{line}: '{type(node).__name__.lower()}' outside a loop")
-        elif isinstance(node, ast.Return) and not in_func:
-            problems.append(f"{line}: 'return' outside a function")
-        if isinstance(node, (ast.FunctionDef, ast.Lambda)):
+        elif kind is ast.ExceptHandler:
+            if node.name:
+                bound.add(node.name)
+        elif kind is ast.Break or kind is ast.Continue:
+            if not in_loop:
+                problems.append(f"{_line(node)}: '{kind.__name__.lower()}' outside a loop")
+        elif kind is ast.Return and not in_func:
+            problems.append(f"{_line(node)}: 'return' outside a function")
+        if kind is ast.FunctionDef or kind is ast.Lambda:
             in_loop, in_func = False, True
-        loop_body = node.body if isinstance(node, (ast.For, ast.While)) else ()
-        for child, is_ann in reversed(_children(node)):
-            child_loop = in_loop or any(child is b for b in loop_body)
-            stack.append((child, depth + 1, in_ann or is_ann, child_loop, in_func))
+        loop_body = {id(b) for b in node.body} if kind is ast.For or kind is ast.While else None
+        children: list[tuple[ast.AST, int, bool, bool, bool]] = []
+        for name in node._fields:
+            if name == "ctx":
+                continue
+            value = getattr(node, name, None)
+            if value is None:
+                continue
+            ann = in_ann or name in _ANNOTATION_FIELDS
+            if isinstance(value, list):
+                for v in value:
+                    if isinstance(v, ast.AST):
+                        child_loop = in_loop or (loop_body is not None and id(v) in loop_body)
+                        children.append((v, depth + 1, ann, child_loop, in_func))
+            elif isinstance(value, ast.AST):
+                children.append((value, depth + 1, ann, in_loop, in_func))
+        children.reverse()
+        stack.extend(children)
     return nodes, bound, problems
 
 
@@ -124,7 +154,7 @@ def _node_problems(tree: ast.Module) -> list[str]:
     nodes, bound, problems = _collect(tree)
     known = KNOWN_NAMES | bound
     for node, in_annotation in nodes:
-        line = f"line {getattr(node, 'lineno', '?')}"
+        line = _line(node)
         if isinstance(node, ast.Name):
             if node.id.startswith("__"):
                 problems.append(f"{line}: name '{node.id}' is not allowed (dunder names are forbidden)")
@@ -174,8 +204,9 @@ def _execute_problems(tree: ast.Module) -> list[str]:
         return ["line 1: the program must define a top-level function 'def execute(score, query, n):'"]
     args = defs[-1].args
     names = [a.arg for a in args.posonlyargs + args.args]
-    if names != ["score", "query", "n"] or args.kwonlyargs:
-        return [f"line {defs[-1].lineno}: execute must take exactly (score, query, n), got ({', '.join(names)})"]
+    expected = [*EXECUTE_PARAMETERS, "n"]
+    if names != expected or args.kwonlyargs:
+        return [f"line {defs[-1].lineno}: execute must take exactly ({', '.join(expected)}), got ({', '.join(names)})"]
     return []
 
 

@@ -1,40 +1,46 @@
-"""Executor: check a program, run ``execute(score, query, n)`` in the interpreter, and
+"""Executor: run a program against a VisionAgent, in a sandbox process or in-process, and
 record the outcome (value, trace, error, operations, seconds). Never raises for a bad
-program: every failure becomes ``outcome.error``."""
+program: every failure becomes ``outcome.error``.
+
+``executor.isolation``:
+
+- ``"process"`` (the default, for inference): the program runs in a sandbox process with OS
+  limits and a watchdog (process.py); ``score``/``query`` are forwarded to this process, which
+  holds the models. What the program returns comes back as data, so no gradient reaches the
+  VLM through it.
+- ``"in_process"``: the same interpreter and limits in this process, with the agent's tensors
+  passed straight to the program, so gradients flow (training through programs). Only for
+  trusted programs (e.g. a reviewed program cache): a single C-level operation cannot be
+  interrupted here, and memory is bounded only by the interpreter's guards.
+"""
 
 from __future__ import annotations
 
-import sys
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from neptune_core.config import ExecutorConfig
-from neptune_core.executor.checker import ProgramCheckError, parse_checked
-from neptune_core.executor.guards import Budget, CallDepthError, SandboxViolation, SizeLimitError
-from neptune_core.executor.interpreter import Interpreter, ProgramFunction
-from neptune_core.executor.primitives import make_primitives
-from neptune_core.executor.sandbox import make_builtins
+from neptune_core.config import ISOLATIONS, ExecutorConfig
+from neptune_core.executor.program import ProgramResult, run_program
 from neptune_core.types import Box, ErrorRecord
-from probabilistic_tensor import Semantics
+from probabilistic_tensor import LazyPolicy, Semantics
 from vision_agents.base import VisionAgent
 
-# Python frames the interpreter may need per nested program call (see run()), and the
-# highest recursion limit run() sets (beyond it the C stack of a thread is at risk).
-_FRAMES_PER_CALL = 60
-_MAX_RECURSION_LIMIT = 10_000
+if TYPE_CHECKING:  # imported where used: neptune_core.primitives imports this package's guards
+    from neptune_core.primitives.base import CallContext
 
 
 @dataclass
 class ExecutionOutcome:
     """What one run produced.
 
-    ``value``: what execute returned (None on error). ``trace``: one dict per score/query
-    call. ``error``: ErrorRecord or None. ``operations``: evaluated AST nodes.
-    ``seconds``: wall time of the run; ``primitive_seconds``: the part inside score/query.
-    ``printed``: what the program print()ed (at most 100 lines).
+    ``value``: what execute returned (None on error). ``trace``: one dict per primitive call
+    (at most ``executor.max_trace_entries``, then a "truncated" marker). ``error``: ErrorRecord
+    or None. ``operations``: evaluated AST nodes. ``seconds``: wall time of the run;
+    ``primitive_seconds``: the part inside score/query. ``printed``: what the program print()ed
+    (at most 100 lines).
     """
 
     value: Any = None
@@ -47,55 +53,82 @@ class ExecutionOutcome:
 
 
 class Executor:
-    """Runs checked programs against a VisionAgent under the limits of ``config``."""
+    """Runs checked programs against a VisionAgent under the limits of ``config``.
 
-    def __init__(self, config: ExecutorConfig, semantics: Semantics) -> None:
+    ``isolation`` overrides ``config.isolation`` (the training loop passes "in_process").
+    With process isolation call :meth:`start` before loading models (it is also started on the
+    first run) and :meth:`close` at the end (a garbage-collected Executor closes its sandbox).
+    ``lazy``: relations (``score(q, 2)``) are evaluated lazily under this policy, pair by pair as
+    the program reads them (neptune_core/executor/lazy_score.py); None: every pair at once.
+    """
+
+    def __init__(
+        self,
+        config: ExecutorConfig,
+        semantics: Semantics,
+        isolation: str | None = None,
+        lazy: LazyPolicy | None = None,
+    ) -> None:
         self.config = config
         self.semantics = semantics
+        self.lazy = lazy
+        self.isolation = isolation or config.isolation
+        if self.isolation not in ISOLATIONS:
+            raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}, got {self.isolation!r}")
+        self._sandbox: Any = None
 
-    def run(self, source: str, agent: VisionAgent, image: Image.Image, boxes: list[Box]) -> ExecutionOutcome:
-        """Check ``source`` and run its ``execute(score, query, len(boxes))``."""
-        t0 = time.perf_counter()
-        outcome = ExecutionOutcome()
-        budget = Budget(self.config)
-        # the interpreter recurses in Python; make room for max_call_depth nested calls
-        needed = min(_FRAMES_PER_CALL * (budget.max_call_depth + 2) + 200, _MAX_RECURSION_LIMIT)
-        previous_limit = sys.getrecursionlimit()
-        interp: Interpreter | None = None
-        try:
-            tree = parse_checked(source)
-            score, query = make_primitives(agent, image, list(boxes), self.semantics, outcome.trace, budget)
-            interp = Interpreter(budget, make_builtins(budget, outcome.printed))
-            interp.allow_callable(score)
-            interp.allow_callable(query)
-            if previous_limit < needed:
-                sys.setrecursionlimit(min(needed + _current_depth(), _MAX_RECURSION_LIMIT))
-            interp.run_module(tree)
-            execute = interp.globals.vars.get("execute")
-            if not isinstance(execute, ProgramFunction):
-                raise SandboxViolation("the program did not define a function 'execute' at top level")
-            outcome.value = interp.call(execute, score, query, len(boxes))
-        except ProgramCheckError as e:
-            outcome.error = ErrorRecord.from_exception(e)
-        except Exception as e:
-            if isinstance(e, RecursionError):
-                e = CallDepthError("program nesting too deep for the interpreter (recursion?)")
-            elif isinstance(e, MemoryError):
-                e = SizeLimitError("the program ran out of memory")
-            outcome.value = None
-            where = f"line {interp.lineno}: " if interp is not None and interp.lineno else ""
-            outcome.error = ErrorRecord(type=type(e).__name__, message=f"{where}{e}"[:2000])
-        finally:
-            if sys.getrecursionlimit() != previous_limit:
-                sys.setrecursionlimit(previous_limit)
-        outcome.operations = budget.operations
-        outcome.primitive_seconds = budget.primitive_seconds
-        outcome.seconds = time.perf_counter() - t0
-        return outcome
+    @property
+    def sandbox(self) -> Any:
+        """The SandboxProcess (process isolation only)."""
+        if self._sandbox is None and self.isolation == "process":
+            from neptune_core.executor.process import SandboxProcess
+
+            self._sandbox = SandboxProcess(self.config, self.semantics)
+        return self._sandbox
+
+    def start(self) -> None:
+        """Start the sandbox process now (no-op in-process); SandboxStartError if it cannot start."""
+        if self.isolation == "process":
+            self.sandbox.start()
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+
+    def run(
+        self,
+        source: str,
+        agent: VisionAgent,
+        image: Image.Image,
+        boxes: list[Box],
+        *,
+        more_images: Sequence[tuple[Image.Image, list[Box]]] = (),
+    ) -> ExecutionOutcome:
+        """Check ``source`` and run its ``execute(score, query, len(boxes))``.
+
+        ``more_images``: the sample's other images with their boxes (``image=1``, ``image=2``...)."""
+        from neptune_core.primitives import get_primitive
+        from neptune_core.primitives.base import CallContext
+
+        ctx = CallContext(agent, image, list(boxes), self.config, lazy=self.lazy, more_images=more_images)
+        if self.isolation == "process":
+            result = self.sandbox.run(source, ctx)
+        else:
+
+            def call(name: str, request: dict[str, Any], program_seconds: float) -> Any:
+                return get_primitive(name).call(ctx, request, trusted=True)
+
+            result = run_program(source, ctx.limits.counts or ctx.limits.n, self.config, self.semantics, call)
+        return _outcome(result, ctx)
 
 
-def _current_depth() -> int:
-    frame, depth = sys._getframe(), 0
-    while frame is not None:
-        frame, depth = frame.f_back, depth + 1
-    return depth
+def _outcome(result: ProgramResult, ctx: CallContext) -> ExecutionOutcome:
+    return ExecutionOutcome(
+        value=result.value if result.error is None else None,
+        trace=ctx.finished_trace(),
+        error=result.error,
+        operations=result.operations,
+        seconds=result.seconds,
+        primitive_seconds=result.primitive_seconds,
+        printed=result.printed,
+    )

@@ -8,6 +8,7 @@ never catches them (the interpreter re-raises them past every handler).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,8 +47,25 @@ class SizeLimitError(ExecutionLimitError):
     """A sequence, string, integer or tensor would have been too large."""
 
 
+class PrimitiveLimitError(ExecutionLimitError):
+    """The program made more primitive calls than ``executor.max_primitive_calls``."""
+
+
+class ProgramTimeout(ExecutionLimitError):
+    """The watchdog stopped the sandbox process: program time (or CPU time) ran far past the limit,
+    for example inside one long C-level operation the interpreter cannot interrupt."""
+
+
+class ProgramMemoryError(ExecutionLimitError):
+    """The program ran out of memory (the sandbox's ``executor.memory_mb``, or the host's)."""
+
+
 class SandboxViolation(SandboxAbort):
     """The program tried something the sandbox forbids (attribute, call, subscript)."""
+
+
+class SandboxCrash(SandboxAbort):
+    """The sandbox process died, or broke the protocol with the parent, while running the program."""
 
 
 class AgentError(SandboxAbort):
@@ -135,9 +153,11 @@ class Budget:
 _CONTAINERS = (list, tuple, set, frozenset, dict)
 
 
-def deep_size(obj: Any, limit: int) -> int:
+def deep_size(obj: Any, limit: int, tensor_vars: dict[str, int] | None = None) -> int:
     """Elements reachable from ``obj``: container lengths plus string lengths plus tensor sizes,
-    counting shared sub-containers every time they occur. Stops early once above ``limit``."""
+    counting shared sub-containers every time they occur (what a C-level compare, hash or repr
+    walks). Exceptions count their arguments. Stops early once above ``limit``. When
+    ``tensor_vars`` is given, it collects each ProbabilisticTensor variable's largest size."""
     from probabilistic_tensor import ProbabilisticTensor
 
     memo: dict[int, int] = {}
@@ -146,8 +166,14 @@ def deep_size(obj: Any, limit: int) -> int:
         if isinstance(x, str):
             return len(x)
         if isinstance(x, ProbabilisticTensor):
-            return int(x.data.numel())
-        if not isinstance(x, _CONTAINERS):
+            shape = x.shape  # .shape, not .data: a lazy relation is measured without being evaluated
+            if tensor_vars is not None:
+                for v, objects in zip(x.vars, shape, strict=False):
+                    tensor_vars[v] = max(tensor_vars.get(v, 0), int(objects))
+            return math.prod(shape)
+        if isinstance(x, BaseException):
+            x = x.args
+        elif not isinstance(x, _CONTAINERS):
             return 0
         key = id(x)
         if key in memo:
@@ -168,3 +194,19 @@ def deep_size(obj: Any, limit: int) -> int:
         return total
 
     return size(obj, 0)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A MemoryError, or torch's CPU allocator failing (a RuntimeError naming DefaultCPUAllocator)."""
+    return isinstance(exc, MemoryError) or (type(exc) is RuntimeError and "can't allocate memory" in str(exc)[:300])
+
+
+def safe_message(exc: BaseException, limit: int = 100_000) -> str:
+    """``str(exc)``, unless its arguments are too large (or too aliased) to print quickly."""
+    size = deep_size(exc, limit)
+    if size > limit:
+        return f"<{type(exc).__name__} whose message holds more than {limit} elements; not printed>"
+    try:
+        return str(exc)[:2000]
+    except Exception as e:  # a message that cannot be printed is reported, not raised
+        return f"<{type(exc).__name__} whose message cannot be printed: {type(e).__name__}>"

@@ -18,17 +18,24 @@ import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from neptune_core.executor.guards import Budget, CallDepthError, SandboxAbort, SandboxViolation, SizeLimitError
-from neptune_core.executor.sandbox import (
-    ALLOCATING_CALLS,
-    EXCEPTION_CLASSES,
-    BoundMethod,
+from neptune_core.executor.guards import (
+    Budget,
+    CallDepthError,
+    ProgramMemoryError,
+    SandboxAbort,
+    SandboxViolation,
+    is_out_of_memory,
+)
+from neptune_core.executor.operators import (
+    PRE_CALL,
     binary_op,
     check_format_spec,
     check_pt_size,
     check_stringify,
-    get_attribute,
+    guard_elements,
+    guard_new_tuple,
 )
+from neptune_core.executor.sandbox import ALLOCATING_CALLS, EXCEPTION_CLASSES, BoundMethod, get_attribute
 from probabilistic_tensor import ProbabilisticTensor
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
@@ -50,6 +57,8 @@ _UNARY: dict[type, Callable[[Any], Any]] = {
     ast.Not: operator.not_, ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert,
 }  # fmt: skip
 _SUBSCRIPTABLE = (str, list, tuple, dict, range, ProbabilisticTensor)
+_CONTAINERS = (list, tuple, set, frozenset, dict)
+_MEMBERSHIP = (ast.In, ast.NotIn)
 _NOT_CATCHABLE = (SandboxAbort, RecursionError, MemoryError)
 
 
@@ -142,9 +151,9 @@ class ProgramFunction:
 
 
 @functools.cache
-def _handler_names(cls: type, prefix: str) -> dict[type, str]:
-    """AST node type -> name of the method of ``cls`` that handles it."""
-    return {getattr(ast, a[len(prefix) :]): a for a in dir(cls) if a.startswith(prefix)}
+def _handlers(cls: type, prefix: str) -> dict[type, Callable[..., Any]]:
+    """AST node type -> the (unbound) method of ``cls`` that handles it."""
+    return {getattr(ast, a[len(prefix) :]): getattr(cls, a) for a in dir(cls) if a.startswith(prefix)}
 
 
 class Interpreter:
@@ -156,9 +165,8 @@ class Interpreter:
         self.globals = Scope(None)
         self.lineno = 0
         self._callable_ids = {id(v) for v in names.values() if callable(v)}
-        cls = type(self)
-        self._eval = {node: getattr(self, name) for node, name in _handler_names(cls, "_eval_").items()}
-        self._exec = {node: getattr(self, name) for node, name in _handler_names(cls, "_exec_").items()}
+        self._eval = _handlers(type(self), "_eval_")
+        self._exec = _handlers(type(self), "_exec_")
 
     def allow_callable(self, func: Any) -> None:
         """Let programs call ``func`` (e.g. the primitives passed to execute)."""
@@ -186,7 +194,7 @@ class Interpreter:
             handler = self._exec.get(type(stmt))
             if handler is None:
                 raise SandboxViolation(f"statement {type(stmt).__name__} is not allowed")
-            handler(stmt, scope)
+            handler(self, stmt, scope)
 
     def _exec_Expr(self, node: ast.Expr, scope: Scope) -> None:
         self.eval(node.value, scope)
@@ -265,7 +273,11 @@ class Interpreter:
 
     def _exec_Assert(self, node: ast.Assert, scope: Scope) -> None:
         if not self.eval(node.test, scope):
-            raise AssertionError("" if node.msg is None else str(self.eval(node.msg, scope)))
+            if node.msg is None:
+                raise AssertionError("")
+            msg = self.eval(node.msg, scope)
+            check_stringify(self.budget, msg, "an assert message")
+            raise AssertionError(str(msg))
 
     def _exec_Try(self, node: ast.Try, scope: Scope) -> None:
         try:
@@ -274,6 +286,8 @@ class Interpreter:
             except _NOT_CATCHABLE:
                 raise
             except Exception as exc:
+                if is_out_of_memory(exc):
+                    raise
                 for handler in node.handlers:
                     if self._handler_matches(handler, exc, scope):
                         if handler.name:
@@ -345,7 +359,7 @@ class Interpreter:
         handler = self._eval.get(type(node))
         if handler is None:
             raise SandboxViolation(f"expression {type(node).__name__} is not allowed")
-        return handler(node, scope)
+        return handler(self, node, scope)
 
     def _eval_Constant(self, node: ast.Constant, scope: Scope) -> Any:
         return node.value
@@ -380,6 +394,10 @@ class Interpreter:
             right = self.eval(comp, scope)
             if isinstance(left, ProbabilisticTensor) and isinstance(right, ProbabilisticTensor):
                 check_pt_size(self.budget, [left, right])
+            elif isinstance(left, _CONTAINERS) or (isinstance(right, _CONTAINERS) and not isinstance(op, _MEMBERSHIP)):
+                guard_elements(self.budget, (left, right), "a comparison")
+            elif isinstance(left, ProbabilisticTensor) and isinstance(op, _MEMBERSHIP):
+                guard_elements(self.budget, (left, right), "a membership test")
             result = _CMPOPS[type(op)](left, right)
             if len(node.ops) > 1 and not result:
                 return result
@@ -414,7 +432,7 @@ class Interpreter:
         return [self.eval(e, scope) for e in node.elts]
 
     def _eval_Tuple(self, node: ast.Tuple, scope: Scope) -> tuple:
-        return tuple(self.eval(e, scope) for e in node.elts)
+        return guard_new_tuple(self.budget, tuple([self.eval(e, scope) for e in node.elts]))
 
     def _eval_Set(self, node: ast.Set, scope: Scope) -> set:
         return {self.eval(e, scope) for e in node.elts}
@@ -499,14 +517,15 @@ class Interpreter:
             operands.append(func.obj)
         if len(operands) > 1:
             check_pt_size(self.budget, operands)
-        if func is str and args:
-            check_stringify(self.budget, args[0], "str()")
+        pre = None if isinstance(func, (ProgramFunction, BoundMethod, ProbabilisticTensor)) else PRE_CALL.get(func)
+        if pre is not None:
+            args = pre(self.budget, args, kwargs)
         try:
             result = func(*args, **kwargs)
         except RecursionError:
             raise CallDepthError("program nesting too deep for the interpreter (recursion?)") from None
         except MemoryError:
-            raise SizeLimitError("the program ran out of memory") from None
-        if func is sorted or func is str or (type(func) is type and func in ALLOCATING_CALLS):
+            raise ProgramMemoryError("the program ran out of memory") from None
+        if func is str or (type(func) is type and func in ALLOCATING_CALLS):
             self.budget.check_size(len(result), f"the result of {getattr(func, '__name__', 'a call')}()")
         return result

@@ -1,24 +1,34 @@
 """What a program may touch: the builtins, the attribute whitelist per type, and the
-size-guarded operators and methods the interpreter uses.
+size-guarded methods the interpreter uses (guarded operators: ``operators.py``).
 
 To allow a new builtin, add it to :data:`SAFE_BUILTIN_NAMES` and :func:`make_builtins`
-(guard anything that can allocate). To allow a new method, add its name to
-:data:`TYPE_METHODS`; methods that can grow a container or string also need an entry
-in :data:`_GROWTH` so that the result size is checked before the call.
+(guard anything that can allocate or walk its argument, see ``operators.py``). To allow a new
+method, add its name to :data:`TYPE_METHODS`; methods that can grow a container or string
+also need an entry in :data:`_GROWTH` so that the result size is checked before the call, and
+methods that compare or hash elements one in :data:`_WALKING`.
 """
 
 from __future__ import annotations
 
 import builtins
-import operator
-import re
 from collections.abc import Callable
 from typing import Any
 
-from neptune_core.executor.guards import Budget, SandboxViolation, SizeLimitError, deep_size
+from neptune_core.executor.guards import Budget, SandboxViolation
+from neptune_core.executor.operators import (
+    _MISSING,
+    add_exception_guards,
+    check_stringify,
+    guard_elements,
+    guarded_extreme,
+    guarded_sorted,
+    guarded_sum,
+    materialise,
+)
+from neptune_core.primitives import PRIMITIVE_NAMES as _PRIMITIVES
 from probabilistic_tensor import PROGRAM_API, PROGRAM_METHODS, ProbabilisticTensor
 
-PRIMITIVE_NAMES: tuple[str, ...] = ("score", "query", "n")
+PRIMITIVE_NAMES: tuple[str, ...] = (*_PRIMITIVES, "n")
 
 SAFE_BUILTIN_NAMES: tuple[str, ...] = (
     "len", "range", "set", "list", "dict", "tuple", "min", "max", "sum", "sorted", "abs", "any", "all",
@@ -58,22 +68,16 @@ TYPE_METHODS: dict[type, frozenset[str]] = {
 ALLOWED_ATTRIBUTES: frozenset[str] = PT_ATTRIBUTES.union(*TYPE_METHODS.values())
 
 
-def _materialise(budget: Budget, values: Any, what: str) -> list:
-    items = list(values)
-    budget.check_size(len(items), what)
-    return items
-
-
 def _growth_extend(budget: Budget, obj: Any, args: tuple) -> tuple:
     if len(args) != 1:
         return args
-    items = _materialise(budget, args[0], "extend() argument")
+    items = materialise(budget, args[0], "extend() argument")
     budget.check_size(len(obj) + len(items), "the extended list")
     return (items,)
 
 
 def _growth_update(budget: Budget, obj: Any, args: tuple) -> tuple:
-    new = tuple(dict(a) if isinstance(a, dict) else _materialise(budget, a, "update()/union() argument") for a in args)
+    new = tuple(dict(a) if isinstance(a, dict) else materialise(budget, a, "update()/union() argument") for a in args)
     budget.check_size(len(obj) + sum(len(a) for a in new), "the resulting set/dict")
     return new
 
@@ -81,7 +85,7 @@ def _growth_update(budget: Budget, obj: Any, args: tuple) -> tuple:
 def _growth_join(budget: Budget, obj: str, args: tuple) -> tuple:
     if len(args) != 1:
         return args
-    items = _materialise(budget, args[0], "join() argument")
+    items = materialise(budget, args[0], "join() argument")
     total = sum(len(s) if isinstance(s, str) else 0 for s in items) + len(obj) * max(len(items) - 1, 0)
     budget.check_size(total, "the joined string")
     return (items,)
@@ -110,6 +114,12 @@ _GROWTH: dict[str, Callable[[Budget, Any, tuple], tuple]] = {
     "replace": _growth_replace,
     "copy": _growth_copy,
 }
+_WALKED_ARGS = (list, tuple, set, frozenset, dict, ProbabilisticTensor)
+# methods of containers that compare or hash the elements of their receiver and arguments
+_WALKING: frozenset[str] = frozenset(
+    "index count remove union update intersection difference symmetric_difference issubset issuperset "
+    "isdisjoint".split()
+)
 
 
 class BoundMethod:
@@ -121,9 +131,18 @@ class BoundMethod:
         self.obj, self.name, self.func, self.budget = obj, name, func, budget
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        growth = _GROWTH.get(self.name) if not isinstance(self.obj, ProbabilisticTensor) else None
-        if growth is not None:
-            args = growth(self.budget, self.obj, args)
+        obj = self.obj
+        if not isinstance(obj, ProbabilisticTensor):
+            growth = _GROWTH.get(self.name)
+            if growth is not None:
+                args = growth(self.budget, obj, args)
+            if type(obj) is not str and self.name in _WALKING and any(isinstance(a, _WALKED_ARGS) for a in args):
+                guard_elements(self.budget, (obj, *args), f".{self.name}()")
+            if self.name == "sort" and type(obj) is list:
+                if args:
+                    raise TypeError("sort() takes no positional arguments")
+                obj[:] = guarded_sorted(self.budget, obj, **kwargs)
+                return None
         result = self.func(*args, **kwargs)
         if isinstance(result, (list, tuple, set, dict, str)) and result is not self.obj:
             self.budget.check_size(len(result), f"the result of .{self.name}()")
@@ -159,61 +178,6 @@ def describe(obj: Any) -> str:
     return f"a value of type {type(obj).__name__}"
 
 
-# ---- guarded operators -------------------------------------------------------------------
-_SEQ = (str, list, tuple)
-_SPEC_NUMBER = re.compile(r"\d+")
-
-
-def check_stringify(budget: Budget, value: Any, what: str) -> None:
-    """Refuse turning a huge (or hugely aliased) value into a string."""
-    budget.check_size(deep_size(value, budget.max_sequence_length), what)
-
-
-def check_format_spec(budget: Budget, spec: str) -> None:
-    for m in _SPEC_NUMBER.finditer(spec):
-        if len(m.group()) > 9 or int(m.group()) > budget.max_sequence_length:
-            raise SizeLimitError(f"format width/precision {m.group()} is larger than executor.max_sequence_length")
-
-
-def check_pt_size(budget: Budget, operands: list[Any]) -> None:
-    """Refuse an algebra operation whose aligned result would be too large."""
-    sizes: dict[str, int] = {}
-    for t in operands:
-        if isinstance(t, ProbabilisticTensor):
-            sizes.update(zip(t.vars, (int(s) for s in t.data.shape), strict=False))
-    total = 1
-    for s in sizes.values():
-        total *= s
-    budget.check_size(total, f"a tensor over variables {tuple(sizes)}")
-
-
-def _repeat_size(budget: Budget, seq: Any, times: int) -> None:
-    if times > 0:
-        per = deep_size(seq, budget.max_sequence_length) if isinstance(seq, (list, tuple)) else len(seq)
-        budget.check_size(per * times, "sequence repetition")
-
-
-def binary_op(budget: Budget, op: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
-    """Apply ``op`` after refusing results that would be too large."""
-    if op in (operator.mul, operator.imul):
-        if isinstance(a, _SEQ) and isinstance(b, int):
-            _repeat_size(budget, a, b)
-        elif isinstance(b, _SEQ) and isinstance(a, int):
-            _repeat_size(budget, b, a)
-        elif type(a) is int and type(b) is int:
-            budget.check_int(a.bit_length() + b.bit_length(), "a product")
-    elif op in (operator.add, operator.iadd) and isinstance(a, _SEQ) and isinstance(b, _SEQ):
-        budget.check_size(len(a) + len(b), "concatenation")
-    elif op is operator.pow and isinstance(a, int) and isinstance(b, int) and b > 0:
-        if abs(a) > 1:
-            budget.check_int(b * abs(a).bit_length(), "a power")
-    elif op in (operator.mod, operator.imod) and isinstance(a, str):
-        raise SandboxViolation("%-formatting of strings is not supported; use an f-string")
-    if isinstance(a, ProbabilisticTensor) and isinstance(b, ProbabilisticTensor):
-        check_pt_size(budget, [a, b])
-    return op(a, b)
-
-
 # ---- builtins ----------------------------------------------------------------------------
 def make_builtins(budget: Budget, printed: list[str]) -> dict[str, Any]:
     """The builtins of one run: real ones where harmless, guarded wrappers elsewhere."""
@@ -228,19 +192,36 @@ def make_builtins(budget: Budget, printed: list[str]) -> dict[str, Any]:
         return r
 
     def sum_(iterable: Any, start: Any = 0) -> Any:
-        if isinstance(start, bool) or not isinstance(start, (int, float, ProbabilisticTensor)):
-            raise TypeError("sum() adds numbers or tensors only; build lists with comprehensions instead")
-        return sum(iterable, start)
+        return guarded_sum(budget, iterable, start)
 
-    def print_(*args: Any, sep: str = " ", end: str = "") -> None:
+    def sorted_(iterable: Any, *, key: Any = None, reverse: bool = False) -> list:
+        return guarded_sorted(budget, iterable, key, reverse)
+
+    def min_(*args: Any, key: Any = None, default: Any = _MISSING) -> Any:
+        return guarded_extreme(budget, "min", min, args, key, default)
+
+    def max_(*args: Any, key: Any = None, default: Any = _MISSING) -> Any:
+        return guarded_extreme(budget, "max", max, args, key, default)
+
+    def print_(*args: Any, sep: str | None = " ", end: str | None = "\n") -> None:
+        if sep is None:
+            sep = " "
+        if not isinstance(sep, str) or not (end is None or isinstance(end, str)):
+            raise TypeError("print() sep and end must be None or strings")
+        pieces: list[str] = []
+        length = 0
         for a in args:
             check_stringify(budget, a, "print() argument")
+            pieces.append(str(a))
+            length += len(pieces[-1]) + len(sep)
+            if length > _PRINT_CHARS:
+                break
         if len(printed) < 100:
-            printed.append(str(sep).join(str(a) for a in args)[:1000])
+            printed.append(sep[:_PRINT_CHARS].join(pieces)[:_PRINT_CHARS])
 
     table: dict[str, Any] = {
-        "len": len, "set": set, "list": list, "dict": dict, "tuple": tuple, "min": min, "max": max,
-        "sorted": sorted, "abs": abs, "any": any, "all": all, "enumerate": enumerate, "zip": zip,
+        "len": len, "set": set, "list": list, "dict": dict, "tuple": tuple, "min": min_, "max": max_,
+        "sorted": sorted_, "abs": abs, "any": any, "all": all, "enumerate": enumerate, "zip": zip,
         "int": int, "float": float, "str": str, "bool": bool, "round": round, "reversed": reversed,
         "isinstance": isinstance, "range": range_, "sum": sum_, "print": print_,
     }  # fmt: skip
@@ -252,6 +233,9 @@ def make_builtins(budget: Budget, printed: list[str]) -> dict[str, Any]:
     return table
 
 
+_PRINT_CHARS = 1000  # kept per print() line
+
 # builtins whose result is a new container/string: counted against the allocation budget
 ALLOCATING_CALLS: frozenset[type] = frozenset({list, tuple, set, dict})
 EXCEPTION_CLASSES: tuple[type, ...] = tuple(getattr(builtins, n) for n in EXCEPTION_NAMES)
+add_exception_guards(EXCEPTION_CLASSES)

@@ -1,0 +1,232 @@
+"""The sandbox process: runs programs for one parent, under OS limits, until its pipe closes.
+
+It is forked from a fork server (forkserver.py) that imported this module (and so torch) and
+ran :func:`prepare_server` once. On start it isolates itself: every inherited file descriptor but its pipe is closed (stdin, stdout and
+stderr point at /dev/null), torch uses one thread, and the OS limits are set (Linux):
+RLIMIT_DATA = ``executor.memory_mb`` (private writable memory, its baseline included),
+RLIMIT_AS = its address space at start + ``memory_mb`` (torch maps a lot of virtual memory
+it never touches, so this one only bounds growth), RLIMIT_CORE = RLIMIT_FSIZE = 0, and before
+each run RLIMIT_CPU leaves it between 2 x time_limit_s + 1 and twice that of CPU seconds (SIGXCPU beyond).
+It also asks the kernel to kill it if the fork server (its parent) dies.
+
+A program's primitive calls are sent to the parent as JSON and block until the reply arrives;
+the result goes back as JSON (neptune_core/executor/wire.py).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+import pickle
+import resource
+import signal
+import sys
+from multiprocessing.connection import Connection
+from typing import Any
+
+import torch
+
+from neptune_core.config import ExecutorConfig
+from neptune_core.executor.guards import AgentError, PrimitiveLimitError, SandboxViolation, SizeLimitError
+from neptune_core.executor.program import run_program
+from neptune_core.executor.wire import encode_value, from_wire
+from neptune_core.types import ErrorRecord
+from probabilistic_tensor import Semantics
+
+_MB = 1024 * 1024
+# errors a primitive's parent side may raise, re-raised in the program under the same type
+_REPLY_ERRORS: dict[str, type[Exception]] = {
+    c.__name__: c
+    for c in (AgentError, PrimitiveLimitError, SizeLimitError, SandboxViolation, TypeError, ValueError, IndexError)
+}
+_WARM_UP = """
+def execute(score, query, n):
+    a = score("a")
+    b = score("b", 2)
+    c = (a & ~a | a).implies(a)
+    d = b.contract(a.iota()("y")) & c
+    k = count(d) > 0 and d.exists() and forall(a) or exists(b)
+    names = sorted([f"{i}" for i in range(n)], key=lambda s: -len(s))
+    return [query("q", d.iota()), k.item() if k else 0, names, {"x": round(1.5, 1), "y": int("7", 16)}]
+"""
+
+
+def status_mb() -> dict[str, float]:
+    """VmData, VmSize, VmRSS and VmHWM of this process in MB (empty where /proc is missing)."""
+    out: dict[str, float] = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("VmData", "VmSize", "VmRSS", "VmHWM"):
+                    out[key] = int(rest.split()[0]) / 1024.0
+    except OSError:
+        pass
+    return out
+
+
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / _MB if hasattr(os, "sysconf") else 4096 / _MB
+_COLLECT_ABOVE_MB = 64  # collect garbage after a run that left this much more resident memory
+
+
+def _rss_mb() -> float:
+    """This process's resident memory (one small read of /proc; 0 where it is missing)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE_MB
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _send(conn: Connection, message: dict[str, Any]) -> None:
+    conn.send_bytes(json.dumps(message).encode("utf-8"))
+
+
+class _Primitives:
+    """The program's side of primitive calls: forward over the pipe, wait for the reply."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def __call__(self, name: str, request: dict[str, Any], program_seconds: float) -> Any:
+        _send(self.conn, {"op": "call", "name": name, "request": request, "program_seconds": program_seconds})
+        reply = pickle.loads(self.conn.recv_bytes())
+        if reply[0] == "ok":
+            return from_wire(reply[1])
+        _, kind, message = reply
+        cls = _REPLY_ERRORS.get(kind)
+        if cls is None:
+            raise SandboxViolation(f"{kind}: {message}")
+        raise cls(message)
+
+
+def prepare_server() -> None:
+    """Run once in the fork server before it forks: one torch thread, one program run with fake
+    replies (so every lazily loaded part is loaded before the limits), then freeze what exists
+    (the garbage collector never scans it again, and forked pages stay shared)."""
+
+    def fake(name: str, request: dict[str, Any], program_seconds: float) -> Any:
+        if name == "score":
+            return torch.full((3,) * request["num_objects"], 0.5)
+        return "red"
+
+    torch.set_num_threads(1)
+    result = run_program(_WARM_UP, 3, ExecutorConfig(), Semantics(), fake)
+    if result.error is not None:  # the warm-up program must run; anything else is a bug here
+        raise RuntimeError(f"sandbox warm-up failed: {result.error}")
+    gc.collect()
+    gc.freeze()
+
+
+def _isolate(conn: Connection) -> None:
+    keep = conn.fileno()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    fds = [int(name) for name in os.listdir("/proc/self/fd")] if os.path.isdir("/proc/self/fd") else []
+    for fd in fds:
+        if fd > 2 and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the descriptor of the directory listing itself, already closed
+    if not fds:
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 1024)
+    try:  # PR_SET_PDEATHSIG: die with the fork server (which dies with the parent)
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the pipe's EOF still ends the loop, and RLIMIT_CPU a hang
+
+
+def _set_limits(memory_mb: int, start: dict[str, float]) -> None:
+    def limit(which: int, value: int) -> None:
+        _, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, hard))
+
+    limit(resource.RLIMIT_CORE, 0)
+    limit(resource.RLIMIT_FSIZE, 0)
+    limit(resource.RLIMIT_DATA, memory_mb * _MB)
+    if "VmSize" in start:
+        limit(resource.RLIMIT_AS, int((start["VmSize"] + memory_mb) * _MB))
+
+
+def _set_cpu_limit(time_limit_s: float) -> None:
+    """RLIMIT_CPU for the next run: at least 2 x time_limit_s + 1 s of CPU from now, at most twice that
+    (the limit is moved only when less than the minimum is left, saving a system call most runs)."""
+    times = os.times()
+    used = times.user + times.system
+    soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if soft != resource.RLIM_INFINITY and soft >= used + 2 * time_limit_s + 1:
+        return
+    soft = int(math.ceil(used + 2 * (2 * time_limit_s + 1)))
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -> None:
+    """Entry point of the sandbox process, called in the fork server's new child; never returns."""
+    code = 0
+    try:
+        _isolate(conn)
+        start = status_mb()
+        baseline = start.get("VmData", start.get("VmRSS", 0.0))
+        if baseline + 128 > config.memory_mb:
+            _send(conn, {"op": "too_small", "baseline_mb": round(baseline, 1)})
+            return
+        _set_limits(int(config.memory_mb), start)
+        baseline_rss = _rss_mb()
+        _send(conn, {"op": "ready", "baseline_mb": round(baseline, 1), "status": start})
+        primitives = _Primitives(conn)
+        while True:
+            try:
+                request = pickle.loads(conn.recv_bytes())
+            except EOFError:
+                return
+            if request is None:
+                return
+            source, n = request
+            _set_cpu_limit(config.time_limit_s)
+            result = run_program(source, n, config, semantics, primitives)
+            try:
+                value = encode_value(result.value)
+            except (RecursionError, MemoryError) as e:
+                value, result.error = None, ErrorRecord(type="SizeLimitError", message=f"result: {e!r:.200}")
+            _send(
+                conn,
+                {
+                    "op": "done",
+                    "value": value,
+                    "error": None if result.error is None else result.error.to_dict(),
+                    "operations": result.operations,
+                    "seconds": result.seconds,
+                    "primitive_seconds": result.primitive_seconds,
+                    "printed": result.printed,
+                    "fresh_process": result.fresh_process,
+                },
+            )
+            if result.fresh_process:
+                return
+            del result, value
+            if _rss_mb() > baseline_rss + _COLLECT_ABOVE_MB:  # a program left (cyclic) garbage behind
+                gc.collect()
+                if _rss_mb() > config.memory_mb - 128:  # what a program left must not fail the next one
+                    return
+    except (EOFError, BrokenPipeError):
+        code = 0  # the parent went away
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which records a SandboxCrash
+        code = 1
+        try:
+            _send(conn, {"op": "crash", "error": f"{type(e).__name__}: {e!s:.300}"})
+        except BaseException:  # noqa: BLE001 - the pipe is gone too; the exit code says it
+            pass
+    finally:
+        sys.stdout.flush()
+        os._exit(code)

@@ -1,0 +1,340 @@
+"""The parent's side of the sandbox process: start it, run programs in it under a watchdog,
+serve their primitive calls, and replace it when it dies or must not be reused.
+
+Processes come from a fork server (forkserver.py), itself a fresh interpreter that imports
+neptune_core.executor.child (and torch) once: a sandbox never inherits the parent's models,
+CUDA state or file descriptors, and starting one takes milliseconds. One SandboxProcess
+serves one parent (one per run worker), sample after sample.
+
+The watchdog counts program time only: the sandbox's own count, reported with each primitive
+call, plus the time since the parent last handed it work (the program, or a primitive's reply).
+Time the parent spends answering ``score``/``query`` does not count. Past 1.5 x ``executor.time_limit_s`` (the interpreter's
+own limit stops ordinary programs at 1 x) or past the memory limit (the parent also watches
+the sandbox's resident memory, in case the OS limits are missing, as on macOS), the sandbox
+is killed and the sample gets a typed error: ProgramTimeout, ProgramMemoryError or
+SandboxCrash (it died, or broke the protocol). The next run starts a fresh sandbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pickle
+import select
+import signal
+import time
+import weakref
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from neptune_core.config import ExecutorConfig
+from neptune_core.errors import UserError
+from neptune_core.executor.forkserver import ForkServer, fork_server
+from neptune_core.executor.guards import (
+    ProgramMemoryError,
+    ProgramTimeout,
+    SandboxAbort,
+    SandboxCrash,
+    safe_message,
+)
+from neptune_core.executor.program import ProgramResult
+from neptune_core.executor.wire import MAX_MESSAGE_BYTES, decode_value, to_wire
+from neptune_core.types import ErrorRecord
+from probabilistic_tensor import Semantics
+
+if TYPE_CHECKING:  # imported where used: neptune_core.primitives imports this package's guards
+    from neptune_core.primitives.base import CallContext
+
+WATCHDOG_FACTOR = 1.5  # the watchdog kills at this multiple of executor.time_limit_s of program time
+RSS_SLACK_MB = 128  # the parent kills a sandbox whose resident memory exceeds memory_mb by this much
+START_TIMEOUT_S = 120.0  # the first start imports torch in the fork server
+_POLL_S = 0.05  # how often the parent looks at the sandbox's memory while it runs
+
+
+class SandboxStartError(UserError):
+    """The sandbox process cannot start (or its memory limit is too small to start in)."""
+
+
+def _status_mb(pid: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out[key] = int(rest.split()[0]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "did not exit"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _shutdown(server: ForkServer, pid: int, conn: Connection, kill: bool) -> int | None:
+    """End a sandbox (asked to exit, else killed) and reap it; its exit code."""
+    if not kill:
+        with contextlib.suppress(OSError, ValueError):
+            conn.send_bytes(pickle.dumps(None))
+    with contextlib.suppress(OSError):
+        conn.close()
+    code = None
+    with contextlib.suppress(OSError, EOFError):
+        if not kill:
+            code = server.wait(pid, 0.5)
+        if code is None:
+            code = server.wait(pid, 5.0, kill=True)
+    return code
+
+
+def start_fork_server() -> None:
+    """Start (or reach) the fork server now: processes started later (run workers) share it."""
+    try:
+        fork_server()
+    except (OSError, EOFError) as e:
+        raise SandboxStartError(
+            f"the sandbox fork server failed ({type(e).__name__}: {e}); "
+            "set --executor.isolation in_process to run trusted programs without it"
+        ) from None
+
+
+class SandboxProcess:
+    """One sandbox process (restarted when needed) and the watchdog around each run."""
+
+    def __init__(self, config: ExecutorConfig, semantics: Semantics, *, rss_limit_mb: float | None = None) -> None:
+        self.config = config
+        self.semantics = semantics
+        self.rss_limit_mb = float(rss_limit_mb if rss_limit_mb is not None else config.memory_mb + RSS_SLACK_MB)
+        self.watchdog_s = WATCHDOG_FACTOR * float(config.time_limit_s)
+        self.peak_rss_mb = 0.0  # the largest resident memory any of this object's sandboxes reached
+        self.baseline_mb: float | None = None  # private memory of a fresh sandbox
+        self.starts = 0
+        self.last_exit_code: int | None = None
+        self._pid: int | None = None
+        self._conn: Connection | None = None
+        self._ps: psutil.Process | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._poller: Any = None
+
+    # ---- lifecycle ------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    def alive(self) -> bool:
+        """A sandbox is running and idle (a dead one has closed its end of the pipe)."""
+        if self._conn is None or self._poller is None:
+            return False
+        try:
+            return not self._poller.poll(0)  # readable while idle: EOF (or junk), so not usable
+        except (OSError, ValueError):
+            return False
+
+    def start(self) -> None:
+        """Start a sandbox unless one is running; SandboxStartError when it cannot start."""
+        if self.alive():
+            return
+        self._discard(kill=True)
+        try:
+            try:
+                server = fork_server()
+                pid, conn = server.fork(self.config, self.semantics)
+            except (OSError, EOFError):  # a server that went away: once more with a new one
+                server = fork_server(fresh=True)
+                pid, conn = server.fork(self.config, self.semantics)
+        except (OSError, EOFError) as e:
+            raise SandboxStartError(
+                f"the sandbox fork server failed ({type(e).__name__}: {e}); "
+                "set --executor.isolation in_process to run trusted programs without it"
+            ) from None
+        self._pid, self._conn = pid, conn
+        self._finalizer = weakref.finalize(self, _shutdown, server, pid, conn, True)
+        self.starts += 1
+        try:
+            if not conn.poll(START_TIMEOUT_S):
+                raise SandboxStartError(f"the sandbox process did not start within {START_TIMEOUT_S:g} s")
+            message = json.loads(conn.recv_bytes(MAX_MESSAGE_BYTES))
+        except (EOFError, OSError, ValueError) as e:
+            self._discard(kill=True)
+            raise SandboxStartError(
+                f"the sandbox process {_describe_exit(self.last_exit_code)} while starting ({type(e).__name__}); "
+                "set --executor.isolation in_process to run trusted programs without it"
+            ) from None
+        except SandboxStartError:
+            self._discard(kill=True)
+            raise
+        if message.get("op") == "too_small":
+            self._discard(kill=True)
+            need = int(message["baseline_mb"]) + 512
+            raise SandboxStartError(
+                f"executor.memory_mb = {self.config.memory_mb} is too small: the sandbox process already uses "
+                f"{message['baseline_mb']} MB after importing torch; set --executor.memory_mb {need} or more"
+            )
+        if message.get("op") != "ready":
+            self._discard(kill=True)
+            raise SandboxStartError(f"the sandbox process failed while starting: {str(message.get('error'))[:300]}")
+        self.baseline_mb = float(message.get("baseline_mb", 0.0))
+        self._poller = select.poll()  # one poll object per sandbox: cheaper than Connection.poll per wait
+        self._poller.register(conn.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR)
+        try:
+            self._ps = psutil.Process(pid)
+        except psutil.Error:
+            self._ps = None
+
+    def close(self) -> None:
+        """Stop the sandbox (a later run starts a new one)."""
+        self._discard(kill=False)
+
+    def _discard(self, kill: bool) -> None:
+        """End the current sandbox, if any (asked to exit, or killed), and note its exit code."""
+        if self._pid is not None:
+            self._note_peak()
+            info = self._finalizer.detach() if self._finalizer is not None else None
+            if info is not None:
+                server, pid, conn, _ = info[2]
+                self.last_exit_code = _shutdown(server, pid, conn, kill)
+        self._pid, self._conn, self._ps, self._finalizer = None, None, None, None
+
+    def _note_peak(self) -> None:
+        if self._pid is not None:
+            status = _status_mb(self._pid)
+            self.peak_rss_mb = max(self.peak_rss_mb, status.get("VmHWM", status.get("VmRSS", 0.0)))
+
+    def _rss_mb(self) -> float:
+        try:
+            rss = self._ps.memory_info().rss / (1024.0 * 1024.0) if self._ps is not None else 0.0
+        except psutil.Error:
+            return 0.0
+        self.peak_rss_mb = max(self.peak_rss_mb, rss)
+        return rss
+
+    # ---- one program ----------------------------------------------------------------
+    def run(self, source: str, ctx: CallContext) -> ProgramResult:
+        """Run ``source`` in the sandbox, serving its primitive calls from ``ctx``.
+
+        Program time is the sandbox's own count (it excludes the round trips of primitive
+        calls), reported with each call, plus the time since the parent last handed it work;
+        the watchdog stops the sandbox past ``watchdog_s`` of it. A sandbox that lied about its
+        time would still meet RLIMIT_CPU.
+        """
+        t0 = time.perf_counter()
+        self.start()
+        conn = self._conn
+        assert conn is not None
+        try:
+            conn.send_bytes(pickle.dumps((source, ctx.limits.counts or ctx.limits.n), protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            return self._died(t0)
+        used = 0.0  # program seconds up to the last message, as the sandbox counts them
+        handed = time.perf_counter()  # when the sandbox was last given work
+        while True:
+            remaining = self.watchdog_s - used - (time.perf_counter() - handed)
+            if remaining <= 0:
+                return self._stop(
+                    ProgramTimeout(
+                        f"the program ran longer than {self.watchdog_s:g} s of program time and was stopped by the "
+                        f"watchdog (executor.time_limit_s = {self.config.time_limit_s:g})"
+                    ),
+                    t0,
+                )
+            if not self._poller.poll(1000.0 * min(remaining, _POLL_S)):
+                if self._rss_mb() > self.rss_limit_mb:
+                    return self._stop(
+                        ProgramMemoryError(
+                            f"the sandbox process used more than {self.rss_limit_mb:g} MB and was stopped "
+                            f"(executor.memory_mb = {self.config.memory_mb})"
+                        ),
+                        t0,
+                    )
+                continue
+            try:
+                data = conn.recv_bytes(MAX_MESSAGE_BYTES)
+            except (EOFError, OSError):
+                return self._died(t0)
+            try:
+                message = json.loads(data)
+                op = message["op"]
+            except (ValueError, TypeError, KeyError, RecursionError):
+                return self._stop(SandboxCrash("the sandbox process sent a malformed message"), t0)
+            if op == "call":
+                reported = message.get("program_seconds")
+                if isinstance(reported, (int, float)) and reported >= 0:
+                    used = float(reported)
+                else:
+                    used += time.perf_counter() - handed
+                try:
+                    conn.send_bytes(pickle.dumps(self._serve(ctx, message), protocol=pickle.HIGHEST_PROTOCOL))
+                except OSError:
+                    return self._died(t0)
+                handed = time.perf_counter()
+            elif op == "done":
+                return self._finish(message, t0)
+            elif op == "crash":
+                return self._died(t0, str(message.get("error"))[:300])
+            else:
+                return self._stop(SandboxCrash(f"the sandbox process sent an unknown message {str(op)[:40]!r}"), t0)
+
+    def _serve(self, ctx: CallContext, message: dict[str, Any]) -> tuple:
+        """One primitive call: the parent side runs it; errors travel back to the program."""
+        from neptune_core.primitives import get_primitive
+
+        try:
+            name = message.get("name")
+            if not isinstance(name, str):
+                raise SandboxCrash("malformed primitive call")
+            return ("ok", to_wire(get_primitive(name).call(ctx, message.get("request"))))
+        except Exception as e:  # re-raised inside the program with the same type (see child._REPLY_ERRORS)
+            return ("error", type(e).__name__, safe_message(e))
+
+    def _finish(self, message: dict[str, Any], t0: float) -> ProgramResult:
+        try:
+            error = message["error"]
+            printed = message["printed"]
+            result = ProgramResult(
+                value=decode_value(message["value"], self.semantics),
+                error=None if error is None else ErrorRecord(str(error["type"])[:100], str(error["message"])[:2000]),
+                operations=int(message["operations"]),
+                primitive_seconds=float(message["primitive_seconds"]),
+                printed=[str(p)[:1000] for p in printed[:100]],
+                fresh_process=bool(message["fresh_process"]),
+            )
+        except (KeyError, TypeError, ValueError, IndexError, RecursionError):
+            return self._stop(SandboxCrash("the sandbox process sent a malformed result"), t0)
+        if result.fresh_process:
+            self._discard(kill=False)
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    def _stop(self, error: SandboxAbort, t0: float) -> ProgramResult:
+        """Kill the sandbox (if still there) and give the sample ``error``."""
+        self._discard(kill=True)
+        return ProgramResult(
+            error=ErrorRecord(type(error).__name__, str(error)), seconds=time.perf_counter() - t0, fresh_process=True
+        )
+
+    def _died(self, t0: float, detail: str = "") -> ProgramResult:
+        """The sandbox closed its pipe (or failed) mid-run: find out how, and give the sample the error."""
+        self._discard(kill=False)
+        code = self.last_exit_code
+        error: SandboxAbort
+        if code == -signal.SIGXCPU:
+            error = ProgramTimeout(
+                "the program used more than the sandbox's CPU time limit (at least 2 x executor.time_limit_s + 1 s) and was stopped"
+            )
+        else:
+            why = f": {detail}" if detail else ""
+            error = SandboxCrash(
+                f"the sandbox process {_describe_exit(code)} while running the program{why} "
+                f"(its memory limit is executor.memory_mb = {self.config.memory_mb})"
+            )
+        return self._stop(error, t0)

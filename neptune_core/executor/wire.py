@@ -1,0 +1,111 @@
+"""What crosses the pipe between the sandbox process and its parent.
+
+Sandbox -> parent messages are JSON (the parent never unpickles what a program could shape):
+``{"op": "call", "name": ..., "request": {...}}`` for a primitive call and ``{"op": "done", ...}``
+with the program's result. A program's value travels as tagged JSON: scalars as themselves,
+``{"list": [...]}``, ``{"tuple": [...]}``, ``{"set": [...]}``, ``{"dict": [[k, v], ...]}``,
+``{"pt": {"data", "vars", "kind", "dtype"}}`` for a ProbabilisticTensor (rebuilt in the parent
+with the run's semantics), ``{"opaque": type name}`` for anything else (functions, ranges...).
+Parent -> sandbox messages are pickled by the trusted side: the run request, and each primitive's
+reply (tensors as numpy arrays) or error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from probabilistic_tensor import ProbabilisticTensor, Semantics
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # a longer message from the sandbox is a protocol violation
+
+
+class OpaqueValue:
+    """A returned value that cannot leave the sandbox (a function, a range...): only its type name does."""
+
+    __slots__ = ("type_name",)
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name}>"
+
+
+def encode_value(value: Any) -> Any:
+    """A JSON-able form of a program's (size-checked) value."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, list):
+        return {"list": [encode_value(v) for v in value]}
+    if isinstance(value, tuple):
+        return {"tuple": [encode_value(v) for v in value]}
+    if isinstance(value, (set, frozenset)):
+        return {"set": [encode_value(v) for v in value]}
+    if isinstance(value, dict):
+        return {"dict": [[encode_value(k), encode_value(v)] for k, v in value.items()]}
+    if isinstance(value, ProbabilisticTensor):
+        data = value.data.detach().cpu()
+        return {
+            "pt": {
+                "data": data.tolist(),
+                "vars": list(value.vars),
+                "kind": value.kind,
+                "dtype": str(data.dtype).removeprefix("torch."),
+            }
+        }
+    return {"opaque": type(value).__name__}
+
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def decode_value(obj: Any, semantics: Semantics) -> Any:
+    """The parent's copy of a value sent by :func:`encode_value`; ValueError/TypeError if malformed."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if not isinstance(obj, dict) or len(obj) != 1:
+        raise ValueError("malformed value")
+    ((tag, body),) = obj.items()
+    if tag == "list":
+        return [decode_value(v, semantics) for v in body]
+    if tag == "tuple":
+        return tuple(decode_value(v, semantics) for v in body)
+    if tag == "set":
+        return {decode_value(v, semantics) for v in body}
+    if tag == "dict":
+        return {decode_value(k, semantics): decode_value(v, semantics) for k, v in body}
+    if tag == "pt":
+        data = torch.tensor(body["data"], dtype=_DTYPES[body["dtype"]])
+        return ProbabilisticTensor(data, vars=tuple(body["vars"]), semantics=semantics, kind=body["kind"])
+    if tag == "opaque":
+        return OpaqueValue(str(body)[:100])
+    raise ValueError(f"malformed value tag {tag!r:.40}")
+
+
+def to_wire(reply: Any) -> Any:
+    """A primitive's reply for the pipe: a torch tensor becomes ("tensor", raw bytes, dtype name, shape)
+    (pickling a torch tensor itself would route it through shared memory; raw bytes are the cheapest)."""
+    if isinstance(reply, torch.Tensor):
+        t = reply.detach().cpu()
+        dtype = str(t.dtype).removeprefix("torch.")
+        if t.dtype == torch.bfloat16:  # numpy has no bfloat16: travel as float32, exactly
+            t = t.float()
+        return ("tensor", t.contiguous().numpy().tobytes(), dtype, tuple(t.shape))
+    return reply
+
+
+def from_wire(reply: Any) -> Any:
+    """The sandbox's side of :func:`to_wire`."""
+    if isinstance(reply, tuple) and len(reply) == 4 and reply[0] == "tensor":
+        _, raw, dtype_name, shape = reply
+        dtype = _DTYPES.get(dtype_name, torch.float32)
+        sent = torch.float32 if dtype == torch.bfloat16 else dtype
+        data = torch.frombuffer(bytearray(raw), dtype=sent) if raw else torch.empty(0, dtype=sent)
+        data = data.reshape(shape)
+        return data if data.dtype == dtype else data.to(dtype)
+    return reply
+
+
+__all__ = ["MAX_MESSAGE_BYTES", "OpaqueValue", "decode_value", "encode_value", "from_wire", "to_wire"]

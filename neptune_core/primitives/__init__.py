@@ -1,0 +1,88 @@
+"""The perception primitives programs call: ``score`` and ``query`` (caption, crop, locate,
+depth, frame scoring and select join the same way).
+
+Each primitive is declared ONCE, as a :class:`~neptune_core.primitives.base.Primitive` in its
+own module here: its signature and docstring (the prompt's API section is generated from them,
+code_generator/prompting.py), its argument checks (``bind``, run in the sandbox), its
+parent-side implementation (``run``: the model call and the trace entry), what the program
+gets back (``wrap``), the program auditor's static checks (``audit``, code_generator/checks.py)
+and the HTML of its trace entry in the report (``render``, analysis/report.py).
+
+Add a primitive: write ``neptune_core/primitives/<name>.py`` ending in
+``NAME = Primitive(name="<name>", doc=..., returns=..., bind=..., run=..., wrap=...)`` and add one
+line to :data:`_DECLARED`. Programs then call it by name (``score`` and ``query`` are also the
+parameters of ``execute(score, query, n)``); a sample with several images or frames passes
+``image=`` / ``frame=`` through ``bind`` like any other argument. Then refresh the prompt
+snapshots (tests/test_prompts.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import TYPE_CHECKING
+
+from neptune_core.errors import UnknownNameError
+from neptune_core.registry import did_you_mean
+
+if TYPE_CHECKING:
+    from neptune_core.primitives.base import Primitive
+
+# name -> "module:ATTRIBUTE", in the order the prompt lists them
+_DECLARED: dict[str, str] = {
+    "score": "neptune_core.primitives.score:SCORE",
+    "query": "neptune_core.primitives.query:QUERY",
+}
+
+# follow-up requests a primitive's value sends later (never callable by programs, not in the prompt)
+_INTERNAL: dict[str, str] = {
+    "score_pairs": "neptune_core.primitives.score:SCORE_PAIRS",  # a lazy relation's pairs
+}
+
+PRIMITIVE_NAMES: tuple[str, ...] = tuple(_DECLARED)
+# the parameters of every program's execute(score, query, n), besides n
+EXECUTE_PARAMETERS: tuple[str, ...] = ("score", "query")
+
+_loaded: dict[str, Primitive] = {}
+_lock = threading.Lock()
+
+
+def all_primitives() -> dict[str, Primitive]:
+    """Every declared primitive, by name, in declaration order (imported on first use)."""
+    if len(_loaded) != len(_DECLARED):
+        with _lock:
+            for name, target in _DECLARED.items():
+                if name not in _loaded:
+                    module, attr = target.split(":", 1)
+                    _loaded[name] = getattr(importlib.import_module(module), attr)
+    return {name: _loaded[name] for name in _DECLARED}
+
+
+def get_primitive(name: str) -> Primitive:
+    """The primitive (or internal follow-up request) called ``name``; an unknown name lists the known ones."""
+    if name in _INTERNAL:
+        module, attr = _INTERNAL[name].split(":", 1)
+        return getattr(importlib.import_module(module), attr)
+    if name not in _DECLARED:
+        known = list(_DECLARED)
+        raise UnknownNameError(f"unknown primitive '{name}'{did_you_mean(name, known)}; known: {', '.join(known)}")
+    return all_primitives()[name]
+
+
+def render_entry(entry: object) -> str:
+    """HTML of one trace entry: its primitive's ``render``, else a generic key/value line."""
+    from analysis.report_assets import esc
+
+    if not isinstance(entry, dict):
+        return f'<span class="muted">{esc(entry)}</span>'
+    name = entry.get("primitive")
+    if name == "truncated":
+        return f'<span class="muted">{esc(entry.get("message", "more calls not recorded"))}</span>'
+    render = all_primitives()[name].render if isinstance(name, str) and name in _DECLARED else None
+    if render is not None:
+        return render(entry)
+    fields = ", ".join(f"{esc(k)}={esc(v)}" for k, v in entry.items() if k != "primitive")
+    return f'<span class="muted">{fields}</span>'
+
+
+__all__ = ["EXECUTE_PARAMETERS", "PRIMITIVE_NAMES", "all_primitives", "get_primitive", "render_entry"]
