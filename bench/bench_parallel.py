@@ -108,12 +108,19 @@ class BenchRunner(Runner):
         super().__init__(config, agent=BurnAgent(), detector=BoxDetector(), generator=generator or ConstantGenerator())
 
     def load_samples(self) -> list[Sample]:
-        image = Image.new("RGB", (32, 32))
+        # one image per sample (as in most benchmarks): the per-image memo must not serve one
+        # sample's score() call from another's, or the work being measured would be skipped
         boxes = [[float(i), 0.0, float(i) + 4.0, 4.0] for i in range(4)]
         return [
-            Sample(id=f"b{i:05d}", question="how many red?", answer="4", image=image, boxes=boxes)
+            Sample(id=f"b{i:05d}", question="how many red?", answer="4", image=_image(i), boxes=boxes)
             for i in range(self.config.num_samples)
         ]
+
+
+def _image(i: int) -> Image.Image:
+    image = Image.new("RGB", (32, 32))
+    image.putpixel((i % 32, (i // 32) % 32), (i % 256, (i // 1024) % 256, 1))
+    return image
 
 
 @dataclass
