@@ -47,6 +47,7 @@ from tqdm import tqdm
 from neptune_core.config import RunConfig
 from neptune_core.errors import UserError
 from neptune_core.types import Sample
+from runners.ordering import group_by_image
 from runners.prefetch import ahead
 from runners.ray_actor import SampleWorker, ids_digest, program_maker
 from runners.ray_dispatch import IN_FLIGHT_PER_ACTOR, Dispatcher
@@ -199,6 +200,8 @@ def run_on_ray(
     queue: Dispatcher | None = None
     with ResultsWriter(run_dir / RESULTS, retry_failed=retry_failed) as writer:
         todo = [s for s in samples if s.id not in writer.done_ids]
+        if config.calls.group_by_image:  # an image's questions go out together and share one actor's memo
+            todo = group_by_image(todo)
         if todo:
             with ray_session(config) as ray:
                 queue = _start(ray, config, target, runner, todo, order, writer, progress, static_shares)
@@ -263,4 +266,15 @@ def _start(
         total=len(order),
     )
     devices = {k: spec.device for k, spec in specs.items()}
-    return Dispatcher(ray, actors, devices, programs, writer, ids_digest(order), config.ray_batch_size, bar, static)
+    return Dispatcher(
+        ray,
+        actors,
+        devices,
+        programs,
+        writer,
+        ids_digest(order),
+        config.ray_batch_size,
+        bar,
+        static,
+        same_image=config.calls.group_by_image,
+    )

@@ -24,8 +24,10 @@ from runners.ray_actor import Item
 from runners.results import ResultsWriter
 from runners.run_vqa_parallel import WorkerFailedError
 from runners.sharding import RESULTS
+from vision_agents.memo import sample_image_key
 
 MAX_ATTEMPTS = 2  # actors a sample may see die while it runs before it is left undone
+IMAGE_BATCH_CAP = 8  # a batch finishing its image grows to at most this many times ray_batch_size
 IN_FLIGHT_PER_ACTOR = 2  # batches handed to one actor at a time: one running, one waiting
 
 
@@ -59,11 +61,15 @@ class Dispatcher:
         batch_size: int,
         bar: tqdm,
         static: bool = False,
+        same_image: bool = False,
     ) -> None:
         self.ray, self.actors, self.devices = ray, actors, devices
         self.programs, self.writer, self.digest, self.bar = programs, writer, digest, bar
         self.batch_size = max(1, batch_size)
         self.static = static  # each actor's share (every K-th sample) fixed up front: for comparison only
+        # a batch runs on to the end of its image (up to IMAGE_BATCH_CAP x batch_size), so an image's
+        # questions share one actor's memo and detection cache
+        self.same_image = same_image
         self.shares: dict[int, list[Item]] | None = None
         self.setups: dict[Any, int] = {}
         self.ready: list[int] = []  # actors that finished their setup and are alive
@@ -91,7 +97,8 @@ class Dispatcher:
         only when it has none yet and ``block`` (nothing else is in flight): rows that come back
         meanwhile are written, and a batch never waits to be filled."""
         items: list[Item] = []
-        while len(items) < n:
+        last_image: str | None = None
+        while True:
             if self.upcoming is None:
                 try:
                     self.upcoming = next(self.programs)
@@ -99,11 +106,16 @@ class Dispatcher:
                     self.exhausted = True
                     break
             sample, future = self.upcoming
+            image = sample_image_key(sample)
+            full = len(items) >= n
+            if full and (not self.same_image or image != last_image or len(items) >= IMAGE_BATCH_CAP * n):
+                break
             if not future.done() and (items or not block):
                 break
             program, ms = future.result()
             self.upcoming = None
             items.append((sample.id, program, ms))
+            last_image = image
         return items
 
     def _programs_pending(self) -> bool:

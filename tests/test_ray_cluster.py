@@ -53,6 +53,32 @@ def _no_timings(rows_: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "timings"} for r in rows_]
 
 
+# ---- batches (no Ray) ---------------------------------------------------------------------------
+def _programs_about(images: list[str]) -> Iterator[tuple[Any, Future]]:
+    from neptune_core.types import Sample
+
+    for i, image in enumerate(images):
+        done: Future = Future()
+        done.set_result((Program("def execute(score, query, n):\n    return 1\n"), 0.0))
+        yield Sample(id=f"q{i}", question="?", answer="1", image_path=image), done
+
+
+@pytest.mark.parametrize("same_image", [True, False])
+def test_a_batch_runs_on_to_the_end_of_its_image_when_grouping_by_image(tmp_path, same_image):
+    images = ["a"] * 3 + ["b"] * 6 + ["c"] * 30 + ["d"]
+    writer = ResultsWriter(tmp_path / "results.jsonl")
+    bar = tqdm(disable=True)
+    queue = ray_dispatch.Dispatcher(None, {}, {}, _programs_about(images), writer, "", 2, bar, same_image=same_image)
+    sizes = []
+    while batch := queue._take_fresh(2):
+        sizes.append(len(batch))
+    assert sum(sizes) == len(images)
+    if same_image:  # a: 3; b: 6; c: 30 in batches capped at 8 x 2 = 16; d: 1
+        assert sizes == [3, 6, 16, 14, 1]
+    else:
+        assert sizes == [2] * 20
+
+
 # ---- placement (no Ray) -------------------------------------------------------------------------
 def test_plan_actors_one_per_gpu_or_cpu_worker():
     assert [s.device for s in rc.plan_actors(RunConfig(workers=2), {"CPU": 2.0})] == ["cpu", "cpu"]
