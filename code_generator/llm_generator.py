@@ -35,6 +35,7 @@ from code_generator.prompting import (
     BOX_TASKS,
     DATASET_TASKS,
     VIDEO_TASKS,
+    YES_NO_TASKS,
     PromptBuilder,
     RenderedPrompt,
     task_for_sample,
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 
 def fallback_source(question: str, task: str) -> str:
     """A direct program: the whole question to the VLM (refexp: score every box against the expression;
-    a video question: its options to choose())."""
+    a yes/no family: p(yes) of the question about the (first) image; a video question: its options to choose())."""
     question = " ".join(question.split())
     if task in VIDEO_TASKS:
         from local_datasets.multiple_choice import split_options
@@ -63,6 +64,9 @@ def fallback_source(question: str, task: str) -> str:
     if task in BOX_TASKS:
         ask = f"Is this {question.rstrip('.?')}?"
         return f"def execute(score, query, n):\n    return score({json.dumps(ask)}, 1)\n"
+    if task in YES_NO_TASKS:
+        ask = question if question.endswith("?") else f"Is this true: {question}"
+        return f"def execute(score, query, n):\n    return score({json.dumps(ask)}, 0)\n"
     return f"def execute(score, query, n):\n    return query({json.dumps(question)}, None)\n"
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from neptune_core.calls_config import CallsConfig, hashed_section
 from neptune_core.errors import ConfigError
 from neptune_core.registry import did_you_mean
+from neptune_core.sampler_config import SamplerConfig
 from neptune_core.verify_config import EnsembleConfig, VerifyConfig
 from neptune_core.video_config import VideoConfig
 from probabilistic_tensor.semantics import Semantics
@@ -74,6 +75,9 @@ class JudgeConfig:
     retries: int = 6  # retries of one request on 429 / 5xx / timeout / connection error / junk reply
     backoff_s: float = 1.0  # first backoff; doubles per retry
     max_backoff_s: float = 60.0
+
+
+_PLACEMENT = ("cluster", "ray_address", "ray_batch_size")  # where samples run, never what they give
 
 
 @dataclass
@@ -132,6 +136,7 @@ class RunConfig:
     hf_subset: str = ""  # the hub dataset's configuration name, if it has several
     hf_split: str = ""  # "" = the only split
     hf_columns: dict[str, str] = field(default_factory=dict)  # our field -> column (image, question, answer, ...)
+    given_programs: str = ""  # program_generator "given": a JSON file {sample id: program} (relative to data_root)
 
     vlm_model_name: str = "scene_oracle"
     vlm_base_url: str = ""
@@ -163,6 +168,9 @@ class RunConfig:
     output_dir: str = "experiments"
     run_name: str = ""
     workers: int = 1
+    cluster: str = "local"  # local (processes, static shards) | ray (actors, a shared queue: runners/ray_cluster.py)
+    ray_address: str = ""  # --cluster ray: "" = start a local Ray instance; "auto" or "host:6379" = join a cluster
+    ray_batch_size: int = 4  # --cluster ray: samples handed to an actor at a time (small: fast actors take more)
     report: bool = True
     max_failure_rate: float = 0.05  # errored + fallback share above which a run is degraded (exit code 3)
 
@@ -174,6 +182,7 @@ class RunConfig:
     verify: VerifyConfig = field(default_factory=VerifyConfig)  # output verifiers after execution
     train: TrainConfig = field(default_factory=TrainConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)  # lazy relations, memo, caches, tensor marking
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)  # seeded subset of the dataset (selection.json)
     video: VideoConfig = field(default_factory=VideoConfig)  # video samples: frames, chunk selection, video world
 
     # ---- derived ---------------------------------------------------------------
@@ -191,15 +200,17 @@ class RunConfig:
     def config_hash(self) -> str:
         """A short hash of the settings that change results (not output paths)."""
         d = self.to_dict()
-        for k in ("output_dir", "run_name", "workers", "report", "judge", "max_failure_rate"):
+        for k in ("output_dir", "run_name", "workers", "report", "judge", "max_failure_rate", *_PLACEMENT):
             d.pop(k, None)
         unused = {
             "ensemble": dataclasses.asdict(EnsembleConfig()),
             "verify": dataclasses.asdict(VerifyConfig()),
             "train": dataclasses.asdict(TrainConfig()),
+            "sampler": dataclasses.asdict(SamplerConfig()),
             "video": dataclasses.asdict(VideoConfig()),
             "vlm_adapter": "",
             "classic_params": "fitted",
+            "given_programs": "",
         }
         for k, default in unused.items():
             if d.get(k) == default:  # settings left at their defaults keep older runs' hashes

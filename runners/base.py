@@ -19,10 +19,12 @@ from tqdm import tqdm
 
 from analysis.normalize import answers_match
 from analysis.summary import summarize
+from local_datasets.sampling import save_selection
 from neptune_core.config import RunConfig
 from neptune_core.executor import Executor, to_answer
 from neptune_core.types import ErrorRecord, Program, Sample
 from probabilistic_tensor import LazyPolicy
+from runners.multi_image import detect_each, images_field, rounded_boxes
 from runners.ordering import group_by_image
 from runners.outcomes import finalize_row, is_done, program_fields
 from runners.prefetch import ahead
@@ -118,6 +120,11 @@ class Runner:
         gold = sample.answer
         return pred, (None if gold is None else answers_match(pred, str(gold)))
 
+    def metric_fields(self, sample: Sample, row: dict[str, Any]) -> dict[str, Any]:
+        """What a benchmark's official metric needs on the row beyond ``correct`` (its ``metric`` field,
+        analysis/benchmarks.py), for every row, errors included. Default: nothing."""
+        return {}
+
     def process(self, sample: Sample) -> dict[str, Any]:
         """Run one sample end to end; any failure is recorded on its line, never raised.
 
@@ -152,7 +159,8 @@ class Runner:
         stage = "setup"
         try:
             stage = "image"
-            image = sample.load_image()
+            images = sample.load_images()  # one, or several (runners/multi_image.py)
+            image = images[0]
             self.agent.begin_sample(sample)
             self.detector.begin_sample(sample)
             # verifiers' own work (e.g. captioning) runs beside program generation and execution
@@ -170,16 +178,20 @@ class Runner:
 
             stage = "detect"
             t0 = time.perf_counter()
-            detection = self.detector.detect(image, program.object_names)
+            detection, *more = detect_each(self.detector, images, program.object_names)
             timings["detect"] = _ms(t0)
-            boxes = [[round(float(v), 2) for v in b] for b in detection.boxes]
+            boxes = rounded_boxes(detection)
             row["boxes"] = boxes
             if detection.info:  # e.g. each ensemble member's boxes
                 row["detection"] = detection.info
+            more_boxes = [rounded_boxes(d) for d in more]
+            if more:
+                row["images"] = images_field(sample, [boxes, *more_boxes])
 
             stage = "execute"
             t0 = time.perf_counter()
-            outcome = self.executor.run(program.source, self.agent, image, boxes)
+            more_images = list(zip(images[1:], more_boxes, strict=True))
+            outcome = self.executor.run(program.source, self.agent, image, boxes, more_images=more_images)
             timings["execute"] = _ms(t0)
             row["trace"] = outcome.trace
             if outcome.error is not None:
@@ -191,6 +203,9 @@ class Runner:
                 self.verify.finish(self, started, sample, image, program, outcome.value, boxes, row)
         except Exception as exc:  # a bad sample is recorded and the run goes on
             row["error"] = {**ErrorRecord.from_exception(exc).to_dict(), "stage": stage}
+        metric = self.metric_fields(sample, row)
+        if metric:
+            row["metric"] = metric
         timings["total"] = round(_ms(t_total) + ahead_ms, 3)  # program generation included
         return finalize_row(bound_row(row, self.config.executor.max_row_bytes))
 
@@ -250,7 +265,7 @@ class Runner:
                 self.samples = list(samples)
             return self.samples or []
         if check_models:
-            self.executor.start()  # the sandbox process (its fork server) before any model is loaded
+            self.executor.begin()  # the sandbox's fork server boots while the components load and are checked
         _ = (self.generator, self.detector, self.agent)  # a bad name or a missing key fails here
         if retry_failed and hasattr(self.generator, "retry_fallbacks"):
             self.generator.retry_fallbacks = True
@@ -268,6 +283,8 @@ class Runner:
         )
         if todo and check_models:
             self.verify.preflight()
+        if check_models:
+            self.executor.start()  # a sandbox that cannot start is a broken setup too: found here
         self._prepared = True
         return self.samples
 
@@ -278,6 +295,7 @@ class Runner:
         (with ``retry_failed``: not ok either); write and return the summary."""
         samples = self.prepare(samples, existing=run_dir or run_dir_for(self.config), retry_failed=retry_failed)
         run_dir = run_dir or prepare_run_dir(self.config)
+        save_selection(run_dir, samples)  # the sampler's choice (local_datasets/sampling.py), if one chose
         results_path = run_dir / "results.jsonl"
         self.executor.start()  # the sandbox process (its fork server) before any model is loaded
         with ResultsWriter(results_path, retry_failed=retry_failed) as writer:

@@ -16,6 +16,7 @@ program: every failure becomes ``outcome.error``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,8 +56,8 @@ class Executor:
     """Runs checked programs against a VisionAgent under the limits of ``config``.
 
     ``isolation`` overrides ``config.isolation`` (the training loop passes "in_process").
-    With process isolation call :meth:`start` before loading models (it is also started on the
-    first run) and :meth:`close` at the end (a garbage-collected Executor closes its sandbox).
+    With process isolation call :meth:`begin` before loading models and :meth:`start` when the
+    sandbox is needed (it is also started on the first run) and :meth:`close` at the end (a garbage-collected Executor closes its sandbox).
     ``lazy``: relations (``score(q, 2)``) are evaluated lazily under this policy, pair by pair as
     the program reads them (neptune_core/executor/lazy_score.py); None: every pair at once.
     """
@@ -85,6 +86,14 @@ class Executor:
             self._sandbox = SandboxProcess(self.config, self.semantics)
         return self._sandbox
 
+    def begin(self) -> None:
+        """Start the sandbox's fork server without waiting for it (no-op in-process): its start-up
+        overlaps model loading and the preflight; :meth:`start` (or the first run) waits for it."""
+        if self.isolation == "process":
+            from neptune_core.executor.process import spawn_fork_server
+
+            spawn_fork_server()
+
     def start(self) -> None:
         """Start the sandbox process now (no-op in-process); SandboxStartError if it cannot start."""
         if self.isolation == "process":
@@ -94,12 +103,22 @@ class Executor:
         if self._sandbox is not None:
             self._sandbox.close()
 
-    def run(self, source: str, agent: VisionAgent, image: Image.Image, boxes: list[Box]) -> ExecutionOutcome:
-        """Check ``source`` and run its ``execute(score, query, len(boxes))``."""
+    def run(
+        self,
+        source: str,
+        agent: VisionAgent,
+        image: Image.Image,
+        boxes: list[Box],
+        *,
+        more_images: Sequence[tuple[Image.Image, list[Box]]] = (),
+    ) -> ExecutionOutcome:
+        """Check ``source`` and run its ``execute(score, query, len(boxes))``.
+
+        ``more_images``: the sample's other images with their boxes (``image=1``, ``image=2``...)."""
         from neptune_core.primitives import get_primitive
         from neptune_core.primitives.base import CallContext
 
-        ctx = CallContext(agent, image, list(boxes), self.config, lazy=self.lazy)
+        ctx = CallContext(agent, image, list(boxes), self.config, lazy=self.lazy, more_images=more_images)
         if self.isolation == "process":
             result = self.sandbox.run(source, ctx)
         else:
@@ -107,7 +126,7 @@ class Executor:
             def call(name: str, request: dict[str, Any], program_seconds: float) -> Any:
                 return get_primitive(name).call(ctx, request, trusted=True)
 
-            result = run_program(source, len(ctx.boxes), self.config, self.semantics, call)
+            result = run_program(source, ctx.limits.counts or ctx.limits.n, self.config, self.semantics, call)
         return _outcome(result, ctx)
 
 
