@@ -299,9 +299,9 @@ def _nextqa_cells(key: str, run: RunInfo) -> dict[str, tuple[float | None, int]]
 
 
 def _vlagent_sample(run: RunInfo) -> str | None:
-    per_type = (run.config.get("video") or {}).get("per_type", 0)
+    per_type = (run.config.get("sampler") or {}).get("per_type", 0)
     if per_type != 200:
-        return f"video.per_type {per_type}: not VLAgent's sample of 200 questions per type"
+        return f"sampler.per_type {per_type}: not VLAgent's sample of 200 questions per type"
     return None
 
 

@@ -11,16 +11,16 @@ type: CW / CH (causal: why, how), TN / TC / TP (temporal: next, current, previou
 (descriptive: count, location, other). A sample's id is ``<video>_<qid>`` (the official
 evaluation's key), its ``family`` the type, and ``meta["group"]`` the type's first letter.
 
-``video.per_type`` = N keeps N random questions of each type (seeded by ``seed``), as VLAgent
-did on the test split: 200 per type gives 1,493 questions (TP has only 93). Videos are only
-opened when their sample runs (a missing file is that sample's error).
+VLAgent's sample (200 random questions of each type on the test split: 1,493, TP has only 93)
+is the shared seeded sampler's ``sampler.per_type: 200`` (local_datasets/sampling.py; it counts
+by the family, here the type, and writes its choice to selection.json). Videos are only opened
+when their sample runs (a missing file is that sample's error).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,19 +48,6 @@ def read_rows(csv_path: Path) -> list[dict[str, str]]:
         if missing:
             raise UserError(f"{csv_path} is not a NExT-QA annotation file: no column(s) {', '.join(missing)}")
         return list(reader)
-
-
-def sample_per_type(rows: list[dict[str, str]], per_type: int, seed: int) -> list[dict[str, str]]:
-    """``per_type`` random rows of each question type (all of a type with fewer), in file order."""
-    by_type: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        by_type.setdefault(r["type"], []).append(i)
-    rng = random.Random(f"nextqa-per-type:{seed}")
-    keep: set[int] = set()
-    for t in sorted(by_type):
-        idx = by_type[t]
-        keep.update(idx if len(idx) <= per_type else rng.sample(idx, per_type))
-    return [rows[i] for i in sorted(keep)]
 
 
 def _sample(row: dict[str, str], video_path: Path, split: str) -> Sample:
@@ -117,13 +104,9 @@ def load_nextqa(config: RunConfig) -> Iterator[Sample]:
         raise UserError(
             f"NExT-QA videos not found: {video_dir} (set image_dir to the NExTVideo folder: <folder>/<video>.mp4)"
         )
-    rows = read_rows(csv_path)
-    per_type = config.video.per_type
-    if per_type > 0:
-        rows = sample_per_type(rows, per_type, config.seed)
-    for row in rows:
+    for row in read_rows(csv_path):
         rel = video_map.get(row["video"], row["video"])
         yield _sample(row, video_dir / f"{rel}.mp4", config.split)
 
 
-__all__ = ["GROUPS", "TYPES", "load_nextqa", "read_rows", "sample_per_type"]
+__all__ = ["GROUPS", "TYPES", "load_nextqa", "read_rows"]

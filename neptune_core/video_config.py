@@ -48,7 +48,6 @@ class VideoConfig:
     captioner_model: str = ""
     captioner_base_url: str = ""
     frame_max_side: int = 640  # decoded frames are scaled down to this longer side (0: full size)
-    per_type: int = 0  # NExT-QA: keep this many random questions per type (seed: the config's seed); 0 = all
     world: VideoWorldConfig = field(default_factory=VideoWorldConfig)
 
     def __post_init__(self) -> None:
@@ -58,8 +57,6 @@ class VideoConfig:
             raise ValueError(f"video.min_fps must be > 0, got {self.min_fps}")
         if self.max_rounds < 1:
             raise ValueError(f"video.max_rounds must be >= 1, got {self.max_rounds}")
-        if self.per_type < 0:
-            raise ValueError(f"video.per_type must be >= 0, got {self.per_type}")
         if not 0.0 <= self.relevance_threshold <= 1.0:
             raise ValueError(f"video.relevance_threshold must be in [0, 1], got {self.relevance_threshold}")
 

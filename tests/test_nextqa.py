@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from local_datasets.multiple_choice import split_options
-from local_datasets.nextqa import read_rows, sample_per_type
+from local_datasets.nextqa import read_rows
 from neptune_core.config import load_config
 from neptune_core.errors import UserError
 from tests import fake_openai_server
@@ -96,10 +96,14 @@ def test_broken_layouts_fail_before_the_first_sample(nextqa_root, tmp_path):
 
 
 def test_vlagents_sampler_keeps_200_per_type(tmp_path):
-    """On the test split's type counts (TP has 93 questions) 200 per type gives VLAgent's 1,493."""
+    """On the test split's type counts (TP has 93 questions) the shared sampler's 200 per type gives VLAgent's 1,493."""
+    from local_datasets import load_samples
+
     counts = {"CW": 3329, "CH": 1173, "TN": 1399, "TC": 1165, "TP": 93, "DL": 483, "DC": 322, "DO": 600}
-    path = tmp_path / "test.csv"
-    with open(path, "w", newline="") as f:
+    ann = tmp_path / "nextqa"
+    (ann / "NExTVideo").mkdir(parents=True)  # videos are opened only when a sample runs
+    (ann / "map_vid_vidorID.json").write_text("{}")
+    with open(ann / "test.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(HEADER)
         qid = 0
@@ -107,12 +111,20 @@ def test_vlagents_sampler_keeps_200_per_type(tmp_path):
             for _ in range(n):
                 w.writerow(_row(str(1000 + qid % 50), qid, qtype, "why", 0, list("abcde")))
                 qid += 1
-    rows = read_rows(path)
-    picked = sample_per_type(rows, 200, seed=0)
-    assert len(picked) == 1493 and Counter(r["type"] for r in picked)["TP"] == 93
-    assert all(n == 200 for t, n in Counter(r["type"] for r in picked).items() if t != "TP")
-    assert picked == sample_per_type(rows, 200, seed=0) != sample_per_type(rows, 200, seed=1)
-    assert [int(r["qid"]) for r in picked] == sorted(int(r["qid"]) for r in picked)  # file order
+    assert len(read_rows(ann / "test.csv")) == sum(counts.values())
+
+    def load(seed: int) -> list:
+        return load_samples(_config(tmp_path, **{"sampler.per_type": "200", "sampler.seed": str(seed)}))
+
+    picked = load(0)
+    by_type = Counter(s.family for s in picked)
+    assert len(picked) == 1493 and by_type["TP"] == 93
+    assert all(n == 200 for t, n in by_type.items() if t != "TP")
+    assert picked.selection["selected"] == 1493 and picked.selection["available"] == sum(counts.values())
+    ids = [s.id for s in picked]
+    assert ids == [s.id for s in load(0)] != [s.id for s in load(1)]
+    qids = [int(i.rsplit("_", 1)[1]) for i in ids]
+    assert qids == sorted(qids)  # file order
 
 
 def _program_reply(body) -> object:
