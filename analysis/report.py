@@ -31,6 +31,7 @@ from PIL import Image
 from analysis.benchmarks import format_benchmark
 from analysis.report_assets import CSS, bar, boxes_svg, esc, highlight_python
 from analysis.report_verify import call_info_html, index_html, members_html, verify_html
+from analysis.report_video import key_frame, video_html
 from analysis.summary import summarize
 from analysis.training_plot import training_card
 from neptune_core.errors import UserError
@@ -211,6 +212,7 @@ def sample_page(row: dict[str, Any], image: Image.Image | list[Image.Image] | No
         f'<div class="card row"><div>{images_html(row, image)}</div><div>{info}</div></div>'
         f'<div class="card">{err_html}<h2>Program</h2>'
         f"{highlight_python(program) if program else '<div class=muted>(no program)</div>'}</div>"
+        + video_html(row)
         + verify_html(row)
         + members_html(row)
         + f'<div class="card"><h2>Primitive calls ({len(row.get("trace") or [])})</h2>{_trace_html(row.get("trace") or [])}</div>'
@@ -341,7 +343,8 @@ def write_report(
         nxt = f'<a href="{esc(names[k + 1])}">next &rarr;</a>' if k + 1 < len(names) else ""
         nav = f'<nav><a href="index.html">index</a>{prev}{nxt}</nav>'
         try:
-            page = sample_page(row, images(row["id"]), nav)
+            image = key_frame(row) if row.get("video") else None  # a video row: the frame its boxes are in
+            page = sample_page(row, image if image is not None else images(row["id"]), nav)
         except Exception as e:  # one odd row must not cost the whole report: its page says what failed
             log.warning("report page of sample %s could not be drawn: %s: %s", row["id"], type(e).__name__, e)
             page = _fallback_page(row, e, nav)

@@ -19,7 +19,7 @@ fine-tuning rows (:func:`format_training_tables`).
 Published numbers: :data:`PAPER`, copied from the NePTune paper (Kamali & Kordjamshidi,
 ICLR 2026, camera-ready tables), and VLAgent's Tables 1 and 3 (GQA, NLVR2, VQAv2, MME,
 HC-RefLoCo: analysis/vlagent_tables.py, filled from each run's official metric,
-analysis/benchmarks.py). Add a table: one :class:`PaperTable` in :data:`PAPER` and
+analysis/benchmarks.py) and Table 2 (NeXT-QA). Add a table: one :class:`PaperTable` in :data:`PAPER` and
 one :class:`TableSpec` in :data:`TABLES` (which datasets feed it, which split the paper
 used, and optionally its own ``comparable`` rule, ``cells`` or ``format`` function); nothing else changes.
 
@@ -143,6 +143,33 @@ PAPER: dict[str, PaperTable] = {
 
 PAPER.update({key: PaperTable(**fields, by_method=True) for key, fields in vlagent_tables.PAPERS.items()})
 
+# VLAgent's Table 2 (NeXT-QA test, 200 questions per type; Hard Split-T = temporal, Hard Split-C = causal questions)
+_V2 = ["Hard Split-T", "Hard Split-C", "Overall"]
+PAPER["vlagent_table2"] = PaperTable(
+    "VLAgent Table 2: NeXT-QA (accuracy %)",
+    _V2,
+    {
+        m: dict(zip(_V2, v, strict=True))
+        for m, v in [
+            ("VLAgent", (67.3, 74.8, 76.0)),
+            ("LLaVA-Video-7B-Qwen2", (60.4, 69.5, 70.9)),
+            ("LLaVA-NeXT-Video-7B", (54.8, 65.3, 65.8)),
+            ("LLaVA-NeXT-Video-34B", (55.0, 63.8, 61.8)),
+            ("InternVL-3.5-8B", (58.6, 66.5, 68.1)),
+            ("InternVL-3.5-38B", (61.1, 65.8, 68.8)),
+            ("VideoLLaMA3-7B", (66.3, 68.0, 72.2)),
+            ("ViperGPT (ZS)", (48.7, 56.2, 56.9)),
+            ("SeViLA (ZS)", (59.6, 58.5, 64.0)),
+            ("VideoAgent (ZS)", (60.0, 68.3, 66.1)),
+            ("TraveLER (ZS)", (56.9, 65.4, 66.0)),
+            ("MoReVQA (ZS)", (64.6, 70.2, 69.2)),
+        ]
+    },
+    note="from the VLAgent paper, Table 2 (test split, 200 questions per type: 1,493). Hard Split-T / -C are "
+    "read as VLAgent defines them: the temporal (TN, TC, TP) and the causal (CW, CH) questions of that sample",
+)
+NEXTQA_GROUPS = {"Hard Split-T": ("TN", "TC", "TP"), "Hard Split-C": ("CW", "CH")}
+
 # our question families -> the paper's CLEVR categories
 CLEVR_FAMILIES = {
     "exist": "exist",
@@ -151,7 +178,7 @@ CLEVR_FAMILIES = {
     "count": "count",
     "compare_integer": "compare number",
 }
-SYNTHETIC_DATASETS = {"clevr_synthetic"}
+SYNTHETIC_DATASETS = {"clevr_synthetic", "video_synthetic"}
 ORACLE_VLMS = {"scene_oracle"}  # answers from scene annotations, not from pixels
 ORACLE_DETECTORS = {"gt"}  # ground-truth boxes
 
@@ -259,6 +286,47 @@ TABLES: list[TableSpec] = [
         for key, datasets in vlagent_tables.DATASETS.items()
     ),
 ]
+
+
+def _nextqa_cells(key: str, run: RunInfo) -> dict[str, tuple[float | None, int]]:
+    """Overall, and the temporal / causal question types pooled (accuracy weighted by each type's count)."""
+    cells: dict[str, tuple[float | None, int]] = {"Overall": run.overall}
+    for row, types in NEXTQA_GROUPS.items():
+        parts = [run.families[t] for t in types if t in run.families and run.families[t][0] is not None]
+        n = sum(k for _, k in parts)
+        cells[row] = (round(sum(a * k for a, k in parts) / n, 2) if n else None, n)
+    return cells
+
+
+def _vlagent_sample(run: RunInfo) -> str | None:
+    per_type = (run.config.get("sampler") or {}).get("per_type", 0)
+    if per_type != 200:
+        return f"sampler.per_type {per_type}: not VLAgent's sample of 200 questions per type"
+    return None
+
+
+def _format_methods_by_row(spec: TableSpec, runs: list[RunInfo]) -> str:
+    """A table with one row per method and one column per measure (the paper's own layout), runs last."""
+    t = spec.paper
+    label = ", ".join(r.name for r in runs) if runs else "none comparable"
+    lines = [f"### {t.title}", "", "| method | " + " | ".join(t.rows) + " |", "|---" * (len(t.rows) + 1) + "|"]
+    lines += [f"| {m} (paper) | " + " | ".join(_fmt(v.get(row)) for row in t.rows) + " |" for m, v in t.values.items()]
+    lines.append(f"| **NePTune, this run** ({label}) | " + " | ".join(_cell(runs, row) for row in t.rows) + " |")
+    if t.note:
+        lines += ["", f"Note: {t.note}."]
+    return "\n".join(lines)
+
+
+TABLES.append(
+    TableSpec(
+        "vlagent_table2",
+        {"nextqa": None},
+        split="test",
+        format=_format_methods_by_row,
+        rule=_vlagent_sample,
+        cells=_nextqa_cells,
+    )
+)
 
 
 def _stats(rows: list[dict[str, Any]]) -> tuple[float | None, int]:

@@ -28,6 +28,7 @@ GENERATORS.register_lazy("symbolic_clevr", "code_generator.symbolic:SymbolicClev
 GENERATORS.register_lazy("symbolic_left", "code_generator.left_translator:SymbolicLeftGenerator")
 GENERATORS.register_lazy("llm", "code_generator.llm_generator:LLMProgramGenerator")
 GENERATORS.register_lazy("given", "code_generator.given:GivenProgramGenerator")
+GENERATORS.register_lazy("symbolic_video", "code_generator.video_translator:SymbolicVideoGenerator")
 
 
 def build_generator(config: RunConfig) -> Any:

@@ -34,6 +34,7 @@ from code_generator.nlp import normalise_object_names
 from code_generator.prompting import (
     BOX_TASKS,
     DATASET_TASKS,
+    VIDEO_TASKS,
     YES_NO_TASKS,
     PromptBuilder,
     RenderedPrompt,
@@ -51,8 +52,15 @@ log = logging.getLogger(__name__)
 
 def fallback_source(question: str, task: str) -> str:
     """A direct program: the whole question to the VLM (refexp: score every box against the expression;
-    a yes/no family: p(yes) of the question about the (first) image)."""
+    a yes/no family: p(yes) of the question about the (first) image; a video question: its options to choose())."""
     question = " ".join(question.split())
+    if task in VIDEO_TASKS:
+        from local_datasets.multiple_choice import split_options
+
+        bare, options = split_options(question)
+        if len(options) >= 2:
+            return f"def execute(score, query, n):\n    return choose({json.dumps(bare)}, {json.dumps(options)})\n"
+        return f"def execute(score, query, n):\n    return query_video({json.dumps(question)})\n"
     if task in BOX_TASKS:
         ask = f"Is this {question.rstrip('.?')}?"
         return f"def execute(score, query, n):\n    return score({json.dumps(ask)}, 1)\n"

@@ -2,7 +2,7 @@
 generated from the code's own docstrings, so the prompt cannot drift from the code.
 
 Template syntax: ``{{include NAME}}`` inserts prompts/NAME; ``{{api}}`` the generated API
-section; ``{{question}}`` the question; a line ``=== user ===`` splits the system
+section (``{{api_video}}``: with the primitives of video samples); ``{{question}}`` the question; a line ``=== user ===`` splits the system
 message (above) from the user message (below). Add a task family: write
 prompts/<task>.txt (usually ``{{include common.txt}}``, a description of the data and
 worked examples), list it in :data:`TASKS`, and map its dataset names in
@@ -27,9 +27,10 @@ from neptune_core.errors import UserError
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 TASKS = ("clevr", "clevr_humans", "clevr_transfer", "refexp", "vqa", "grounding", "gqa", "vqav2", "mme", "nlvr2",
-         "hc_refloco")  # fmt: skip
+         "hc_refloco", "nextqa")  # fmt: skip
 BOX_TASKS = frozenset({"refexp", "grounding", "hc_refloco"})  # families whose programs return a distribution over boxes
 YES_NO_TASKS = frozenset({"mme", "nlvr2"})  # families whose answer is always yes or no
+VIDEO_TASKS = frozenset({"nextqa"})  # families of video samples (multiple choice; programs over frames)
 DATASET_TASKS = {  # config ``dataset`` -> prompt family (the names registered in local_datasets/)
     "clevr_synthetic": "clevr",
     "clevr": "clevr",
@@ -44,6 +45,8 @@ DATASET_TASKS = {  # config ``dataset`` -> prompt family (the names registered i
     "mme": "mme",
     "nlvr2": "nlvr2",
     "hc_refloco": "hc_refloco",
+    "nextqa": "nextqa",
+    "video_synthetic": "nextqa",
 }  # other datasets (jsonl, hf, ...): the sample's own task, else "grounding" / "vqa" by its answer
 USER_SPLIT = "=== user ==="
 
@@ -118,24 +121,32 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line if line else "" for line in text.splitlines())
 
 
-def _primitive_entries() -> list[str]:
-    """Every primitive (score, query, ...), from its declaration in neptune_core/primitives/."""
-    from neptune_core.primitives import all_primitives
+def _primitive_entries(video: bool = False) -> list[str]:
+    """The primitives (score, query, ...) from their declarations in neptune_core/primitives/: those of
+    images, or with ``video`` those of video samples (score_frames, locate, ...)."""
+    from neptune_core.primitives import VIDEO_PRIMITIVES, all_primitives
 
     entries = []
-    for prim in all_primitives().values():
+    for name, prim in all_primitives().items():
+        if (name in VIDEO_PRIMITIVES) != video:
+            continue
         head = prim.signature.replace("ProbabilisticTensor", "PT")
         entries.append(f"{head}\n{_indent(inspect.cleandoc(prim.doc))}")
     return entries
 
 
-def api_section() -> str:
-    """The API reference of the prompt, generated from docstrings (primitives, functions, methods, operators)."""
+def api_section(video: bool = False) -> str:
+    """The API reference of the prompt, generated from docstrings (primitives, functions, methods, operators).
+
+    ``video``: also the frame primitives (template placeholder ``{{api_video}}`` instead of ``{{api}}``)."""
     from neptune_core.executor import SAFE_BUILTIN_NAMES
     from probabilistic_tensor import PROGRAM_API, PROGRAM_METHODS, ProbabilisticTensor
 
     parts = ["## API", "", "### Primitives (the arguments of execute)", ""]
     parts += [e + "\n" for e in _primitive_entries()]
+    if video:
+        parts += ["### Primitives of videos (functions you may call by name)", ""]
+        parts += [e + "\n" for e in _primitive_entries(video=True)]
     parts += ["### Functions (PT = ProbabilisticTensor)", ""]
     parts += [f"{_signature(name, fn)}\n{_indent(_doc(fn))}\n" for name, fn in PROGRAM_API.items()]
     parts += ["### Methods of a ProbabilisticTensor t", ""]
@@ -174,6 +185,7 @@ class PromptBuilder:
         self.prompts_dir = Path(prompts_dir)
         self._templates: dict[str, tuple[str, str]] = {}
         self._api: str | None = None
+        self._api_video: str | None = None
 
     def _read(self, name: str, seen: tuple[str, ...] = ()) -> str:
         path = self.prompts_dir / name
@@ -192,6 +204,9 @@ class PromptBuilder:
             if self._api is None:
                 self._api = api_section()
             text = self._read(f"{task}.txt").replace("{{api}}", self._api.rstrip("\n"))
+            if "{{api_video}}" in text:
+                self._api_video = self._api_video or api_section(video=True)
+                text = text.replace("{{api_video}}", self._api_video.rstrip("\n"))
             if USER_SPLIT not in text:
                 raise ValueError(f"prompts/{task}.txt has no '{USER_SPLIT}' line")
             system, user = text.split(USER_SPLIT, 1)

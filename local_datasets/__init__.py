@@ -39,6 +39,8 @@ LOADERS.register_lazy("nlvr2", "local_datasets.nlvr2:load_nlvr2")
 LOADERS.register_lazy("vqav2", "local_datasets.vqav2:load_vqav2")
 LOADERS.register_lazy("mme", "local_datasets.mme:load_mme")
 LOADERS.register_lazy("hc_refloco", "local_datasets.hc_refloco:load_hc_refloco")
+LOADERS.register_lazy("video_synthetic", "local_datasets.synthetic.video_dataset:load_video_synthetic")
+LOADERS.register_lazy("nextqa", "local_datasets.nextqa:load_nextqa")
 
 
 def load_samples(config: RunConfig) -> list[Sample]:

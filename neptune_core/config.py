@@ -22,6 +22,7 @@ from neptune_core.errors import ConfigError
 from neptune_core.registry import did_you_mean
 from neptune_core.sampler_config import SamplerConfig
 from neptune_core.verify_config import EnsembleConfig, VerifyConfig
+from neptune_core.video_config import VideoConfig
 from probabilistic_tensor.semantics import Semantics
 
 ISOLATIONS = ("process", "in_process")
@@ -182,6 +183,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)  # lazy relations, memo, caches, tensor marking
     sampler: SamplerConfig = field(default_factory=SamplerConfig)  # seeded subset of the dataset (selection.json)
+    video: VideoConfig = field(default_factory=VideoConfig)  # video samples: frames, chunk selection, video world
 
     # ---- derived ---------------------------------------------------------------
     def resolve_path(self, path: str) -> Path:
@@ -205,6 +207,7 @@ class RunConfig:
             "verify": dataclasses.asdict(VerifyConfig()),
             "train": dataclasses.asdict(TrainConfig()),
             "sampler": dataclasses.asdict(SamplerConfig()),
+            "video": dataclasses.asdict(VideoConfig()),
             "vlm_adapter": "",
             "classic_params": "fitted",
             "given_programs": "",

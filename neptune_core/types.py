@@ -34,6 +34,9 @@ class Sample:
     ``more_images``: the sample's second, third... images (paths, or PIL images), e.g. NLVR2's
     right image; ``image_path`` / ``image`` stay the first. Programs address image k with
     ``image=k`` (see :meth:`load_images`).
+    ``video`` (a :class:`neptune_core.video.VideoRef`: path, duration, fps) makes it a video
+    sample: its frames are decoded lazily by timestamp (runners/run_video.py); a multiple-choice
+    question keeps its options in ``meta["options"]`` and the right one's index in ``meta["answer_index"]``.
     """
 
     id: str
@@ -46,11 +49,17 @@ class Sample:
     scene: dict | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     more_images: list[str | Image.Image] = field(default_factory=list)
+    video: Any = None
 
     def load_image(self) -> Image.Image:
-        """The image as RGB; loaded from ``image_path`` when no image is held."""
+        """The image as RGB; loaded from ``image_path`` when no image is held (a video: its middle frame)."""
         if self.image is not None:
             return self.image
+        if self.image_path is None and self.video is not None:
+            from neptune_core.video import probe, read_frames
+
+            ref = probe(self.video)
+            return read_frames(ref, [ref.duration / 2])[0]
         if self.image_path is None:
             raise ValueError(f"sample {self.id} has neither an image nor an image_path")
         with Image.open(self.image_path) as im:

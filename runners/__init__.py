@@ -24,3 +24,5 @@ for _name in ("clevr_puzzle", "clevr_rpm"):
 for _name, _cls in (("gqa", "GQARunner"), ("nlvr2", "NLVR2Runner"), ("vqav2", "VQAv2Runner"), ("mme", "MMERunner"),
                     ("hc_refloco", "HCRefLocoRunner")):  # fmt: skip
     RUNNERS.register_lazy(_name, f"runners.run_benchmarks:{_cls}")
+for _name in ("video_synthetic", "nextqa"):
+    RUNNERS.register_lazy(_name, "runners.run_video:VideoRunner")

@@ -5,7 +5,8 @@ It covers :meth:`RunConfig.config_hash` (the settings that change results) plus
 :func:`data_identity`: the resolved data root (from the config, ``$NEPTUNE_DATA_ROOT`` or
 the working directory), the resolved data paths, and a cheap fingerprint of the dataset,
 the names, sizes and modification times of its annotation files (question, scene and
-reference files: not images; a directory of images counts by its own modification time).
+reference files: not images; a directory of images counts by its own modification time), and for
+data a loader generates itself, what its ``identity(config)`` returns (the generator's version).
 Pointing the same config at other data, or changing the data in place, gives another
 run directory. The identity is written to the run directory as ``data.json``.
 """
@@ -85,8 +86,21 @@ def data_identity(config: RunConfig) -> dict[str, Any]:
         else:
             stats.append(_stat(path))
             stats += [_stat(p) for p in _annotation_files(path)]
+    generated = _generated_identity(config)
+    if generated is not None:  # data a loader makes itself: its own version and settings
+        stats.append(generated)
     fingerprint = hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
     return {"data_root": str(root), "paths": paths, "files": len(stats), "fingerprint": fingerprint}
+
+
+def _generated_identity(config: RunConfig) -> Any:
+    """What a loader that generates its data says identifies it (its ``identity(config)`` attribute), or None."""
+    from local_datasets import LOADERS
+
+    if config.dataset not in LOADERS:
+        return None
+    identity = getattr(LOADERS.get(config.dataset), "identity", None)
+    return identity(config) if callable(identity) else None
 
 
 def run_hash(config: RunConfig, identity: dict[str, Any] | None = None) -> str:

@@ -17,7 +17,15 @@ from PIL import Image
 
 from code_generator.checks import check_program
 from code_generator.extraction import extract
-from code_generator.prompting import BOX_TASKS, TASKS, PromptBuilder, api_section, task_for_dataset, task_for_sample
+from code_generator.prompting import (
+    BOX_TASKS,
+    TASKS,
+    VIDEO_TASKS,
+    PromptBuilder,
+    api_section,
+    task_for_dataset,
+    task_for_sample,
+)
 from neptune_core.config import ExecutorConfig
 from neptune_core.errors import UserError
 from neptune_core.executor import Executor, to_answer
@@ -37,6 +45,7 @@ QUESTION = {
     "mme": "Is there a bicycle in this image? Please answer yes or no.",
     "nlvr2": "The right image shows exactly three dogs lying on grass.",
     "hc_refloco": "A young man in a black hoodie and jeans, carrying a skateboard under his left arm.",
+    "nextqa": "why did the girl shake her container after filling it? Options: (A) to wash it (B) to dry it",
 }
 
 
@@ -141,8 +150,23 @@ class _RandomAgent(VisionAgent):
         return "red"
 
 
+def _run_video(source: str, boxes: list) -> object:
+    """Run a program over six random frames (frame primitives answered frame by frame by _RandomAgent)."""
+    from neptune_core.primitives.video_context import FrameSet
+    from runners.run_video import VideoExecutor
+    from vision_agents.video_agents import FramewiseVideoAgent
+
+    agent = _RandomAgent()
+    images = [Image.new("RGB", (64, 48), (10 * k, 0, 0)) for k in range(6)]
+    frames = FrameSet([0.5 * k for k in range(6)], images, [boxes[: 1 + k % 4] for k in range(6)])
+    return VideoExecutor(ExecutorConfig(), Semantics()).run_video(source, agent, frames, FramewiseVideoAgent(agent))
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_worked_examples_pass_the_checks_and_run(task):
+    from local_datasets.multiple_choice import split_options
+    from runners.run_video import option_index
+
     examples = _examples(task)
     assert len(examples) >= 4
     executor = Executor(ExecutorConfig(), Semantics())
@@ -153,6 +177,12 @@ def test_worked_examples_pass_the_checks_and_run(task):
     for question, source, names in examples:
         assert names is not None, question
         assert check_program(source) == [], (question, check_program(source))
+        if task in VIDEO_TASKS:  # multiple choice over frames: the value must pick one of the options
+            outcome = _run_video(source, boxes)
+            assert outcome.error is None, (question, outcome.error)
+            options = split_options(question.removeprefix("Question: "))[1]
+            assert 2 <= len(options) and 0 <= option_index(outcome.value, options) < len(options), question
+            continue
         outcome = executor.run(source, _RandomAgent(), image, boxes, more_images=more)
         assert outcome.error is None, (question, outcome.error)
         answer = to_answer(outcome.value)

@@ -1,5 +1,7 @@
 """Perception backends: VisionAgents (``vlm_model_name``) and Detectors (``od_model``).
 
+Video samples: :mod:`vision_agents.video_agents` turns the run's VisionAgent into a VideoAgent
+(``VIDEO_AGENTS`` by ``vlm_model_name``; others frame by frame, Qwen2-VL-like models with video).
 Captioners (``verify.caption.captioner``, the caption verifier) follow the same pattern
 with :class:`vision_agents.captioners.Captioner`. Ensembles (``ensemble``) are backends too:
 their members come from the config's ``ensemble`` section.
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from vision_agents.captioners import Captioner
 
 VLMS: Registry = Registry("vlm_model_name")
+VIDEO_AGENTS: Registry = Registry("vlm_model_name (video)")  # frame-level perception; others: frame by frame
 DETECTORS: Registry = Registry("od_model")
 CAPTIONERS: Registry = Registry("verify.caption.captioner")
 
@@ -38,6 +41,10 @@ for _name in VLM_ALIASES:  # transformers VLMs (config name -> hub id in vision_
 VLMS.register_lazy("intern_vllm", "vision_agents.openai_vlm:OpenAIVisionAgent")
 VLMS.register_lazy("openai_vlm", "vision_agents.openai_vlm:OpenAIVisionAgent")
 VLMS.register_lazy("ensemble", "vision_agents.ensemble:EnsembleAgent")  # members: config ensemble.vlm_members
+
+# --- video agents (vision_agents/video_agents.py: the frame primitives of video samples) ------
+VIDEO_AGENTS.register_lazy("scene_oracle", "vision_agents.video_oracle:VideoOracleAgent")
+VIDEO_AGENTS.register_lazy("classic", "vision_agents.classic_video:ClassicVideoAgent")
 
 # --- detectors ------------------------------------------------------------------
 DETECTORS.register_lazy("gt", "vision_agents.oracle:GroundTruthDetector")

@@ -1,5 +1,6 @@
-"""The perception primitives programs call: ``score`` and ``query`` (caption, crop, locate,
-depth, frame scoring and select join the same way).
+"""The perception primitives programs call: ``score`` and ``query`` on images, and on videos the
+frame primitives ``score_frames``, ``query_frame``, ``locate``, ``clip``, ``query_video`` and
+``choose`` (video_context.py: the frames they see); caption, crop, depth join the same way.
 
 Each primitive is declared ONCE, as a :class:`~neptune_core.primitives.base.Primitive` in its
 own module here: its signature and docstring (the prompt's API section is generated from them,
@@ -10,7 +11,8 @@ and the HTML of its trace entry in the report (``render``, analysis/report.py).
 
 Add a primitive: write ``neptune_core/primitives/<name>.py`` ending in
 ``NAME = Primitive(name="<name>", doc=..., returns=..., bind=..., run=..., wrap=...)`` and add one
-line to :data:`_DECLARED`. Programs then call it by name (``score`` and ``query`` are also the
+line to :data:`_DECLARED` (a primitive of video samples also goes in :data:`VIDEO_PRIMITIVES`, so
+the prompts of image tasks do not list it). Programs then call it by name (``score`` and ``query`` are also the
 parameters of ``execute(score, query, n)``); a sample with several images or frames passes
 ``image=`` / ``frame=`` through ``bind`` like any other argument. Then refresh the prompt
 snapshots (tests/test_prompts.py).
@@ -32,7 +34,15 @@ if TYPE_CHECKING:
 _DECLARED: dict[str, str] = {
     "score": "neptune_core.primitives.score:SCORE",
     "query": "neptune_core.primitives.query:QUERY",
+    "score_frames": "neptune_core.primitives.score_frames:SCORE_FRAMES",
+    "query_frame": "neptune_core.primitives.query_frame:QUERY_FRAME",
+    "locate": "neptune_core.primitives.locate:LOCATE",
+    "clip": "neptune_core.primitives.clip:CLIP",
+    "query_video": "neptune_core.primitives.query_video:QUERY_VIDEO",
+    "choose": "neptune_core.primitives.choose:CHOOSE",
 }
+# primitives that only work on video samples (listed only in the prompts of video tasks)
+VIDEO_PRIMITIVES: frozenset[str] = frozenset({"score_frames", "query_frame", "locate", "clip", "query_video", "choose"})
 
 # follow-up requests a primitive's value sends later (never callable by programs, not in the prompt)
 _INTERNAL: dict[str, str] = {
@@ -85,4 +95,11 @@ def render_entry(entry: object) -> str:
     return f'<span class="muted">{fields}</span>'
 
 
-__all__ = ["EXECUTE_PARAMETERS", "PRIMITIVE_NAMES", "all_primitives", "get_primitive", "render_entry"]
+__all__ = [
+    "EXECUTE_PARAMETERS",
+    "PRIMITIVE_NAMES",
+    "VIDEO_PRIMITIVES",
+    "all_primitives",
+    "get_primitive",
+    "render_entry",
+]
