@@ -111,24 +111,27 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line if line else "" for line in text.splitlines())
 
 
-def _primitive_entries() -> list[str]:
-    """Every primitive (score, query, ...), from its declaration in neptune_core/primitives/."""
-    from neptune_core.primitives import all_primitives
+def _primitive_entries(features: frozenset[str] = frozenset()) -> list[str]:
+    """Every primitive the run offers (score, query, ...), from its declaration in neptune_core/primitives/."""
+    from neptune_core.primitives import offered_primitives
 
     entries = []
-    for prim in all_primitives().values():
+    for prim in offered_primitives(features).values():
         head = prim.signature.replace("ProbabilisticTensor", "PT")
         entries.append(f"{head}\n{_indent(inspect.cleandoc(prim.doc))}")
     return entries
 
 
-def api_section() -> str:
-    """The API reference of the prompt, generated from docstrings (primitives, functions, methods, operators)."""
+def api_section(features: frozenset[str] = frozenset()) -> str:
+    """The API reference of the prompt, generated from docstrings (primitives, functions, methods, operators).
+
+    ``features``: what the run offers the primitives that need something (``Primitive.needs``,
+    e.g. "depth" for ``closer``); the others are listed always."""
     from neptune_core.executor import SAFE_BUILTIN_NAMES
     from probabilistic_tensor import PROGRAM_API, PROGRAM_METHODS, ProbabilisticTensor
 
     parts = ["## API", "", "### Primitives (the arguments of execute)", ""]
-    parts += [e + "\n" for e in _primitive_entries()]
+    parts += [e + "\n" for e in _primitive_entries(features)]
     parts += ["### Functions (PT = ProbabilisticTensor)", ""]
     parts += [f"{_signature(name, fn)}\n{_indent(_doc(fn))}\n" for name, fn in PROGRAM_API.items()]
     parts += ["### Methods of a ProbabilisticTensor t", ""]
@@ -163,8 +166,9 @@ class RenderedPrompt:
 class PromptBuilder:
     """Renders prompts/<task>.txt for a question. Templates and the API section are read once."""
 
-    def __init__(self, prompts_dir: str | Path = PROMPTS_DIR) -> None:
+    def __init__(self, prompts_dir: str | Path = PROMPTS_DIR, features: frozenset[str] = frozenset()) -> None:
         self.prompts_dir = Path(prompts_dir)
+        self.features = frozenset(features)  # what the run offers optional primitives (api_section)
         self._templates: dict[str, tuple[str, str]] = {}
         self._api: str | None = None
 
@@ -183,7 +187,7 @@ class PromptBuilder:
             raise UserError(f"unknown prompt task '{task}'; known: {', '.join(TASKS)}")
         if task not in self._templates:
             if self._api is None:
-                self._api = api_section()
+                self._api = api_section(self.features)
             text = self._read(f"{task}.txt").replace("{{api}}", self._api.rstrip("\n"))
             if USER_SPLIT not in text:
                 raise ValueError(f"prompts/{task}.txt has no '{USER_SPLIT}' line")

@@ -94,12 +94,17 @@ class Executor:
         if self._sandbox is not None:
             self._sandbox.close()
 
-    def run(self, source: str, agent: VisionAgent, image: Image.Image, boxes: list[Box]) -> ExecutionOutcome:
-        """Check ``source`` and run its ``execute(score, query, len(boxes))``."""
+    def run(
+        self, source: str, agent: VisionAgent, image: Image.Image, boxes: list[Box], perception: Any = None
+    ) -> ExecutionOutcome:
+        """Check ``source`` and run its ``execute(score, query, len(boxes))``.
+
+        ``perception``: the run's masks, depths and marking (vision_agents/perception.py) for the
+        primitives that use them (``closer``); None: those primitives say that none is configured."""
         from neptune_core.primitives import get_primitive
         from neptune_core.primitives.base import CallContext
 
-        ctx = CallContext(agent, image, list(boxes), self.config, lazy=self.lazy)
+        ctx = CallContext(agent, image, list(boxes), self.config, lazy=self.lazy, perception=perception)
         if self.isolation == "process":
             result = self.sandbox.run(source, ctx)
         else:
