@@ -29,6 +29,7 @@ from typing import Any
 from PIL import Image
 
 from analysis.report_assets import CSS, bar, boxes_svg, esc, highlight_python
+from analysis.report_masks import masked_image, masks_caption
 from analysis.report_verify import call_info_html, index_html, members_html, verify_html
 from analysis.summary import summarize
 from analysis.training_plot import training_card
@@ -174,12 +175,13 @@ def sample_page(row: dict[str, Any], image: Image.Image | None, nav: str = "") -
         f"<tr><th>gold</th><td><b>{esc(row.get('gold'))}</b></td></tr>"
         f'<tr><th>result</th><td><span class="badge {badge}">{status}</span></td></tr>'
         f"<tr><th>boxes</th><td>{len(boxes)} detected</td></tr>"
+        f"{masks_caption(row, image)}"
         f"<tr><th>program</th><td>{esc(row.get('program_origin'))}{_fallback_html(row)}</td></tr>"
         f'<tr><th>timings</th><td class="muted">{esc(tim)}</td></tr></table>'
     )
     program = row.get("program")
     body = (
-        f'<div class="card row"><div>{boxes_svg(image, boxes)}</div><div>{info}</div></div>'
+        f'<div class="card row"><div>{boxes_svg(masked_image(image, row), boxes)}</div><div>{info}</div></div>'
         f'<div class="card">{err_html}<h2>Program</h2>'
         f"{highlight_python(program) if program else '<div class=muted>(no program)</div>'}</div>"
         + verify_html(row)

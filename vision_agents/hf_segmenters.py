@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from neptune_core.errors import ModelUnavailableError
 from neptune_core.types import Box
 from vision_agents.availability import check_weights_available
 from vision_agents.devices import load_model, load_pretrained, to_model
@@ -96,6 +97,11 @@ class HFSegmenter(Segmenter):
             self.model = load_model(transformers.AutoModelForMaskGeneration, self.model_id, self.device_setting)
         if self.processor is None:
             kind = _PROCESSORS.get(getattr(self.model.config, "model_type", ""), "AutoProcessor")
+            if kind == "Sam2Processor" and not transformers.utils.is_torchvision_available():
+                raise ModelUnavailableError(
+                    f"segmenter '{self.model_id}': SAM 2's image processor (Sam2ImageProcessor) needs torchvision; "
+                    f"install the torchvision build that matches torch {torch.__version__}"
+                )
             self.processor = load_pretrained(getattr(transformers, kind).from_pretrained, self.model_id)
 
     # ---- masks -------------------------------------------------------------------------
