@@ -230,13 +230,15 @@ def test_check_source_accepts_good_and_lists_bad() -> None:
 
 def test_primitive_registry() -> None:
     prims = all_primitives()
-    assert list(prims) == list(PRIMITIVE_NAMES) == ["score", "query"]
+    assert list(prims) == list(PRIMITIVE_NAMES) == ["score", "query", "closer"]  # closer: with a depth_model
     assert "num_objects" in prims["score"].doc and "object_id" in prims["query"].doc
     assert prims["score"].signature == (
         "score(question: str, num_objects: int = 1, type: str | None = None) -> ProbabilisticTensor"
     )
     assert prims["query"].signature == "query(question: str, object_id: int | ProbabilisticTensor | None = None) -> str"
-    with pytest.raises(Exception, match="unknown primitive 'scroe' \\(did you mean 'score'\\?\\); known: score, query"):
+    with pytest.raises(
+        Exception, match="unknown primitive 'scroe' \\(did you mean 'score'\\?\\); known: score, query, closer"
+    ):
         get_primitive("scroe")
 
 

@@ -384,3 +384,24 @@ def test_front_and_behind_from_oracle_depths_end_to_end_with_masks_in_the_report
     assert (tinted[union] != 0).any(-1).mean() > 0.9 and not tinted[~union].any()
     assert boxes_svg(masked_image(image, row), row["boxes"]) in page
     assert masked_image(image, {**row, "masks": None}) is image
+
+
+def test_the_translator_writes_front_and_behind_as_closer() -> None:
+    from code_generator.clevr_translator import translate_clevr
+    from code_generator.symbolic import SymbolicClevrGenerator
+
+    program = [
+        {"function": "scene", "inputs": [], "value_inputs": []},
+        {"function": "filter_unique", "inputs": [0], "value_inputs": ["cube"]},
+        {"function": "relate", "inputs": [1], "value_inputs": ["front"]},
+        {"function": "count", "inputs": [2], "value_inputs": []},
+    ]
+    plain, depth = translate_clevr(program), translate_clevr(program, depth_relations=True)
+    assert "in front of" in plain and "closer(" not in plain
+    assert "in front of" not in depth and "closer().contract(" in depth
+    behind = translate_clevr([*program[:2], {**program[2], "value_inputs": ["behind"]}, program[3]], True)
+    assert "closer(farther=True).contract(" in behind
+    left = translate_clevr([*program[:2], {**program[2], "value_inputs": ["left"]}, program[3]], True)
+    assert "closer(" not in left  # only depth relations go to the depth model
+    with pytest.raises(UserError, match="needs a depth_model"):
+        SymbolicClevrGenerator.from_config(RunConfig(depth=DepthConfig(symbolic_relations=True)))

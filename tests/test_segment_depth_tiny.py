@@ -33,7 +33,7 @@ from vision_agents import build_depth_model, build_segmenter  # noqa: E402
 from vision_agents.depth import CachedDepth  # noqa: E402
 from vision_agents.hf_depth import HFDepthEstimator  # noqa: E402
 from vision_agents.hf_segmenters import HFSegmenter  # noqa: E402
-from vision_agents.segmenters import CachedSegmenter  # noqa: E402
+from vision_agents.segmenters import CachedSegmenter, Segmenter  # noqa: E402
 
 BOXES = [[10.0, 10.0, 30.0, 40.0], [40.0, 5.0, 70.0, 50.0], [5.0, 44.0, 25.0, 58.0]]
 DECODER = dict(hidden_size=16, mlp_dim=32, num_hidden_layers=1, num_attention_heads=2, iou_head_hidden_dim=16)
@@ -275,3 +275,46 @@ def test_aliases_and_unknown_names() -> None:
         build_segmenter(RunConfig(segmenter="sam2_larg"))
     with pytest.raises(UnknownNameError, match="scene_depth"):
         build_depth_model(RunConfig(depth_model="scene_dept"))
+
+
+class EllipseSegmenter(Segmenter):
+    """Around the thing under test (the VLM's marking path): the ellipse inscribed in each box."""
+
+    name = "ellipses"
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def segment(self, image: Image.Image, boxes: list) -> list[np.ndarray]:
+        self.asked.append(len(boxes))
+        out = []
+        for b in boxes:
+            im = Image.new("1", image.size)
+            ImageDraw.Draw(im).ellipse([b[0], b[1], b[2] - 1, b[3] - 1], fill=1)
+            out.append(np.asarray(im, dtype=bool))
+        return out
+
+
+@pytest.mark.parametrize("style", ["mask_outline", "mask_overlay", "crop"])
+def test_transformers_vlm_sees_the_runs_marking(style: str) -> None:
+    """A transformers VLM under a non-box style scores the marker's PIL drawings (tensor marks are box-only)."""
+    from tests.test_vlm_tiny_models import FAMILIES, marked_scene
+    from vision_agents.hf_vlm import HFVisionAgent
+    from vision_agents.object_marking import ObjectMarker
+
+    torch.manual_seed(0)
+    model, proc = FAMILIES["qwen2_vl"]()
+    image = marked_scene(3)
+    boxes = [[2.0, 3.0, 20.0, 25.0], [30.0, 5.0, 60.0, 40.0], [10.0, 20.0, 40.0, 46.0]]
+    question = "Is the object in the red box a cube?"
+    agent = HFVisionAgent("tiny", device="cpu", batch_size=4, model=model, processor=proc)
+    boxed = agent.score(image, boxes, [question], 1)
+    seg = EllipseSegmenter()
+    marker = ObjectMarker(style, CachedSegmenter(seg))
+    agent.use_marker(marker)
+    assert "PIL" in agent.marking["style"] and style in agent.marking["style"]
+    got = agent.score(image, boxes, [question], 1)
+    expected = agent.score_items([(marker.mark(image, (b,)), question) for b in boxes])
+    assert torch.allclose(got.flatten(), expected.flatten(), atol=1e-5)
+    assert not torch.allclose(got, boxed, atol=1e-4)  # the marks changed what the model saw
+    assert seg.asked == ([3] if style != "crop" else [])  # masks once per image and box; a crop needs none
