@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(config: RunConfig, args: argparse.Namespace) -> int:
     from analysis.summary import format_summary
+    from local_datasets.sampling import save_selection
     from runners import RUNNERS
     from runners.rundir import discard_if_unused, prepare_run_dir, run_dir_for
 
@@ -149,6 +150,7 @@ def _run(config: RunConfig, args: argparse.Namespace) -> int:
     existed = run_dir.exists() and not args.restart
     made_output_dir = not run_dir.parent.exists()
     run_dir = prepare_run_dir(config, restart=args.restart)
+    save_selection(run_dir, runner.samples)  # a sampler's choice, saved so the run can be repeated exactly
     try:
         if config.train.enabled:
             from runners.train import format_training, train_and_evaluate

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from analysis.benchmarks import benchmark_summary
 from analysis.judge import (
     DEFAULT_JUDGE_PROVIDER,
     JudgeUnavailableError,
@@ -265,6 +266,9 @@ def evaluate_run(
             "--judge_model, to add a judge)"
         )
     report = build_report(decided, counts, meta)
+    benchmark = benchmark_summary(rows)  # a benchmark's official numbers, beside the judged accuracy
+    if benchmark is not None:
+        report["benchmark"] = benchmark
     (run_dir / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
     (run_dir / "evaluation.md").write_text(format_markdown(report))
     return report

@@ -28,8 +28,9 @@ from typing import Any
 
 from PIL import Image
 
+from analysis.benchmarks import format_benchmark
 from analysis.report_assets import CSS, bar, boxes_svg, esc, highlight_python
-from analysis.report_masks import masked_image, masks_caption
+from analysis.report_masks import masks_caption, with_masks
 from analysis.report_verify import call_info_html, index_html, members_html, verify_html
 from analysis.summary import summarize
 from analysis.training_plot import training_card
@@ -41,7 +42,8 @@ from runners.results import read_results
 
 log = logging.getLogger(__name__)
 
-ImageSource = Callable[[str], Image.Image | None]
+# sample id -> its image, or its images (a sample with several), or None when not available
+ImageSource = Callable[[str], Image.Image | list[Image.Image] | None]
 
 
 def _page_name(sample_id: str) -> str:
@@ -133,8 +135,14 @@ def safe_row(row: dict[str, Any]) -> dict[str, Any]:
     if len(trace) > _TRACE_CAP:
         entries.append({"primitive": "truncated", "message": f"{len(trace) - _TRACE_CAP} more calls not drawn"})
     out["trace"] = entries
-    boxes = out.get("boxes") if isinstance(out.get("boxes"), list) else []
-    out["boxes"] = [b for b in boxes if isinstance(b, list) and len(b) == 4 and all(_number(v) for v in b)]
+    out["boxes"] = _safe_boxes(out.get("boxes"))
+    if "images" in out:  # a sample with several images: each with its own boxes
+        images = out["images"] if isinstance(out["images"], list) else []
+        out["images"] = [
+            {"image": str(im.get("image", f"image {k}")), "boxes": _safe_boxes(im.get("boxes"))}
+            for k, im in enumerate(images)
+            if isinstance(im, dict)
+        ]
     functions = out.get("functions")
     out["functions"] = [str(f) for f in functions] if isinstance(functions, list) else []
     for key in ("family", "program_origin"):
@@ -143,6 +151,27 @@ def safe_row(row: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(out.get("program"), (str, type(None))):
         out["program"] = str(out["program"])
     return out
+
+
+def _safe_boxes(boxes: Any) -> list[list[float]]:
+    boxes = boxes if isinstance(boxes, list) else []
+    return [b for b in boxes if isinstance(b, list) and len(b) == 4 and all(_number(v) for v in b)]
+
+
+def images_html(row: dict[str, Any], image: Image.Image | list[Image.Image] | None) -> str:
+    """The sample's image with its numbered boxes; every image, each with its own boxes, when it has several."""
+    shown = image if isinstance(image, list) else [image]
+    entries = row.get("images") or []
+    if len(entries) < 2:
+        return boxes_svg(shown[0] if shown else None, row.get("boxes") or [])
+    parts = []
+    for k, entry in enumerate(entries):
+        im = shown[k] if k < len(shown) else None
+        parts.append(
+            f'<div><div class="muted">image={k}: {esc(entry["image"])} ({len(entry["boxes"])} boxes)</div>'
+            f"{boxes_svg(im, entry['boxes'], width_px=360)}</div>"
+        )
+    return "".join(parts)
 
 
 def _fallback_page(row: dict[str, Any], error: Exception, nav: str) -> str:
@@ -155,8 +184,8 @@ def _fallback_page(row: dict[str, Any], error: Exception, nav: str) -> str:
     return _page(f"Sample {row.get('id')}", body, nav)
 
 
-def sample_page(row: dict[str, Any], image: Image.Image | None, nav: str = "") -> str:
-    """One sample's page as an HTML string."""
+def sample_page(row: dict[str, Any], image: Image.Image | list[Image.Image] | None, nav: str = "") -> str:
+    """One sample's page as an HTML string (``image``: the sample's image, or its images)."""
     status, badge = _status(row)
     err = row.get("error")
     err_html = (
@@ -174,14 +203,14 @@ def sample_page(row: dict[str, Any], image: Image.Image | None, nav: str = "") -
         f"<tr><th>predicted</th><td><b>{esc(row.get('pred'))}</b></td></tr>"
         f"<tr><th>gold</th><td><b>{esc(row.get('gold'))}</b></td></tr>"
         f'<tr><th>result</th><td><span class="badge {badge}">{status}</span></td></tr>'
-        f"<tr><th>boxes</th><td>{len(boxes)} detected</td></tr>"
+        f"<tr><th>boxes</th><td>{_boxes_count(row, boxes)}</td></tr>"
         f"{masks_caption(row, image)}"
         f"<tr><th>program</th><td>{esc(row.get('program_origin'))}{_fallback_html(row)}</td></tr>"
         f'<tr><th>timings</th><td class="muted">{esc(tim)}</td></tr></table>'
     )
     program = row.get("program")
     body = (
-        f'<div class="card row"><div>{boxes_svg(masked_image(image, row), boxes)}</div><div>{info}</div></div>'
+        f'<div class="card row"><div>{images_html(row, with_masks(image, row))}</div><div>{info}</div></div>'
         f'<div class="card">{err_html}<h2>Program</h2>'
         f"{highlight_python(program) if program else '<div class=muted>(no program)</div>'}</div>"
         + verify_html(row)
@@ -189,6 +218,13 @@ def sample_page(row: dict[str, Any], image: Image.Image | None, nav: str = "") -
         + f'<div class="card"><h2>Primitive calls ({len(row.get("trace") or [])})</h2>{_trace_html(row.get("trace") or [])}</div>'
     )
     return _page(f"Sample {row.get('id')}", body, nav)
+
+
+def _boxes_count(row: dict[str, Any], boxes: list) -> str:
+    entries = row.get("images") or []
+    if len(entries) > 1:
+        return ", ".join(f"image={k}: {len(e['boxes'])}" for k, e in enumerate(entries)) + " detected"
+    return f"{len(boxes)} detected"
 
 
 def _fallback_html(row: dict[str, Any]) -> str:
@@ -228,6 +264,11 @@ def index_page(
         f"error {out.get('error', 'n/a')}, fallback {out.get('fallback', 'n/a')} "
         f"(not final: {out.get('not_final', 'n/a')}); errors: {errs['total']}; "
         f"time per sample: median {tot.get('median_ms', 'n/a')} ms, total {tot.get('total_s', 'n/a')} s</div></div>"
+        + (
+            f'<div class="card"><h2>Official metric</h2><div>{esc(format_benchmark(s["benchmark"]))}</div></div>'
+            if s.get("benchmark")
+            else ""
+        )
         + extra
         + f'<div class="card"><h2>Per question family</h2><table><tr><th>family</th><th>correct</th>'
         f"<th>accuracy</th></tr>{fam_rows}</table></div>"
@@ -251,9 +292,12 @@ def images_from_samples(samples: Iterable[Sample]) -> ImageSource:
     """An image lookup by sample id over samples already in memory (images load on demand)."""
     by_id = {s.id: s for s in samples}
 
-    def get(sample_id: str) -> Image.Image | None:
+    def get(sample_id: str) -> Image.Image | list[Image.Image] | None:
         s = by_id.get(sample_id)
-        return None if s is None else s.load_image()
+        if s is None:
+            return None
+        images = s.load_images()
+        return images if len(images) > 1 else images[0]
 
     return get
 

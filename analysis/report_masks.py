@@ -5,7 +5,7 @@ the segmenter's name and the marking style. The sample page then draws the image
 mask tinted in its box's colour (the numbered boxes on top, as without masks) and a line
 saying which segmenter made them, how the VLM was shown the objects, and how many pixels
 each mask has (an empty mask: that box was marked by its outline). A mask that cannot be
-decoded is named, not drawn.
+decoded is named, not drawn. A sample with several images has masks for its first image only.
 """
 
 from __future__ import annotations
@@ -53,8 +53,17 @@ def masked_image(image: Image.Image | None, row: dict[str, Any]) -> Image.Image 
     return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "RGB")
 
 
-def masks_caption(row: dict[str, Any], image: Image.Image | None) -> str:
-    """One table row about the masks ("" for a run without a segmenter)."""
+def with_masks(image: Image.Image | list[Image.Image] | None, row: dict[str, Any]) -> Any:
+    """What the page draws: the first image with the row's masks (they are image 0's), any others as they are."""
+    if isinstance(image, list):
+        return [masked_image(image[0], row), *image[1:]] if image else image
+    return masked_image(image, row)
+
+
+def masks_caption(row: dict[str, Any], image: Image.Image | list[Image.Image] | None) -> str:
+    """One table row about the masks ("" for a run without a segmenter); they are image 0's."""
+    if isinstance(image, list):
+        image = image[0] if image else None
     record = row.get("masks")
     if not isinstance(record, dict):
         return ""
@@ -69,4 +78,4 @@ def masks_caption(row: dict[str, Any], image: Image.Image | None) -> str:
     )
 
 
-__all__ = ["decoded_masks", "masked_image", "masks_caption"]
+__all__ = ["decoded_masks", "masked_image", "masks_caption", "with_masks"]

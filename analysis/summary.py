@@ -9,6 +9,7 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
+from analysis.benchmarks import benchmark_summary, format_benchmark
 from analysis.calls_summary import calls_summary, format_calls
 from analysis.unknown_concepts import count_unknown_concepts, unknown_concepts_warning
 from analysis.verify_summary import ensemble_and_verification
@@ -63,6 +64,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
     summary.update(ensemble_and_verification(rows))  # member_accuracy, verification (when present)
     summary.update(calls_summary(rows))  # model_calls per question (when rows record them)
+    benchmark = benchmark_summary(rows)  # a benchmark's official numbers (analysis/benchmarks.py)
+    if benchmark is not None:
+        summary["benchmark"] = benchmark
     if functions:
         summary["function_coverage"] = {"num_functions": len(functions), "counts": dict(sorted(functions.items()))}
     return summary
@@ -71,6 +75,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def format_summary(summary: dict[str, Any]) -> str:
     """A few readable lines for the terminal."""
     lines = [f"accuracy: {summary['accuracy']}% ({summary['correct']}/{summary['total']})"]
+    if summary.get("benchmark"):
+        lines.append(format_benchmark(summary["benchmark"]))
     for fam, acc in summary["per_family"].items():
         lines.append(f"  {fam:<20} {acc['accuracy']}% ({acc['correct']}/{acc['total']})")
     err = summary["errors"]

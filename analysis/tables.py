@@ -17,9 +17,11 @@ Training runs (fine-tuning through programs) also get a before/after table besid
 fine-tuning rows (:func:`format_training_tables`).
 
 Published numbers: :data:`PAPER`, copied from the NePTune paper (Kamali & Kordjamshidi,
-ICLR 2026, camera-ready tables). Add a table: one :class:`PaperTable` in :data:`PAPER` and
+ICLR 2026, camera-ready tables), and VLAgent's Tables 1 and 3 (GQA, NLVR2, VQAv2, MME,
+HC-RefLoCo: analysis/vlagent_tables.py, filled from each run's official metric,
+analysis/benchmarks.py). Add a table: one :class:`PaperTable` in :data:`PAPER` and
 one :class:`TableSpec` in :data:`TABLES` (which datasets feed it, which split the paper
-used, and optionally its own ``comparable`` rule or ``format`` function); nothing else changes.
+used, and optionally its own ``comparable`` rule, ``cells`` or ``format`` function); nothing else changes.
 
 ``--ablation`` prints the verifier/ensemble ablation in VLAgent's Table 4 layout instead
 (see :func:`format_ablation`, at the end of this file).
@@ -35,7 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SOURCE = "NePTune paper (Kamali & Kordjamshidi, ICLR 2026), camera-ready tables"
+if __name__ == "__main__":  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from analysis import vlagent_tables  # noqa: E402
+
+SOURCE = (
+    f"NePTune paper (Kamali & Kordjamshidi, ICLR 2026), camera-ready tables; VLAgent tables: {vlagent_tables.SOURCE}"
+)
 
 
 @dataclass
@@ -132,6 +141,8 @@ PAPER: dict[str, PaperTable] = {
     ),
 }
 
+PAPER.update({key: PaperTable(**fields, by_method=True) for key, fields in vlagent_tables.PAPERS.items()})
+
 # our question families -> the paper's CLEVR categories
 CLEVR_FAMILIES = {
     "exist": "exist",
@@ -159,6 +170,7 @@ class RunInfo:
     families: dict[str, tuple[float | None, int]]
     failed: tuple[int, int] = (0, 0)  # (errored + fallback samples, samples)
     cells: dict[str, tuple[float | None, int]] = field(default_factory=dict)
+    benchmark: dict[str, Any] | None = None  # a benchmark's official numbers (analysis/benchmarks.py)
 
     @property
     def synthetic(self) -> bool:
@@ -203,13 +215,15 @@ class RunInfo:
 class TableSpec:
     """How a paper table is filled: ``datasets`` maps each dataset that feeds it to the row it fills
     (None: the CLEVR categories, from per-family accuracy); ``split`` is the split the paper reports
-    (None: the dataset has one). ``format`` replaces the default layout; ``rule`` adds a reason of its own."""
+    (None: the dataset has one). ``format`` replaces the default layout; ``rule`` adds a reason of its own;
+    ``cells`` replaces the default cells (a run's accuracy under its dataset's row)."""
 
     key: str
     datasets: dict[str, str | None]
     split: str | None = None
     format: Callable[[TableSpec, list[RunInfo]], str] | None = None
     rule: Callable[[RunInfo], str | None] | None = None
+    cells: Callable[[str, RunInfo], dict[str, tuple[float | None, int]]] | None = None
 
     @property
     def paper(self) -> PaperTable:
@@ -234,6 +248,16 @@ TABLES: list[TableSpec] = [
     TableSpec("table5", {"clevr_humans": "accuracy"}, split="val"),
     TableSpec("table6", {"refadv": "accuracy"}, split="test"),
     TableSpec("table7", {"refgta": "accuracy"}, split="test"),
+    *(
+        TableSpec(
+            key,
+            dict(datasets),
+            format=vlagent_tables.format_methods,
+            rule=vlagent_tables.protocol_reason,
+            cells=vlagent_tables.cells,
+        )
+        for key, datasets in vlagent_tables.DATASETS.items()
+    ),
 ]
 
 
@@ -270,6 +294,8 @@ def read_run(run_dir: Path) -> RunInfo:
             by_fam.setdefault(str(r.get("family", "all")), []).append(r)
         families = {f: _stats(rs) for f, rs in by_fam.items()}
     failed = sum(1 for r in rows if outcome_of(r)[0] != "ok")
+    from analysis.benchmarks import benchmark_summary
+
     return RunInfo(
         run_dir.name,
         str(config.get("dataset", "?")),
@@ -279,11 +305,14 @@ def read_run(run_dir: Path) -> RunInfo:
         overall,
         families,
         (failed, len(rows)),
+        benchmark=benchmark_summary(rows),
     )
 
 
 def fill_cells(spec: TableSpec, run: RunInfo) -> dict[str, tuple[float | None, int]]:
     """The cells ``run`` fills in ``spec``'s table."""
+    if spec.cells is not None:
+        return spec.cells(spec.key, run)
     row = spec.datasets[run.dataset]
     if row is not None:
         return {row: run.overall}

@@ -16,11 +16,17 @@ the run has one, :meth:`GivenProgramGenerator.check_samples` stops the run befor
 first sample (the runner calls it after loading). What the detector looks for: the
 sample's ``meta["objects"]`` (a JSONL ``objects`` field), else the nouns of the question
 (as for LLM programs that name none); translated programs use their translator's names.
+
+Programs for data that cannot carry them (a benchmark in its official layout) come from the
+config's ``given_programs``: a JSON file ``{sample id: program}``, a program being any of the
+kinds above or ``{"program": ..., "objects": [...]}``. A sample's own program comes first.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from code_generator.checks import check_program
@@ -71,21 +77,53 @@ def require_some_programs(
     )
 
 
+def read_programs_file(path: Path) -> dict[str, Any]:
+    """``given_programs``: {sample id: program or {"program", "objects"}}; a one-line error if unusable."""
+    if not path.is_file():
+        raise UserError(f"given_programs file {path} not found (a JSON object {{sample id: program}})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"given_programs file {path} is not valid JSON: {e.msg} at line {e.lineno}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"given_programs file {path} must hold an object {{sample id: program}}")
+    return {str(k): v for k, v in data.items()}
+
+
 class GivenProgramGenerator:
     """Runs each sample's own program: Python as written (checked), CLEVR nodes and LEFT logic translated."""
 
     name = "given"
 
+    def __init__(self, programs: dict[str, Any] | None = None) -> None:
+        self.programs = programs or {}  # sample id -> program (``given_programs``)
+
     @classmethod
     def from_config(cls, config: RunConfig) -> GivenProgramGenerator:
-        return cls()
+        return cls(read_programs_file(config.resolve_path(config.given_programs)) if config.given_programs else None)
 
     def check_samples(self, samples: Sequence[Sample]) -> None:
         """Called once after loading: no sample with a program is a broken setup, not N sample errors."""
+        self._attach(samples)
         require_some_programs(samples, self.name, "each sample's 'program' (Python, CLEVR nodes or LEFT logic)")
+
+    def _attach(self, samples: Sequence[Sample]) -> None:
+        """Give samples without a program theirs from ``given_programs`` (and its objects)."""
+        for sample in samples:
+            entry = self.programs.get(sample.id)
+            if entry is None or has_program(sample):
+                continue
+            if isinstance(entry, dict):
+                sample.program = entry.get("program")
+                if entry.get("objects") is not None:
+                    sample.meta["objects"] = list(entry["objects"])
+            else:
+                sample.program = entry
 
     def program_for(self, sample: Sample) -> Program:
         """The sample's program, checked (Python) or translated (CLEVR nodes, LEFT logic)."""
+        if not has_program(sample):
+            self._attach([sample])
         if not has_program(sample):
             raise MissingProgramError(
                 f"sample {sample.id} has no program: program_generator 'given' runs the program each sample "

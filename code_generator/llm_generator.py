@@ -31,7 +31,14 @@ from code_generator.checks import check_program
 from code_generator.extraction import ExtractionError, extract
 from code_generator.llm_client import ChatClient, EmptyResponseError, LLMError, RetryPolicy
 from code_generator.nlp import normalise_object_names
-from code_generator.prompting import BOX_TASKS, DATASET_TASKS, PromptBuilder, RenderedPrompt, task_for_sample
+from code_generator.prompting import (
+    BOX_TASKS,
+    DATASET_TASKS,
+    YES_NO_TASKS,
+    PromptBuilder,
+    RenderedPrompt,
+    task_for_sample,
+)
 from code_generator.providers import load_dotenv_file, resolve_endpoint
 from code_generator.repairs import repair
 from neptune_core.config import RunConfig
@@ -44,11 +51,15 @@ log = logging.getLogger(__name__)
 
 
 def fallback_source(question: str, task: str) -> str:
-    """A direct program: the whole question to the VLM (refexp: score every box against the expression)."""
+    """A direct program: the whole question to the VLM (refexp: score every box against the expression;
+    a yes/no family: p(yes) of the question about the (first) image)."""
     question = " ".join(question.split())
     if task in BOX_TASKS:
         ask = f"Is this {question.rstrip('.?')}?"
         return f"def execute(score, query, n):\n    return score({json.dumps(ask)}, 1)\n"
+    if task in YES_NO_TASKS:
+        ask = question if question.endswith("?") else f"Is this true: {question}"
+        return f"def execute(score, query, n):\n    return score({json.dumps(ask)}, 0)\n"
     return f"def execute(score, query, n):\n    return query({json.dumps(question)}, None)\n"
 
 

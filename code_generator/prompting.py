@@ -26,8 +26,10 @@ from typing import Any
 from neptune_core.errors import UserError
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
-TASKS = ("clevr", "clevr_humans", "clevr_transfer", "refexp", "vqa", "grounding")
-BOX_TASKS = frozenset({"refexp", "grounding"})  # families whose programs return a distribution over boxes
+TASKS = ("clevr", "clevr_humans", "clevr_transfer", "refexp", "vqa", "grounding", "gqa", "vqav2", "mme", "nlvr2",
+         "hc_refloco")  # fmt: skip
+BOX_TASKS = frozenset({"refexp", "grounding", "hc_refloco"})  # families whose programs return a distribution over boxes
+YES_NO_TASKS = frozenset({"mme", "nlvr2"})  # families whose answer is always yes or no
 DATASET_TASKS = {  # config ``dataset`` -> prompt family (the names registered in local_datasets/)
     "clevr_synthetic": "clevr",
     "clevr": "clevr",
@@ -37,6 +39,11 @@ DATASET_TASKS = {  # config ``dataset`` -> prompt family (the names registered i
     "clevr_rpm": "clevr_transfer",
     "refadv": "refexp",
     "refgta": "refexp",
+    "gqa": "gqa",
+    "vqav2": "vqav2",
+    "mme": "mme",
+    "nlvr2": "nlvr2",
+    "hc_refloco": "hc_refloco",
 }  # other datasets (jsonl, hf, ...): the sample's own task, else "grounding" / "vqa" by its answer
 USER_SPLIT = "=== user ==="
 

@@ -10,6 +10,7 @@ generated dataset only produces the scenes it needs.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import TYPE_CHECKING
 
@@ -32,12 +33,32 @@ LOADERS.register_lazy("refadv", "local_datasets.refer:load_refadv")
 LOADERS.register_lazy("refgta", "local_datasets.refer:load_refgta")
 LOADERS.register_lazy("jsonl", "local_datasets.jsonl:load_jsonl")
 LOADERS.register_lazy("hf", "local_datasets.hf:load_hf")
+# VLAgent's image benchmarks: the official release layout, or a Hugging Face copy (hf_path)
+LOADERS.register_lazy("gqa", "local_datasets.gqa:load_gqa")
+LOADERS.register_lazy("nlvr2", "local_datasets.nlvr2:load_nlvr2")
+LOADERS.register_lazy("vqav2", "local_datasets.vqav2:load_vqav2")
+LOADERS.register_lazy("mme", "local_datasets.mme:load_mme")
+LOADERS.register_lazy("hc_refloco", "local_datasets.hc_refloco:load_hc_refloco")
 
 
 def load_samples(config: RunConfig) -> list[Sample]:
-    """The Samples of ``config.dataset``, the first ``config.num_samples`` of them (-1 = all)."""
+    """The Samples of ``config.dataset``, the first ``config.num_samples`` of them (-1 = all).
+
+    With an active ``sampler`` section (local_datasets/sampling.py) the loader reads the whole
+    dataset, the sampler chooses, and ``num_samples`` applies to its choice; the returned
+    list then carries the record of the choice (``.selection``, saved as selection.json)."""
+    from local_datasets.sampling import SampleList, select
+
     n = config.num_samples
     if n < -1:
         raise UserError(f"num_samples must be -1 (all) or >= 0, got {n}")
-    samples = LOADERS.get(config.dataset)(config)
-    return list(samples if n == -1 else itertools.islice(samples, n))
+    if not config.sampler.active:
+        samples = LOADERS.get(config.dataset)(config)
+        return SampleList(samples if n == -1 else itertools.islice(samples, n))
+    everything = list(LOADERS.get(config.dataset)(dataclasses.replace(config, num_samples=-1)))
+    chosen, record = select(everything, config)
+    out = SampleList(chosen if n == -1 else chosen[:n])
+    record["num_samples"] = n
+    record["ids"] = [s.id for s in out]
+    out.selection = record
+    return out

@@ -88,6 +88,15 @@ class HFSample(Sample):
             out += [decode_image(v, self.base_dir, f"sample {self.id} column {col}") for v in values if v is not None]
         return out
 
+    def load_images(self) -> list[Image.Image]:
+        """The image column's image, then the extra columns' (``image=1``, ``image=2``... in programs)."""
+        return [*super().load_images(), *self.extra_images()]
+
+    def image_names(self) -> list[str]:
+        if self.image is not None or self.source is None:
+            return super().image_names()
+        return [f"row {self.row} column {c}" for c in (self.image_column, *self.extra_columns)]
+
 
 def decode_image(value: Any, base_dir: Path | None, where: str) -> Image.Image:
     """An RGB image from a column value: PIL image, {"bytes", "path"} struct, bytes, or a file path."""
@@ -217,23 +226,70 @@ def gold_answer(value: Any) -> tuple[str | None, list[str] | None]:
     return str(value), None
 
 
+def undecoded_images(ds: Any, columns: list[str]) -> Any:
+    """``ds`` reduced to its image ``columns``, with images kept undecoded until a sample needs its own."""
+    import datasets
+
+    images = ds.select_columns(list(dict.fromkeys(columns)))
+    for col in images.column_names:
+        feature = images.features[col]
+        if isinstance(feature, datasets.Image):
+            images = images.cast_column(col, datasets.Image(decode=False))
+        elif isinstance(getattr(feature, "feature", None), datasets.Image):  # a list of images
+            images = images.cast_column(col, type(feature)(datasets.Image(decode=False)))
+    return images
+
+
+@dataclass
+class Copy:
+    """A benchmark's Hugging Face copy, read by :func:`read_copy`."""
+
+    rows: list[dict[str, Any]]  # our field -> value, one dict per row (text fields only)
+    images: Any  # the image columns, undecoded (a datasets.Dataset), or None
+    image_columns: list[str]  # the dataset's names of the image fields, in the order asked for
+    folder: Path | None  # where a local copy lives (None: a hub id)
+
+    def sample_kwargs(self, row: int) -> dict[str, Any]:
+        """The HFSample arguments that load row ``row``'s images lazily."""
+        first, *more = self.image_columns
+        return {"source": self.images, "row": row, "image_column": first, "extra_columns": tuple(more),
+                "base_dir": self.folder}  # fmt: skip
+
+
+def read_copy(config: RunConfig, columns: dict[str, str], image_fields: tuple[str, ...] = ("image",)) -> Copy:
+    """A benchmark's Hugging Face copy (``hf_path``, ``hf_split``): ``columns`` maps our fields to the
+    dataset's columns (``hf_columns`` overrides; a missing column is a one-line error listing the
+    dataset's); ``image_fields`` are the fields holding images (kept undecoded)."""
+    obj, folder = open_dataset(config)
+    ds, _ = pick_split(obj, config.hf_split, config.hf_path)
+    cols = {**columns, **config.hf_columns}
+    unknown = sorted(set(config.hf_columns) - set(columns))
+    missing = sorted({c for c in cols.values() if c not in ds.column_names})
+    if unknown or missing:
+        what = f"unknown field(s) {', '.join(unknown)}" if unknown else f"no column(s) {', '.join(missing)}"
+        raise UserError(
+            f"{config.hf_path}: {what} for dataset {config.dataset!r} (fields: {', '.join(cols)}); "
+            f"the copy's columns: {', '.join(ds.column_names)} (set hf_columns)"
+        )
+    text = [f for f in cols if f not in image_fields]
+    records = ds.select_columns(list(dict.fromkeys(cols[f] for f in text))).to_list()
+    rows = [{f: rec[cols[f]] for f in text} for rec in records]
+    image_columns = [cols[f] for f in image_fields]
+    images = undecoded_images(ds, image_columns) if image_columns else None
+    if config.image_dir:
+        folder = config.resolve_path(config.image_dir)
+    return Copy(rows, images, image_columns, folder)
+
+
 def load_hf(config: RunConfig) -> list[HFSample]:
     """One HFSample per row of the chosen split (the first ``num_samples`` of them)."""
-    import datasets
 
     obj, folder = open_dataset(config)
     ds, split = pick_split(obj, config.hf_split, config.hf_path)
     cols = column_map(config, list(ds.column_names))
     if config.num_samples > 0:
         ds = ds.select(range(min(config.num_samples, len(ds))))
-    image_cols = [cols["image"], *cols.get("images", [])]
-    images = ds.select_columns(list(dict.fromkeys(image_cols)))
-    for col in images.column_names:  # keep images undecoded until a sample needs its own
-        feature = images.features[col]
-        if isinstance(feature, datasets.Image):
-            images = images.cast_column(col, datasets.Image(decode=False))
-        elif isinstance(getattr(feature, "feature", None), datasets.Image):  # a list of images
-            images = images.cast_column(col, type(feature)(datasets.Image(decode=False)))
+    images = undecoded_images(ds, [cols["image"], *cols.get("images", [])])
     text_cols = [c for f, c in cols.items() if f not in ("image", "images")]
     records = ds.select_columns(list(dict.fromkeys(text_cols))).to_list() if text_cols else [{}] * len(ds)
     base = Path(config.resolve_path(config.image_dir)) if config.image_dir else folder

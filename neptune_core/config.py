@@ -21,6 +21,7 @@ from neptune_core.calls_config import CallsConfig, hashed_section
 from neptune_core.errors import ConfigError
 from neptune_core.perception_config import DepthConfig, MarkingConfig, hashed_perception
 from neptune_core.registry import did_you_mean
+from neptune_core.sampler_config import SamplerConfig
 from neptune_core.verify_config import EnsembleConfig, VerifyConfig
 from probabilistic_tensor.semantics import Semantics
 
@@ -132,6 +133,7 @@ class RunConfig:
     hf_subset: str = ""  # the hub dataset's configuration name, if it has several
     hf_split: str = ""  # "" = the only split
     hf_columns: dict[str, str] = field(default_factory=dict)  # our field -> column (image, question, answer, ...)
+    given_programs: str = ""  # program_generator "given": a JSON file {sample id: program} (relative to data_root)
 
     vlm_model_name: str = "scene_oracle"
     vlm_base_url: str = ""
@@ -178,6 +180,7 @@ class RunConfig:
     calls: CallsConfig = field(default_factory=CallsConfig)  # lazy relations, memo, caches, tensor marking
     marking: MarkingConfig = field(default_factory=MarkingConfig)  # box | mask_outline | mask_overlay | crop
     depth: DepthConfig = field(default_factory=DepthConfig)  # the closer() primitive's depths and temperature
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)  # seeded subset of the dataset (selection.json)
 
     # ---- derived ---------------------------------------------------------------
     def resolve_path(self, path: str) -> Path:
@@ -200,8 +203,10 @@ class RunConfig:
             "ensemble": dataclasses.asdict(EnsembleConfig()),
             "verify": dataclasses.asdict(VerifyConfig()),
             "train": dataclasses.asdict(TrainConfig()),
+            "sampler": dataclasses.asdict(SamplerConfig()),
             "vlm_adapter": "",
             "classic_params": "fitted",
+            "given_programs": "",
         }
         for k, default in unused.items():
             if d.get(k) == default:  # settings left at their defaults keep older runs' hashes

@@ -31,6 +31,9 @@ class Sample:
     (run by ``program_generator: "given"``).
     ``scene`` holds scene annotations (CLEVR scene dict) for oracle backends only.
     ``meta`` carries the question family, split and anything else a loader knows.
+    ``more_images``: the sample's second, third... images (paths, or PIL images), e.g. NLVR2's
+    right image; ``image_path`` / ``image`` stay the first. Programs address image k with
+    ``image=k`` (see :meth:`load_images`).
     """
 
     id: str
@@ -42,6 +45,7 @@ class Sample:
     program: Any = None
     scene: dict | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    more_images: list[str | Image.Image] = field(default_factory=list)
 
     def load_image(self) -> Image.Image:
         """The image as RGB; loaded from ``image_path`` when no image is held."""
@@ -52,9 +56,25 @@ class Sample:
         with Image.open(self.image_path) as im:
             return im.convert("RGB")
 
+    def load_images(self) -> list[Image.Image]:
+        """Every image of the sample as RGB, the first (:meth:`load_image`) first."""
+        return [self.load_image(), *(_rgb(im) for im in self.more_images)]
+
+    def image_names(self) -> list[str]:
+        """A name per image (its path, or "image k" for an in-memory one), for rows and reports."""
+        first = self.image_path or "image 0"
+        return [first, *(im if isinstance(im, str) else f"image {k + 1}" for k, im in enumerate(self.more_images))]
+
     @property
     def family(self) -> str:
         return str(self.meta.get("family", "all"))
+
+
+def _rgb(image: str | Image.Image) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image.convert("RGB") if image.mode != "RGB" else image
+    with Image.open(image) as im:
+        return im.convert("RGB")
 
 
 @dataclass

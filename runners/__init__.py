@@ -21,3 +21,6 @@ for _name in ("jsonl", "hf"):
 RUNNERS.register_lazy("clevr_refexps", "runners.run_clevr_extensions_ref:ClevrRefRunner")
 for _name in ("clevr_puzzle", "clevr_rpm"):
     RUNNERS.register_lazy(_name, "runners.run_clevr_extensions_rpm_puzzle:ClevrTransferRunner")
+for _name, _cls in (("gqa", "GQARunner"), ("nlvr2", "NLVR2Runner"), ("vqav2", "VQAv2Runner"), ("mme", "MMERunner"),
+                    ("hc_refloco", "HCRefLocoRunner")):  # fmt: skip
+    RUNNERS.register_lazy(_name, f"runners.run_benchmarks:{_cls}")

@@ -19,10 +19,12 @@ from tqdm import tqdm
 
 from analysis.normalize import answers_match
 from analysis.summary import summarize
+from local_datasets.sampling import save_selection
 from neptune_core.config import RunConfig
 from neptune_core.executor import Executor, to_answer
 from neptune_core.types import ErrorRecord, Program, Sample
 from probabilistic_tensor import LazyPolicy
+from runners.multi_image import detect_each, images_field, rounded_boxes
 from runners.ordering import group_by_image
 from runners.outcomes import finalize_row, is_done, program_fields
 from runners.prefetch import ahead
@@ -129,6 +131,11 @@ class Runner:
         gold = sample.answer
         return pred, (None if gold is None else answers_match(pred, str(gold)))
 
+    def metric_fields(self, sample: Sample, row: dict[str, Any]) -> dict[str, Any]:
+        """What a benchmark's official metric needs on the row beyond ``correct`` (its ``metric`` field,
+        analysis/benchmarks.py), for every row, errors included. Default: nothing."""
+        return {}
+
     def process(self, sample: Sample) -> dict[str, Any]:
         """Run one sample end to end; any failure is recorded on its line, never raised.
 
@@ -163,7 +170,8 @@ class Runner:
         stage = "setup"
         try:
             stage = "image"
-            image = sample.load_image()
+            images = sample.load_images()  # one, or several (runners/multi_image.py)
+            image = images[0]
             self.agent.begin_sample(sample)
             self.detector.begin_sample(sample)
             self.perception.begin_sample(sample)
@@ -182,12 +190,15 @@ class Runner:
 
             stage = "detect"
             t0 = time.perf_counter()
-            detection = self.detector.detect(image, program.object_names)
+            detection, *more = detect_each(self.detector, images, program.object_names)
             timings["detect"] = _ms(t0)
-            boxes = [[round(float(v), 2) for v in b] for b in detection.boxes]
+            boxes = rounded_boxes(detection)
             row["boxes"] = boxes
             if detection.info:  # e.g. each ensemble member's boxes
                 row["detection"] = detection.info
+            more_boxes = [rounded_boxes(d) for d in more]
+            if more:
+                row["images"] = images_field(sample, [boxes, *more_boxes])
 
             stage = "segment"  # with a segmenter: every box's mask, once per image and box (marks, depths, report)
             masks = self.perception.mask_record(image, boxes)
@@ -196,7 +207,10 @@ class Runner:
 
             stage = "execute"
             t0 = time.perf_counter()
-            outcome = self.executor.run(program.source, self.agent, image, boxes, self.perception)
+            more_images = list(zip(images[1:], more_boxes, strict=True))
+            outcome = self.executor.run(
+                program.source, self.agent, image, boxes, more_images=more_images, perception=self.perception
+            )
             timings["execute"] = _ms(t0)
             row["trace"] = outcome.trace
             if outcome.error is not None:
@@ -208,6 +222,9 @@ class Runner:
                 self.verify.finish(self, started, sample, image, program, outcome.value, boxes, row)
         except Exception as exc:  # a bad sample is recorded and the run goes on
             row["error"] = {**ErrorRecord.from_exception(exc).to_dict(), "stage": stage}
+        metric = self.metric_fields(sample, row)
+        if metric:
+            row["metric"] = metric
         timings["total"] = round(_ms(t_total) + ahead_ms, 3)  # program generation included
         return finalize_row(bound_row(row, self.config.executor.max_row_bytes))
 
@@ -296,6 +313,7 @@ class Runner:
         (with ``retry_failed``: not ok either); write and return the summary."""
         samples = self.prepare(samples, existing=run_dir or run_dir_for(self.config), retry_failed=retry_failed)
         run_dir = run_dir or prepare_run_dir(self.config)
+        save_selection(run_dir, samples)  # the sampler's choice (local_datasets/sampling.py), if one chose
         results_path = run_dir / "results.jsonl"
         self.executor.start()  # the sandbox process (its fork server) before any model is loaded
         with ResultsWriter(results_path, retry_failed=retry_failed) as writer:

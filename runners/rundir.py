@@ -51,7 +51,7 @@ def run_dir_for(config: RunConfig) -> Path:
 
 
 # what a run directory holds before its first result (removed again by discard_if_unused)
-_SETUP_FILES = {"config.json", "git.json", "data.json"}
+_SETUP_FILES = {"config.json", "git.json", "data.json", "selection.json"}
 
 
 def discard_if_unused(run_dir: Path) -> bool:

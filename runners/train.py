@@ -120,7 +120,7 @@ class ProgramTrainer:
             stage = "execute"
             tape = AnswerTape(r.agent, self.tuner.answer_log_probs)
             with self._autocast():
-                outcome = self.executor.run(program.source, tape, image, boxes, r.perception)
+                outcome = self.executor.run(program.source, tape, image, boxes, perception=r.perception)
             if outcome.error is not None:
                 return LossResult(None, f"error:{stage}:{outcome.error.type}")
             stage = "loss"

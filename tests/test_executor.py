@@ -233,9 +233,11 @@ def test_primitive_registry() -> None:
     assert list(prims) == list(PRIMITIVE_NAMES) == ["score", "query", "closer"]  # closer: with a depth_model
     assert "num_objects" in prims["score"].doc and "object_id" in prims["query"].doc
     assert prims["score"].signature == (
-        "score(question: str, num_objects: int = 1, type: str | None = None) -> ProbabilisticTensor"
+        "score(question: str, num_objects: int = 1, type: str | None = None, image: int = 0) -> ProbabilisticTensor"
     )
-    assert prims["query"].signature == "query(question: str, object_id: int | ProbabilisticTensor | None = None) -> str"
+    assert prims["query"].signature == (
+        "query(question: str, object_id: int | ProbabilisticTensor | None = None, image: int = 0) -> str"
+    )
     with pytest.raises(
         Exception, match="unknown primitive 'scroe' \\(did you mean 'score'\\?\\); known: score, query, closer"
     ):

@@ -231,7 +231,7 @@ def test_closer_is_declared_and_offered_only_with_a_depth_model() -> None:
     ok = "def execute(score, query, n):\n    return closer().exists()\n"
     assert check_program(ok) == []
     assert any("literal True or False" in p for p in check_program(ok.replace("closer()", "closer(farther=1)")))
-    assert any("only farther" in p for p in check_program(ok.replace("closer()", "closer(True, 2)")))
+    assert any("only farther" in p for p in check_program(ok.replace("closer()", "closer(True, 0, 1)")))
 
 
 PROGRAM = (
@@ -239,16 +239,32 @@ PROGRAM = (
 )
 
 
-def run_program(s: Sample, config: RunConfig, isolation: str = "in_process") -> tuple:
+def run_program(
+    s: Sample, config: RunConfig, isolation: str = "in_process", program: str = PROGRAM, more_images: tuple = ()
+) -> tuple:
     perception = Perception.from_config(config)
     perception.begin_sample(s)
     agent = SceneOracleAgent()
     agent.begin_sample(s)
     ex = Executor(config.executor, Semantics(iota="minmax"), isolation=isolation)
     try:
-        return ex.run(PROGRAM, agent, s.load_image(), s.boxes, perception), perception
+        out = ex.run(program, agent, s.load_image(), s.boxes, more_images=more_images, perception=perception)
+        return out, perception
     finally:
         ex.close()
+
+
+def test_closer_takes_the_image_of_a_sample_with_several(samples: list[Sample]) -> None:
+    s = samples[0]
+    config = RunConfig(dataset="clevr_synthetic", depth_model="scene_depth", depth=DepthConfig(reduce="box_median"))
+    program = "def execute(score, query, n):\n    return closer(image=1), closer(True, 0)\n"
+    out, _ = run_program(s, config, program=program, more_images=((s.load_image(), s.boxes[:2]),))
+    assert out.error is None, out.error
+    second, first = out.value
+    assert tuple(second.data.shape) == (2, 2) and len(first.data) == len(s.boxes)
+    assert [e["image"] for e in out.trace] == [1, 0] and out.trace[0]["depth"]["over"] == ["box", "box"]
+    bad, _ = run_program(s, config, program=program)  # one image: image=1 is out of range
+    assert bad.error is not None and "out of range" in bad.error.message
 
 
 @pytest.mark.parametrize("isolation", ["process", "in_process"])
@@ -296,7 +312,7 @@ def test_closer_without_a_depth_model_is_an_error_not_a_guess(samples: list[Samp
     agent.begin_sample(s)
     ex = Executor(RunConfig().executor, Semantics(iota="minmax"), isolation="in_process")
     for perception in (None, Perception.from_config(RunConfig())):
-        out = ex.run(PROGRAM, agent, s.load_image(), s.boxes, perception)
+        out = ex.run(PROGRAM, agent, s.load_image(), s.boxes, perception=perception)
         assert out.value is None and out.error is not None
         assert out.error.type == "AgentError" and "no depth model is configured" in out.error.message
 

@@ -200,6 +200,6 @@ def test_jsonl_task_is_checked_and_unlabelled_lines_load(tmp_path: Path) -> None
     samples = load_samples(load_config(None, {"dataset": "jsonl", "data_path": str(path)}))
     assert samples[0].answer is None and samples[0].meta["task"] == "grounding"
     assert samples[1].answer == [1.0, 2.0, 4.0, 6.0] and "task" not in samples[1].meta
-    write_jsonl(path, [{"image": "imgs/paper.png", "question": "q", "task": "gqa"}])
-    with pytest.raises(UserError, match=r"t.jsonl line 1: unknown task 'gqa'; known prompt families: clevr"):
+    write_jsonl(path, [{"image": "imgs/paper.png", "question": "q", "task": "gqa2"}])
+    with pytest.raises(UserError, match=r"t.jsonl line 1: unknown task 'gqa2'; known prompt families: clevr"):
         load_samples(load_config(None, {"dataset": "jsonl", "data_path": str(path)}))

@@ -32,6 +32,11 @@ QUESTION = {
     "refexp": "the dog sleeping on the left sofa",
     "vqa": "What is the girl in the blue coat holding?",
     "grounding": "the second bicycle from the left",
+    "gqa": "What is the color of the bag to the left of the woman?",
+    "vqav2": "What is the man holding?",
+    "mme": "Is there a bicycle in this image? Please answer yes or no.",
+    "nlvr2": "The right image shows exactly three dogs lying on grass.",
+    "hc_refloco": "A young man in a black hoodie and jeans, carrying a skateboard under his left arm.",
 }
 
 
@@ -84,10 +89,11 @@ def test_question_goes_in_user_message_only():
 
 def test_unknown_task_and_dataset_are_user_errors():
     with pytest.raises(UserError, match="known: clevr"):
-        PromptBuilder().render("gqa", "q")
-    with pytest.raises(UserError, match="no program prompt for dataset 'gqa'"):
-        task_for_dataset("gqa")
+        PromptBuilder().render("gqa2", "q")
+    with pytest.raises(UserError, match="no program prompt for dataset 'gqa2'"):
+        task_for_dataset("gqa2")
     assert task_for_dataset("clevr_synthetic") == "clevr" and task_for_dataset("refgta") == "refexp"
+    assert task_for_dataset("nlvr2") == "nlvr2" and task_for_dataset("hc_refloco") == "hc_refloco"
 
 
 def test_task_for_sample_uses_its_own_task_then_the_dataset_then_its_answer():
@@ -102,7 +108,7 @@ def test_task_for_sample_uses_its_own_task_then_the_dataset_then_its_answer():
         task_for_sample(Sample("f", "q", meta={"task": "vqa2"}))
 
 
-@pytest.mark.parametrize("task", ["vqa", "grounding"])
+@pytest.mark.parametrize("task", ["vqa", "grounding", "gqa", "vqav2", "mme", "nlvr2", "hc_refloco"])
 def test_general_families_show_everyday_scenes_not_clevr(task):
     system = PromptBuilder().render(task, "q").system
     examples = system.split("## Examples", 1)[1]
@@ -142,13 +148,17 @@ def test_worked_examples_pass_the_checks_and_run(task):
     executor = Executor(ExecutorConfig(), Semantics())
     image = Image.new("RGB", (64, 48))
     boxes = [[0, 0, 10, 10], [20, 5, 30, 25], [40, 10, 60, 40], [5, 30, 15, 45]]
+    # the image-pair family's examples address image=1: they run on a pair (3 boxes on the right image)
+    more = [(Image.new("RGB", (64, 48)), boxes[:3])] if task == "nlvr2" else []
     for question, source, names in examples:
         assert names is not None, question
         assert check_program(source) == [], (question, check_program(source))
-        outcome = executor.run(source, _RandomAgent(), image, boxes)
+        outcome = executor.run(source, _RandomAgent(), image, boxes, more_images=more)
         assert outcome.error is None, (question, outcome.error)
         answer = to_answer(outcome.value)
         if task in BOX_TASKS or question.startswith("Question: the "):
             assert isinstance(answer, int) and 0 <= answer < len(boxes), (question, answer)
+        elif task in ("mme", "nlvr2"):
+            assert answer in ("yes", "no"), (question, answer)
         else:
             assert isinstance(answer, str) and answer, (question, answer)

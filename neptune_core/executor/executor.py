@@ -16,6 +16,7 @@ program: every failure becomes ``outcome.error``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -95,16 +96,26 @@ class Executor:
             self._sandbox.close()
 
     def run(
-        self, source: str, agent: VisionAgent, image: Image.Image, boxes: list[Box], perception: Any = None
+        self,
+        source: str,
+        agent: VisionAgent,
+        image: Image.Image,
+        boxes: list[Box],
+        *,
+        more_images: Sequence[tuple[Image.Image, list[Box]]] = (),
+        perception: Any = None,
     ) -> ExecutionOutcome:
         """Check ``source`` and run its ``execute(score, query, len(boxes))``.
 
+        ``more_images``: the sample's other images with their boxes (``image=1``, ``image=2``...).
         ``perception``: the run's masks, depths and marking (vision_agents/perception.py) for the
         primitives that use them (``closer``); None: those primitives say that none is configured."""
         from neptune_core.primitives import get_primitive
         from neptune_core.primitives.base import CallContext
 
-        ctx = CallContext(agent, image, list(boxes), self.config, lazy=self.lazy, perception=perception)
+        ctx = CallContext(
+            agent, image, list(boxes), self.config, lazy=self.lazy, more_images=more_images, perception=perception
+        )
         if self.isolation == "process":
             result = self.sandbox.run(source, ctx)
         else:
@@ -112,7 +123,7 @@ class Executor:
             def call(name: str, request: dict[str, Any], program_seconds: float) -> Any:
                 return get_primitive(name).call(ctx, request, trusted=True)
 
-            result = run_program(source, len(ctx.boxes), self.config, self.semantics, call)
+            result = run_program(source, ctx.limits.counts or ctx.limits.n, self.config, self.semantics, call)
         return _outcome(result, ctx)
 
 

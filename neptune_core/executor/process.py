@@ -232,7 +232,7 @@ class SandboxProcess:
         conn = self._conn
         assert conn is not None
         try:
-            conn.send_bytes(pickle.dumps((source, ctx.limits.n), protocol=pickle.HIGHEST_PROTOCOL))
+            conn.send_bytes(pickle.dumps((source, ctx.limits.counts or ctx.limits.n), protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             return self._died(t0)
         used = 0.0  # program seconds up to the last message, as the sandbox counts them

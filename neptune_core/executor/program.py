@@ -77,9 +77,13 @@ def _program_callable(prim: Primitive, limits: Limits, semantics: Semantics, bud
 
 
 def run_program(
-    source: str, n: int, config: ExecutorConfig, semantics: Semantics, call: CallPrimitive
+    source: str, n: int | tuple[int, ...], config: ExecutorConfig, semantics: Semantics, call: CallPrimitive
 ) -> ProgramResult:
-    """Check ``source`` and run its ``execute(score, query, n)`` under the limits of ``config``."""
+    """Check ``source`` and run its ``execute(score, query, n)`` under the limits of ``config``.
+
+    ``n``: the number of boxes, or a tuple of them, one per image, for a sample with several
+    images (the program's ``n`` is then the first image's; ``image=k`` arguments are checked
+    against the tuple)."""
     from neptune_core.primitives import all_primitives
     from neptune_core.primitives.base import Limits
 
@@ -91,7 +95,9 @@ def run_program(
     interp: Interpreter | None = None
     try:
         tree = parse_checked(source)
-        limits = Limits(n=n, max_question_chars=int(config.max_question_chars))
+        counts = tuple(int(k) for k in n) if isinstance(n, (tuple, list)) else ()
+        n = counts[0] if counts else int(n)  # type: ignore[arg-type]
+        limits = Limits(n=n, max_question_chars=int(config.max_question_chars), counts=counts)
         names = make_builtins(budget, result.printed)
         for name, prim in all_primitives().items():
             names[name] = _program_callable(prim, limits, semantics, budget, call)

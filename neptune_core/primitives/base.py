@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,10 +34,24 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Limits:
-    """What ``bind`` may need to know, on either side: the number of boxes and the question cap."""
+    """What ``bind`` may need to know, on either side: the number of boxes and the question cap.
+
+    ``n``: boxes of the (first) image. ``counts``: boxes per image when the sample has several
+    images (empty: one image, ``n`` boxes); ``image=k`` arguments are checked against it.
+    """
 
     n: int
     max_question_chars: int
+    counts: tuple[int, ...] = ()
+
+    @property
+    def images(self) -> int:
+        """How many images the sample has."""
+        return len(self.counts) or 1
+
+    def boxes_in(self, image: int) -> int:
+        """The number of boxes of image ``image`` (checked by the caller: 0 <= image < images)."""
+        return self.counts[image] if self.counts else self.n
 
 
 def check_question(primitive: str, question: Any, limits: Limits, what: str = "question") -> None:
@@ -139,8 +153,10 @@ class Primitive:
 
 
 class CallContext:
-    """The parent's side of one program run: the agent, the image, the boxes, and the trace.
+    """The parent's side of one program run: the agent, the image(s), the boxes, and the trace.
 
+    ``image`` and ``boxes`` are the first image and its boxes; ``more_images`` the sample's other
+    images, each with its own boxes (a primitive's ``image=k`` argument picks one: :meth:`view`).
     ``perception``: the run's masks, depths and marking (vision_agents/perception.py), or None.
 
     ``record`` keeps at most ``executor.max_trace_entries`` entries and counts the rest;
@@ -154,21 +170,36 @@ class CallContext:
         boxes: list[Box],
         config: ExecutorConfig,
         lazy: LazyPolicy | None = None,
+        more_images: Sequence[tuple[Image.Image, list[Box]]] = (),
         perception: Perception | None = None,
     ) -> None:
         self.agent = agent
         self.perception = perception
         self.lazy = lazy  # relations are lazy under this policy (None: evaluated at once)
-        self.relations: list[tuple[str, LazyEntry]] = []  # the lazy relations handed out: question, trace entry
+        self.relations: list[tuple[str, LazyEntry, int]] = []  # lazy relations handed out: question, entry, image
         self.image = image
         self.boxes = list(boxes)
-        self.limits = Limits(n=len(self.boxes), max_question_chars=int(config.max_question_chars))
+        self.views: list[tuple[Image.Image, list[Box]]] = [
+            (image, self.boxes),
+            *((im, list(b)) for im, b in more_images),
+        ]
+        counts = tuple(len(b) for _, b in self.views) if len(self.views) > 1 else ()
+        self.limits = Limits(n=len(self.boxes), max_question_chars=int(config.max_question_chars), counts=counts)
         self.max_calls = int(config.max_primitive_calls)
         self.max_entries = int(config.max_trace_entries)
         self.trace: list[dict[str, Any]] = []
         self.omitted = 0
         self.calls = 0
         self.seconds = 0.0  # time inside primitives (not program time)
+
+    @property
+    def several_images(self) -> bool:
+        """Whether the sample has more than one image (trace entries then name the image they used)."""
+        return len(self.views) > 1
+
+    def view(self, image: int) -> tuple[Image.Image, list[Box]]:
+        """Image ``image`` of the sample and its boxes (``image`` was checked by the primitive's bind)."""
+        return self.views[image]
 
     def count_call(self, name: str) -> None:
         self.calls += 1

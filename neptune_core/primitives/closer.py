@@ -1,4 +1,4 @@
-"""``closer(farther=False)``: the soft "closer to the camera than" relation over the boxes, from depths.
+"""``closer(farther=False, image=0)``: the soft "closer to the camera than" relation over the boxes, from depths.
 
 Each box gets one depth from the run's depth model (vision_agents/perception.py: the median of
 the depth map over the object's mask, or its box, or the oracle's exact depth; config
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from neptune_core.executor.guards import AgentError
+from neptune_core.primitives import images
 from neptune_core.primitives.base import CallContext, Limits, Primitive, rounded
 from probabilistic_tensor import ProbabilisticTensor, Semantics
 
@@ -25,24 +26,27 @@ DOC = """The depth model's soft relation "x is closer to the camera than y" (a f
 by name; not a parameter of execute); returns a ProbabilisticTensor over ("x", "y"), n x n and 0 on
 the diagonal like score(question, 2), from one depth per object. closer(farther=True): p(x is
 farther than y). "x in front of y" is closer(), "x behind y" is closer(farther=True); e.g. the
-objects in front of the_cube: closer().contract(the_cube("y")) & ~the_cube."""
+objects in front of the_cube: closer().contract(the_cube("y")) & ~the_cube.
+"""
+DOC += images.DOC
 
 
-def bind(limits: Limits, farther: bool = False) -> dict[str, Any]:
+def bind(limits: Limits, farther: bool = False, image: int = 0) -> dict[str, Any]:
     if not isinstance(farther, bool):
         raise TypeError(f"closer() farther must be True or False, got {farther!r:.80}")
-    return {"farther": farther}
+    return {"farther": farther, "image": images.check_image("closer", image, limits)}
 
 
 def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor:
     perception = ctx.perception
-    n = ctx.limits.n
+    picture, boxes = ctx.view(request["image"])
+    n = len(boxes)
     try:
         if perception is None or perception.depth is None:
             from vision_agents.perception import NO_DEPTH
 
             raise ValueError(NO_DEPTH)
-        probs, distances, info = perception.closer(ctx.image, ctx.boxes)
+        probs, distances, info = perception.closer(picture, boxes)
     except Exception as e:
         raise AgentError(f"closer(): {e.__class__.__name__}: {str(e)[:500]}") from e
     if tuple(probs.shape) != (n, n):
@@ -50,15 +54,16 @@ def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor:
     data = probs.T.contiguous() if request["farther"] else probs
     if request["farther"]:
         data.fill_diagonal_(0.0)
-    ctx.record(
-        {
-            "primitive": "closer",
-            "farther": request["farther"],
-            "depths": [round(float(d), 4) for d in distances],
-            "probs": rounded(data.detach().float().cpu().tolist()),
-            "depth": info,  # depth model, reduction, temperature, mask or box per object
-        }
-    )
+    entry = {
+        "primitive": "closer",
+        "farther": request["farther"],
+        "depths": [round(float(d), 4) for d in distances],
+        "probs": rounded(data.detach().float().cpu().tolist()),
+        "depth": info,  # depth model, reduction, temperature, mask or box per object
+    }
+    if ctx.several_images:
+        entry["image"] = request["image"]
+    ctx.record(entry)
     return data
 
 
@@ -69,13 +74,13 @@ def wrap(request: dict[str, Any], reply: Any, semantics: Semantics) -> Probabili
 
 def audit(call: ast.Call) -> list[str]:
     where = f"line {call.lineno}"
-    extra = [kw.arg for kw in call.keywords if kw.arg != "farther"]
-    if extra or len(call.args) > 1:
-        return [f"{where}: closer takes only farther=True/False; got {extra or 'extra arguments'}"]
-    arg = call.args[0] if call.args else next((kw.value for kw in call.keywords), None)
+    extra = [kw.arg for kw in call.keywords if kw.arg not in ("farther", "image")]
+    if extra or len(call.args) > 2:
+        return [f"{where}: closer takes only farther=True/False and image; got {extra or 'extra arguments'}"]
+    arg = call.args[0] if call.args else next((kw.value for kw in call.keywords if kw.arg == "farther"), None)
     if arg is not None and not (isinstance(arg, ast.Constant) and isinstance(arg.value, bool)):
         return [f"{where}: closer's farther must be the literal True or False, got {ast.unparse(arg)}"]
-    return []
+    return images.audit_image(call, "closer", 1)
 
 
 def render(entry: dict[str, Any]) -> str:
@@ -87,7 +92,7 @@ def render(entry: dict[str, Any]) -> str:
     what = "farther than" if entry.get("farther") else "closer than"
     return (
         f'<span class="q">x {what} y (camera)</span> <span class="muted">depth model {esc(info.get("depth_model"))}, '
-        f"{esc(info.get('reduce'))}, temperature {esc(info.get('temperature'))}</span>"
+        f"{esc(info.get('reduce'))}, temperature {esc(info.get('temperature'))}{esc(images.image_label(entry))}</span>"
         f'<div class="muted">depths (distance): {listed or "(no boxes)"}</div>'
         f"<div>{prob_bars(entry.get('probs'))}</div>"
     )

@@ -1,4 +1,4 @@
-"""``query(question, object_id=None)``: a short open answer about one box (or the whole image)."""
+"""``query(question, object_id=None, image=0)``: a short open answer about one box (or the whole image)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,29 @@ import ast
 from typing import Any
 
 from neptune_core.executor.guards import AgentError
+from neptune_core.primitives import images
 from neptune_core.primitives.base import CallContext, Limits, Primitive, check_question
 from neptune_core.primitives.score import _arg
 from probabilistic_tensor import ProbabilisticTensor, Semantics
 
-DOC = """Ask the vision model an open question; returns a short lower-case answer string.
+DOC = (
+    """Ask the vision model an open question; returns a short lower-case answer string.
 
 object_id: a box index (int, 0 <= object_id < n) marked in red, or a 1-d ProbabilisticTensor
 (its most probable box is used, e.g. the result of .iota()), or None for the whole image.
-e.g. query("What color is the object in the red box?", target.iota())"""
+e.g. query("What color is the object in the red box?", target.iota())
+"""
+    + images.DOC
+)
 
 MAX_ANSWER_CHARS = 1000
 
 
-def bind(limits: Limits, question: str, object_id: int | ProbabilisticTensor | None = None) -> dict[str, Any]:
+def bind(
+    limits: Limits, question: str, object_id: int | ProbabilisticTensor | None = None, image: int = 0
+) -> dict[str, Any]:
     check_question("query", question, limits)
+    images.check_image("query", image, limits)
     if isinstance(object_id, ProbabilisticTensor):
         if len(object_id.vars) != 1:
             raise ValueError(f"query() object_id tensor must have one variable, got vars {object_id.vars}")
@@ -28,21 +36,26 @@ def bind(limits: Limits, question: str, object_id: int | ProbabilisticTensor | N
     if object_id is not None:
         if isinstance(object_id, bool) or not isinstance(object_id, int):
             raise TypeError(f"query() object_id must be an int box index, a 1-d tensor or None, got {object_id!r:.80}")
-        if not 0 <= object_id < limits.n:
-            raise IndexError(f"query() object_id {object_id} is out of range for {limits.n} boxes")
-    return {"question": question, "object_id": object_id}
+        n = limits.boxes_in(image)
+        if not 0 <= object_id < n:
+            where = f" of image {image}" if limits.images > 1 else ""
+            raise IndexError(f"query() object_id {object_id} is out of range for {n} boxes{where}")
+    return {"question": question, "object_id": object_id, "image": image}
 
 
 def run(ctx: CallContext, request: dict[str, Any]) -> str:
     question, object_id = request["question"], request["object_id"]
-    box = None if object_id is None else ctx.boxes[object_id]
+    image, boxes = ctx.view(request["image"])
+    box = None if object_id is None else boxes[object_id]
     agent = ctx.agent
-    answer, info = ctx.agent_call("query", question, lambda: agent.answer_with_info(ctx.image, box, question))
+    answer, info = ctx.agent_call("query", question, lambda: agent.answer_with_info(image, box, question))
     if not isinstance(answer, str):
         raise AgentError(f"vision agent '{agent.name}' returned {answer.__class__.__name__} from answer(), not str")
     if len(answer) > MAX_ANSWER_CHARS:
         raise AgentError(f"vision agent '{agent.name}' returned an answer of {len(answer)} characters from answer()")
     entry: dict[str, Any] = {"primitive": "query", "question": question, "object_id": object_id, "answer": answer}
+    if ctx.several_images:
+        entry["image"] = request["image"]
     if info:
         entry["info"] = info
     ctx.record(entry)
@@ -66,7 +79,10 @@ def audit(call: ast.Call) -> list[str]:
         )
     elif isinstance(obj, ast.Constant) and not (obj.value is None or type(obj.value) is int):
         problems.append(f"{where}: query's object_id must be a box index, got {ast.unparse(obj)}")
-    return problems
+    extra = [kw.arg for kw in call.keywords if kw.arg not in ("question", "object_id", "image")]
+    if extra or len(call.args) > 3:
+        problems.append(f"{where}: query takes (question, object_id, image); got {extra or 'extra arguments'}")
+    return problems + images.audit_image(call, "query", 2)
 
 
 def render(entry: dict[str, Any]) -> str:
@@ -74,7 +90,7 @@ def render(entry: dict[str, Any]) -> str:
 
     return (
         f'<span class="q">{esc(entry.get("question", ""))}</span>'
-        f' <span class="muted">object_id={esc(entry.get("object_id"))}</span>'
+        f' <span class="muted">object_id={esc(entry.get("object_id"))}{esc(images.image_label(entry))}</span>'
         f"<div>answer: <b>{esc(entry.get('answer', ''))}</b></div>"
     )
 

@@ -1,4 +1,4 @@
-"""``score(question, num_objects=1, type=None)``: p(yes) of a yes/no question, as a ProbabilisticTensor."""
+"""``score(question, num_objects=1, type=None, image=0)``: p(yes) of a yes/no question, as a ProbabilisticTensor."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import torch
 
 from neptune_core.executor.guards import AgentError
 from neptune_core.executor.lazy_score import LazyEntry, fetch_entries, lazy_relation
+from neptune_core.primitives import images
 from neptune_core.primitives.base import CallContext, Limits, Primitive, check_question, rounded
 from probabilistic_tensor import LazyPolicy, ProbabilisticTensor, Semantics
 from vision_agents.prompting import class_question
 
-DOC = """Ask the vision model a yes/no question; returns p(yes) as a ProbabilisticTensor.
+DOC = (
+    """Ask the vision model a yes/no question; returns p(yes) as a ProbabilisticTensor.
 
 num_objects=0: a 0-d tensor about the whole image, e.g. score("Is it daytime?", 0).
 num_objects=1: a tensor over variable "x", one value per box (box i marked in red),
@@ -22,40 +24,51 @@ num_objects=1: a tensor over variable "x", one value per box (box i marked in re
 num_objects=2: a tensor over variables ("x", "y"), n x n (x = subject in the red box,
     y = object in the green box), e.g. score("Is the red-box object left of the green-box object?", 2).
 type="class": the question is a class name (e.g. score("person", 1, type="class")) and the model
-    is asked whether the box holds one; any other type is a label recorded in the trace."""
+    is asked whether the box holds one; any other type is a label recorded in the trace.
+"""
+    + images.DOC
+)
 
 _VARS: dict[int, tuple[str, ...]] = {0: (), 1: ("x",), 2: ("x", "y")}
 
 
-def bind(limits: Limits, question: str, num_objects: int = 1, type: str | None = None) -> dict[str, Any]:  # noqa: A002
+def bind(
+    limits: Limits,
+    question: str,
+    num_objects: int = 1,
+    type: str | None = None,  # noqa: A002
+    image: int = 0,
+) -> dict[str, Any]:
     check_question("score", question, limits)
+    images.check_image("score", image, limits)
     if isinstance(num_objects, bool) or not isinstance(num_objects, int) or num_objects not in (0, 1, 2):
         raise ValueError(f"score() num_objects must be 0, 1 or 2, got {num_objects!r:.80}")
     if type is not None:
         check_question("score", type, limits, what="type")
         if type == "class" and not question.strip().rstrip("?").strip():
             raise ValueError("a class question needs a class name")
-    return {"question": question, "num_objects": num_objects, "type": type}
+    return {"question": question, "num_objects": num_objects, "type": type, "image": image}
 
 
 def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor | dict[str, Any]:
     question, arity, kind = request["question"], request["num_objects"], request["type"]
     if kind == "class":
         question = class_question(question)
-    if arity == 2 and ctx.lazy is not None and ctx.limits.n > 0:  # a lazy relation: pairs come with score_pairs
+    image, boxes = ctx.view(request["image"])
+    if arity == 2 and ctx.lazy is not None and boxes:  # a lazy relation: pairs come with score_pairs
         entry: dict[str, Any] = {"primitive": "score", "question": question, "arity": 2, "type": kind}
-        ctx.relations.append((question, LazyEntry(entry, ctx.limits.n)))
+        if ctx.several_images:
+            entry["image"] = request["image"]
+        ctx.relations.append((question, LazyEntry(entry, len(boxes)), request["image"]))
         ctx.record(entry)
-        return {"relation": len(ctx.relations) - 1, "n": ctx.limits.n, "mass_threshold": ctx.lazy.mass_threshold}
-    shape = (ctx.limits.n,) * arity
+        return {"relation": len(ctx.relations) - 1, "n": len(boxes), "mass_threshold": ctx.lazy.mass_threshold}
+    shape = (len(boxes),) * arity
     infos: list[dict[str, Any]] = [{}]
-    if ctx.limits.n == 0 and arity > 0:
+    if not boxes and arity > 0:
         data = torch.zeros(shape)
     else:
         agent = ctx.agent
-        out, infos = ctx.agent_call(
-            "score", question, lambda: agent.score_with_info(ctx.image, ctx.boxes, [question], arity)
-        )
+        out, infos = ctx.agent_call("score", question, lambda: agent.score_with_info(image, boxes, [question], arity))
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, *shape) or len(infos) != 1:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else out.__class__.__name__
             raise AgentError(f"vision agent '{agent.name}' returned {got} for score(); expected {(1, *shape)}")
@@ -67,6 +80,8 @@ def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor | dict[str, A
         "type": kind,
         "probs": rounded(data.detach().float().cpu().tolist()),
     }
+    if ctx.several_images:
+        entry["image"] = request["image"]
     if infos[0]:
         entry["info"] = infos[0]
     ctx.record(entry)
@@ -79,7 +94,10 @@ def wrap(request: dict[str, Any], reply: Any, semantics: Semantics, forward: Any
 
         def fetch(entries: list[tuple[int, ...]], dropped_mass: float) -> torch.Tensor:
             pairs = [[int(i), int(j)] for i, j in entries]
-            values = forward("score_pairs", {"relation": relation, "entries": pairs, "dropped_mass": dropped_mass})
+            values = forward(
+                "score_pairs",
+                {"relation": relation, "entries": pairs, "dropped_mass": dropped_mass, "image": request["image"]},
+            )
             return values if isinstance(values, torch.Tensor) else torch.as_tensor(values)
 
         return lazy_relation(int(reply["n"]), fetch, semantics, LazyPolicy(float(reply["mass_threshold"])))
@@ -91,10 +109,12 @@ def wrap(request: dict[str, Any], reply: Any, semantics: Semantics, forward: Any
 PAIRS_DOC = "Internal: the (subject, object) pairs a lazy relation of this run needs, evaluated now."
 
 
-def bind_pairs(limits: Limits, relation: int, entries: list, dropped_mass: float = 0.0) -> dict[str, Any]:
+def bind_pairs(
+    limits: Limits, relation: int, entries: list, dropped_mass: float = 0.0, image: int = 0
+) -> dict[str, Any]:
     if isinstance(relation, bool) or not isinstance(relation, int) or relation < 0:
         raise ValueError(f"score_pairs: relation must be an index, got {relation!r:.40}")
-    n = limits.n
+    n = limits.boxes_in(images.check_image("score_pairs", image, limits))  # the boxes of the relation's image
     if not isinstance(entries, list) or not 0 < len(entries) <= n * n:
         raise ValueError(f"score_pairs: entries must be a list of 1 to {n * n} pairs")
     pairs = []
@@ -104,16 +124,19 @@ def bind_pairs(limits: Limits, relation: int, entries: list, dropped_mass: float
         pairs.append((e[0], e[1]))
     if isinstance(dropped_mass, bool) or not isinstance(dropped_mass, (int, float)) or not 0 <= dropped_mass <= 1:
         raise ValueError(f"score_pairs: dropped_mass must be in [0, 1], got {dropped_mass!r:.40}")
-    return {"relation": relation, "entries": pairs, "dropped_mass": float(dropped_mass)}
+    return {"relation": relation, "entries": pairs, "dropped_mass": float(dropped_mass), "image": image}
 
 
 def run_pairs(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor:
     k = request["relation"]
     if not k < len(ctx.relations):
         raise ValueError(f"score_pairs: this run has no lazy relation {k}")
-    question, record = ctx.relations[k]
+    question, record, image = ctx.relations[k]
+    if request["image"] != image:
+        raise ValueError(f"score_pairs: lazy relation {k} is about image {image}, not {request['image']}")
     entries = request["entries"]
-    values, info = fetch_entries(ctx.agent, ctx.image, ctx.boxes, question, entries)
+    picture, boxes = ctx.view(image)
+    values, info = fetch_entries(ctx.agent, picture, boxes, question, entries)
     record.add(entries, values, info, request["dropped_mass"])
     return values
 
@@ -133,13 +156,13 @@ def audit(call: ast.Call) -> list[str]:
     problems = []
     if _arg(call, 0, "question") is None:
         problems.append(f"{where}: score(...) needs a question string")
-    extra = [kw.arg for kw in call.keywords if kw.arg not in ("question", "num_objects", "type")]
-    if extra or len(call.args) > 3:
-        problems.append(f"{where}: score takes (question, num_objects, type); got {extra or 'extra arguments'}")
+    extra = [kw.arg for kw in call.keywords if kw.arg not in ("question", "num_objects", "type", "image")]
+    if extra or len(call.args) > 4:
+        problems.append(f"{where}: score takes (question, num_objects, type, image); got {extra or 'extra arguments'}")
     k = _arg(call, 1, "num_objects")
     if k is not None and not (isinstance(k, ast.Constant) and type(k.value) is int and k.value in (0, 1, 2)):
         problems.append(f"{where}: num_objects must be the literal 0, 1 or 2, got {ast.unparse(k)}")
-    return problems
+    return problems + images.audit_image(call, "score", 3)
 
 
 def render(entry: dict[str, Any]) -> str:
@@ -148,7 +171,7 @@ def render(entry: dict[str, Any]) -> str:
     typ = f" type={esc(entry['type'])}" if entry.get("type") else ""
     return (
         f'<span class="q">{esc(entry.get("question", ""))}</span>'
-        f' <span class="muted">arity={esc(entry.get("arity"))}{typ}</span>'
+        f' <span class="muted">arity={esc(entry.get("arity"))}{typ}{esc(images.image_label(entry))}</span>'
         f"<div>{prob_bars(entry.get('probs'))}</div>"
     )
 
