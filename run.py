@@ -25,7 +25,8 @@ EXIT_CODES = f"""exit codes:
   0    done: every sample has a row, and at most max_failure_rate of them errored or fell back
   2    bad input or a broken setup (config, data, model, server, API key), found before the first
        sample: one line on stderr says what is wrong and how to fix it; no run directory is left.
-       Also: workers that died (what they finished is merged; rerun to resume)
+       Also: workers that died (what they finished is merged; rerun to resume); with --cluster ray,
+       samples left undone (no actor left, or a sample whose actor died twice)
   {DEGRADED_EXIT_CODE}    degraded run (or evaluation): more than max_failure_rate (config, default 0.05) of
        the samples errored or fell back (or could not be judged), or a training run in which more than
        10 % of the training sample passes failed; results are written, one line says why
@@ -60,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=None, help="CPU workers when no GPU is used (or judge threads with --evaluate)"
     )
     p.add_argument(
+        "--cluster",
+        choices=("local", "ray"),
+        default=None,
+        help="where workers run: local (spawned processes, static shards; the default) or ray (one actor per GPU "
+        "or CPU worker of a Ray cluster, samples from a shared queue; --ray_address, default: a local instance)",
+    )
+    p.add_argument(
         "--retry_failed",
         action="store_true",
         help="also redo rows that errored or fell back for good (rows whose failure was transient are "
@@ -90,6 +98,8 @@ def resolve_config(args: argparse.Namespace, extra: list[str]) -> RunConfig:
     overrides = parse_overrides(extra)
     if args.workers is not None and not args.evaluate:
         overrides["workers"] = args.workers
+    if args.cluster is not None:
+        overrides["cluster"] = args.cluster
     if args.train:
         overrides["train.enabled"] = "true"
     config = load_config(args.config, overrides)
@@ -137,9 +147,12 @@ def _run(config: RunConfig, args: argparse.Namespace) -> int:
     one_process = config.workers == 1 and config.device in ("auto", "cuda") and not config.train.enabled
     if gpus is None and one_process and _cuda_devices() > 1:
         gpus = []  # the default: one worker on every visible GPU (training runs in one process)
-    parallel = config.workers > 1 or gpus is not None
+    on_ray = _cluster(config)
+    parallel = config.workers > 1 or gpus is not None or on_ray
     if config.train.enabled and parallel:
-        raise UserError("training runs in one process: drop --workers / --gpus (pick the device with --device)")
+        raise UserError(
+            "training runs in one process: drop --workers / --gpus / --cluster ray (pick the device with --device)"
+        )
     # preflight before the run directory exists: a broken setup leaves nothing behind. In a
     # parallel run this process checks the program generator; each worker loads its own models.
     run_dir = run_dir_for(config)
@@ -158,6 +171,11 @@ def _run(config: RunConfig, args: argparse.Namespace) -> int:
             summary = train_and_evaluate(runner, run_dir)
             samples = runner.samples
             print(format_training(summary))
+        elif on_ray:
+            from runners.ray_cluster import run_on_ray
+
+            summary = run_on_ray(config, run_dir, runner=runner, gpus=args.gpus, retry_failed=args.retry_failed)
+            samples = None
         elif parallel:
             from runners.run_vqa_parallel import run_parallel
 
@@ -184,6 +202,17 @@ def _run(config: RunConfig, args: argparse.Namespace) -> int:
         print(reason, file=sys.stderr)
         return DEGRADED_EXIT_CODE
     return 0
+
+
+def _cluster(config: RunConfig) -> bool:
+    """Whether the run goes to Ray (``cluster: ray``); checks that Ray is installed before any work."""
+    if config.cluster not in ("local", "ray"):
+        raise UserError(f"cluster '{config.cluster}' is not known; known: local, ray")
+    if config.cluster == "ray":
+        from runners.ray_cluster import require_ray
+
+        require_ray()
+    return config.cluster == "ray"
 
 
 def _evaluate(config: RunConfig, args: argparse.Namespace) -> int:

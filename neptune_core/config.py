@@ -77,6 +77,9 @@ class JudgeConfig:
     max_backoff_s: float = 60.0
 
 
+_PLACEMENT = ("cluster", "ray_address", "ray_batch_size")  # where samples run, never what they give
+
+
 @dataclass
 class LoraConfig:
     """LoRA adapters (peft) on the VLM's language model, for ``train.method`` "lora"."""
@@ -167,6 +170,9 @@ class RunConfig:
     output_dir: str = "experiments"
     run_name: str = ""
     workers: int = 1
+    cluster: str = "local"  # local (processes, static shards) | ray (actors, a shared queue: runners/ray_cluster.py)
+    ray_address: str = ""  # --cluster ray: "" = start a local Ray instance; "auto" or "host:6379" = join a cluster
+    ray_batch_size: int = 4  # --cluster ray: samples handed to an actor at a time (small: fast actors take more)
     report: bool = True
     max_failure_rate: float = 0.05  # errored + fallback share above which a run is degraded (exit code 3)
 
@@ -197,7 +203,7 @@ class RunConfig:
     def config_hash(self) -> str:
         """A short hash of the settings that change results (not output paths)."""
         d = self.to_dict()
-        for k in ("output_dir", "run_name", "workers", "report", "judge", "max_failure_rate"):
+        for k in ("output_dir", "run_name", "workers", "report", "judge", "max_failure_rate", *_PLACEMENT):
             d.pop(k, None)
         unused = {
             "ensemble": dataclasses.asdict(EnsembleConfig()),

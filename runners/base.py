@@ -284,7 +284,7 @@ class Runner:
                 self.samples = list(samples)
             return self.samples or []
         if check_models:
-            self.executor.start()  # the sandbox process (its fork server) before any model is loaded
+            self.executor.begin()  # the sandbox's fork server boots while the components load and are checked
         _ = (self.generator, self.detector, self.perception, self.agent)  # a bad name or a missing key fails here
         if retry_failed and hasattr(self.generator, "retry_fallbacks"):
             self.generator.retry_fallbacks = True
@@ -303,6 +303,8 @@ class Runner:
         )
         if todo and check_models:
             self.verify.preflight()
+        if check_models:
+            self.executor.start()  # a sandbox that cannot start is a broken setup too: found here
         self._prepared = True
         return self.samples
 

@@ -145,6 +145,7 @@ def _worker_main(
 ) -> None:
     """Body of worker ``k``: load samples, preflight its models, process its share into its shard, report."""
     os.environ.update(env)  # already inherited at spawn; repeated in case the start method changes
+    os.environ["NEPTUNE_WORKER_INDEX"] = str(k)  # as on a Ray actor (runners/ray_cluster.py)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
     try:
         runner = _import(runner_target)(config)

@@ -147,6 +147,19 @@ def test_p_yes_recovered_exactly(server: tuple[FakeServer, str]) -> None:
     assert sum(im.getpixel((5, 15)) == SUBJECT_COLOR for im in state.images) == 3
 
 
+def test_no_yes_no_evidence_is_said_on_the_trace_info(server: tuple[FakeServer, str]) -> None:
+    """A question whose top tokens hold neither yes nor no gets 0.5 and says so; the others say nothing."""
+    _, url = server
+    agent = agent_for(url, top_logprobs=5)
+    out, infos = agent.score_with_info(IMAGE, BOXES, ["Is it red?", "Is it round?"], 1)
+    assert torch.all(out[1] == 0.5) and infos[0] == {}
+    assert infos[1] == {"unknown_concepts": ["no yes/no token in the top 5 logprobs (3 of 3): Is it round?"]}
+    pairs = [(BOXES[0], BOXES[1]), (BOXES[1], BOXES[1])]  # the second is a diagonal: 0, not asked
+    rel, infos = agent.score_tuples_with_info(IMAGE, pairs, ["Is it round?", "Is it blue?"], 2)
+    assert rel.tolist() == [[0.5, 0.0], [pytest.approx(0.1 / 0.95), 0.0]]
+    assert infos == [{"unknown_concepts": ["no yes/no token in the top 5 logprobs (1 of 1): Is it round?"]}, {}]
+
+
 def test_arity_0_and_2_layout(server: tuple[FakeServer, str]) -> None:
     state, url = server
     agent = agent_for(url)

@@ -26,9 +26,9 @@ CONFIG = {"dataset": "fake_parallel", "num_samples": 40, "max_failure_rate": 0.2
 
 @pytest.fixture(autouse=True)
 def _register_fake() -> None:
-    if "fake_parallel" not in RUNNERS:
-        RUNNERS.register("fake_parallel")(FakeRunner)
-        RUNNERS.register("fake_broken")(BrokenDataRunner)
+    for name, cls in (("fake_parallel", FakeRunner), ("fake_broken", BrokenDataRunner)):
+        if name not in RUNNERS:  # other test modules register some of them too
+            RUNNERS.register(name)(cls)
 
 
 def _config_file(tmp_path: Path) -> Path:
@@ -137,7 +137,7 @@ def test_worker_sigkilled_then_rerun_has_every_sample_once(tmp_path):
         "--num_samples",
         "60",
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_SLEEP_S": "0.05"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NEPTUNE_FAKE_SLEEP_S": "0.05"}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run_dir = tmp_path / "k"
     deadline = time.time() + 60
@@ -156,7 +156,7 @@ def test_worker_sigkilled_then_rerun_has_every_sample_once(tmp_path):
     partial = _rows(run_dir / "results.jsonl")
     assert 10 <= len(partial) < 60 and len({r["id"] for r in partial}) == len(partial)
 
-    env.pop("FAKE_SLEEP_S")
+    env.pop("NEPTUNE_FAKE_SLEEP_S")
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr[-2000:]
     rows = _rows(run_dir / "results.jsonl")
@@ -213,7 +213,7 @@ def test_ctrl_c_with_two_workers_is_one_line_and_loses_nothing(tmp_path):
     )
     cmd = [sys.executable, "-c", boot, "--config", str(cfg), "--output_dir", str(tmp_path), "--run_name", "c"]
     cmd += ["--report", "false", "--workers", "2", "--num_samples", "60"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_SLEEP_S": "0.05"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NEPTUNE_FAKE_SLEEP_S": "0.05"}
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -236,7 +236,7 @@ def test_ctrl_c_with_two_workers_is_one_line_and_loses_nothing(tmp_path):
     partial = _rows(run_dir / "results.jsonl")
     assert 10 <= len(partial) < 60 and shard_files(run_dir) == []  # the shards were merged
 
-    env.pop("FAKE_SLEEP_S")
+    env.pop("NEPTUNE_FAKE_SLEEP_S")
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr[-2000:]
     rows = _rows(run_dir / "results.jsonl")

@@ -1,8 +1,11 @@
 """Fakes around the parallel runner (no tests here): a deterministic dataset of counting
 questions, a program generator, a detector that returns the sample's boxes, and a
 VisionAgent that knows which boxes are red. Spawned workers import this module by name,
-so everything is at module level. ``FAKE_BURN_ITERS`` (env) makes each score call burn
-a fixed amount of CPU work; ``FAKE_SLEEP_S`` makes each sample sleep (kill tests).
+so everything is at module level. ``NEPTUNE_FAKE_BURN_ITERS`` (env) makes each score call burn
+a fixed amount of CPU work; ``NEPTUNE_FAKE_SLEEP_S`` makes each sample sleep (kill tests);
+``NEPTUNE_FAKE_BROKEN_MODEL`` makes the agent's preflight fail. (``NEPTUNE_*`` variables reach
+Ray actors too: runners/ray_cluster.py forwards them.) ``FakeRunner`` takes a ``generator``
+(a Ray actor passes the programs the driver shipped).
 """
 
 from __future__ import annotations
@@ -65,13 +68,19 @@ class FakeDetector(Detector):
 class FakeAgent(VisionAgent):
     """Sees red boxes; wrong about the first box of every 5th sample (so some answers are wrong)."""
 
+    def preflight(self) -> None:
+        if os.environ.get("NEPTUNE_FAKE_BROKEN_MODEL"):
+            from neptune_core.errors import ModelUnavailableError
+
+            raise ModelUnavailableError("fake weights not found at /nowhere; download them first")
+
     def begin_sample(self, sample: Sample) -> None:
         self.reds = list(sample.meta["reds"])
         if int(sample.id[1:]) % 5 == 0:
             self.reds[0] = not self.reds[0]
 
     def score(self, image: Image.Image, boxes: list, questions: list[str], arity: int) -> torch.Tensor:
-        burn(int(os.environ.get("FAKE_BURN_ITERS", "0")))
+        burn(int(os.environ.get("NEPTUNE_FAKE_BURN_ITERS", "0")))
         return torch.tensor([[0.95 if r else 0.05 for r in self.reds] for _ in questions])
 
     def answer(self, image: Image.Image, box: list | None, question: str) -> str:
@@ -81,14 +90,14 @@ class FakeAgent(VisionAgent):
 class FakeRunner(Runner):
     """dataset "fake_parallel": config.num_samples samples (default 40)."""
 
-    def __init__(self, config, **kw) -> None:  # noqa: ANN001
-        super().__init__(config, agent=FakeAgent(), detector=FakeDetector(), generator=FakeGenerator())
+    def __init__(self, config, generator=None, **kw) -> None:  # noqa: ANN001
+        super().__init__(config, agent=FakeAgent(), detector=FakeDetector(), generator=generator or FakeGenerator())
 
     def load_samples(self) -> list[Sample]:
         return make_samples(40 if self.config.num_samples < 0 else self.config.num_samples)
 
     def process(self, sample: Sample) -> dict:
-        time.sleep(float(os.environ.get("FAKE_SLEEP_S", "0")))
+        time.sleep(float(os.environ.get("NEPTUNE_FAKE_SLEEP_S", "0")))
         return super().process(sample)
 
 

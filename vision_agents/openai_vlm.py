@@ -4,7 +4,9 @@ Each (marked image, question) item is one chat request with the image as a base6
 data URL, ``max_tokens=1``, ``logprobs=True`` and ``top_logprobs``. p(yes) is recovered
 from the first token's top log-probabilities: the probability mass of the tokens that
 read "yes" (any case, stripped) over that of "yes" plus "no". When neither appears in
-the top list the model gave no yes/no evidence and p(yes) = 0.5.
+the top list the model gave no yes/no evidence: p(yes) is 0.5 and the call's trace entry says
+so (``unknown_concepts``: the question, "no yes/no token in the top-k"), which the run summary
+counts and warns about.
 
 Requests run concurrently in a bounded thread pool (``vlm_batch_size`` workers). 429,
 408, 409, 5xx, timeouts and connection errors are retried (the shared loop of
@@ -49,9 +51,22 @@ def image_data_url(image: Image.Image) -> str:
 
 def p_yes_from_top_logprobs(top: list[tuple[str, float]]) -> float:
     """p(yes) from (token, logprob) pairs: yes mass / (yes + no mass); 0.5 without either."""
+    return yes_no_evidence(top)[0]
+
+
+def yes_no_evidence(top: list[tuple[str, float]]) -> tuple[float, bool]:
+    """(p(yes), whether "yes" or "no" was among the tokens at all)."""
     yes = sum(math.exp(lp) for tok, lp in top if tok.strip().lower() == "yes")
     no = sum(math.exp(lp) for tok, lp in top if tok.strip().lower() == "no")
-    return 0.5 if yes + no == 0 else yes / (yes + no)
+    return (0.5, False) if yes + no == 0 else (yes / (yes + no), True)
+
+
+def _no_evidence_info(question: str, found: list[bool], k: int) -> dict[str, Any]:
+    """The trace info for one question: which of its evaluations had no yes/no token in the top ``k``."""
+    missing = found.count(False)
+    if not missing:
+        return {}
+    return {"unknown_concepts": [f"no yes/no token in the top {k} logprobs ({missing} of {len(found)}): {question}"]}
 
 
 class OpenAIVisionAgent(VisionAgent):
@@ -173,14 +188,21 @@ class OpenAIVisionAgent(VisionAgent):
             **kwargs,
         )
 
-    def _p_yes(self, item: tuple[Image.Image, str]) -> float:
+    def _p_yes(self, item: tuple[Image.Image, str]) -> tuple[float, bool]:
+        """(p(yes), whether the model's top tokens held "yes" or "no") for one marked image and question."""
         resp = self._chat(*item, max_tokens=1, logprobs=True, top_logprobs=self.top_logprobs)
         lp = resp.choices[0].logprobs
         if lp is None or not lp.content:
             raise RuntimeError(f"server {self.base_url} returned no logprobs (does it support logprobs=True?)")
         first = lp.content[0]
         pairs = [(t.token, t.logprob) for t in (first.top_logprobs or [])] or [(first.token, first.logprob)]
-        return p_yes_from_top_logprobs(pairs)
+        return yes_no_evidence(pairs)
+
+    def _evaluate(self, items: list[tuple[Image.Image, str]]) -> tuple[torch.Tensor, list[bool]]:
+        self._model_name()
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(items)))) as pool:
+            results = list(pool.map(self._p_yes, items))
+        return torch.tensor([p for p, _ in results], dtype=torch.float32), [found for _, found in results]
 
     def use_marker(self, marker: ObjectMarker) -> None:
         self.object_marker = marker
@@ -189,12 +211,19 @@ class OpenAIVisionAgent(VisionAgent):
     def score(
         self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int, type: str = "yes_no"
     ) -> torch.Tensor:
-        questions = shape_questions(questions, type)
+        return self.score_with_info(image, boxes, shape_questions(questions, type), arity)[0]
+
+    def score_with_info(
+        self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int
+    ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        """:meth:`score` plus, per question, the evaluations whose top tokens held neither yes nor no."""
         items = score_items(image, boxes, questions, arity, self.object_marker)
-        self._model_name()
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(items)))) as pool:
-            probs = list(pool.map(self._p_yes, items))
-        return fold(torch.tensor(probs, dtype=torch.float32), len(questions), len(boxes), arity)
+        probs, found = self._evaluate(items)
+        per_q = len(items) // max(1, len(questions))
+        infos = [
+            _no_evidence_info(q, found[i * per_q : (i + 1) * per_q], self.top_logprobs) for i, q in enumerate(questions)
+        ]
+        return fold(probs, len(questions), len(boxes), arity), infos
 
     def score_tuples_with_info(
         self, image: Image.Image, tuples: list[BoxTuple], questions: list[str], arity: int
@@ -205,12 +234,13 @@ class OpenAIVisionAgent(VisionAgent):
         marked = {i: self.object_marker.mark(image, tuples[i]) for i in keep}
         items = [(marked[i], q) for q in questions for i in keep]
         out = torch.zeros(len(questions), len(tuples))
-        if items:
-            self._model_name()
-            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as pool:
-                probs = torch.tensor(list(pool.map(self._p_yes, items)), dtype=torch.float32)
-            out[:, keep] = probs.reshape(len(questions), len(keep))
-        return out, [{} for _ in questions]
+        if not items:
+            return out, [{} for _ in questions]
+        probs, found = self._evaluate(items)
+        out[:, keep] = probs.reshape(len(questions), len(keep))
+        n = len(keep)
+        infos = [_no_evidence_info(q, found[i * n : (i + 1) * n], self.top_logprobs) for i, q in enumerate(questions)]
+        return out, infos
 
     def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
         marked = self.object_marker.mark(image, () if box is None else (box,))

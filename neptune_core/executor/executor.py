@@ -56,8 +56,8 @@ class Executor:
     """Runs checked programs against a VisionAgent under the limits of ``config``.
 
     ``isolation`` overrides ``config.isolation`` (the training loop passes "in_process").
-    With process isolation call :meth:`start` before loading models (it is also started on the
-    first run) and :meth:`close` at the end (a garbage-collected Executor closes its sandbox).
+    With process isolation call :meth:`begin` before loading models and :meth:`start` when the
+    sandbox is needed (it is also started on the first run) and :meth:`close` at the end (a garbage-collected Executor closes its sandbox).
     ``lazy``: relations (``score(q, 2)``) are evaluated lazily under this policy, pair by pair as
     the program reads them (neptune_core/executor/lazy_score.py); None: every pair at once.
     """
@@ -85,6 +85,14 @@ class Executor:
 
             self._sandbox = SandboxProcess(self.config, self.semantics)
         return self._sandbox
+
+    def begin(self) -> None:
+        """Start the sandbox's fork server without waiting for it (no-op in-process): its start-up
+        overlaps model loading and the preflight; :meth:`start` (or the first run) waits for it."""
+        if self.isolation == "process":
+            from neptune_core.executor.process import spawn_fork_server
+
+            spawn_fork_server()
 
     def start(self) -> None:
         """Start the sandbox process now (no-op in-process); SandboxStartError if it cannot start."""

@@ -168,12 +168,15 @@ class ForkServer:
         self.proc: subprocess.Popen | None = None  # set when this process started the server
         self._lifeline: int | None = None
         self._dir: str | None = None
+        self._booting: str | None = None  # the address of a server started but not connected to yet
         address = os.environ.get(ENV_ADDRESS, "")
         self.sock = self._connect(address, wait_s=0.0) if address else None
         if self.sock is None:
             self._start()
 
     def _start(self) -> None:
+        """Start the server process; the connection is made when it is first needed (:meth:`ready`),
+        so the server's start-up (importing torch) overlaps whatever this process does meanwhile."""
         self._dir = tempfile.mkdtemp(prefix="neptune-sandbox-")  # mode 0700: only this user connects
         address = os.path.join(self._dir, "server.sock")
         life_r, life_w = os.pipe()
@@ -186,6 +189,13 @@ class ForkServer:
         )
         os.close(life_r)
         self._lifeline = life_w
+        self._booting = address
+
+    def ready(self) -> None:
+        """Wait for a server this process started to accept connections (OSError if it does not)."""
+        if self._booting is None:
+            return
+        address, self._booting = self._booting, None
         self.sock = self._connect(address, wait_s=START_TIMEOUT_S)
         if self.sock is None:
             self.close()
@@ -206,15 +216,16 @@ class ForkServer:
                 time.sleep(0.01)
 
     def alive(self) -> bool:
-        if self.pid != os.getpid() or self.sock is None:
+        if self.pid != os.getpid() or (self.sock is None and self._booting is None):
             return False
         return self.proc is None or self.proc.poll() is None
 
     def fork(self, *args: Any) -> tuple[int, Connection]:
         """A new sandbox process running ``child_main(conn, *args)``: (pid, this process's end of its pipe)."""
-        if self.sock is None:
-            raise OSError("the fork server connection is closed")
         with self.lock:
+            self.ready()
+            if self.sock is None:
+                raise OSError("the fork server connection is closed")
             _send_msg(self.sock, ("fork", pickle.dumps(args)))
             pid, fds = _recv_msg(self.sock, with_fd=True)
         if len(fds) != 1:
@@ -224,9 +235,10 @@ class ForkServer:
     def wait(self, pid: int, timeout_s: float = 5.0, *, kill: bool = False) -> int | None:
         """Reap ``pid`` (a child of the server; ``kill``: SIGKILL it first, which only the server can do
         without racing a reused pid): its exit code (negative: killed by that signal), or None."""
-        if self.sock is None:
-            raise OSError("the fork server connection is closed")
         with self.lock:
+            self.ready()
+            if self.sock is None:
+                raise OSError("the fork server connection is closed")
             _send_msg(self.sock, ("kill" if kill else "wait", pid, timeout_s))
             status, _ = _recv_msg(self.sock)
         return None if status is None else os.waitstatus_to_exitcode(status)
@@ -239,6 +251,9 @@ class ForkServer:
             if self._lifeline is not None:
                 os.close(self._lifeline)
                 self._lifeline = None
+            if self._booting is not None:  # never used (e.g. the preflight failed): no need to wait for it
+                self._booting = None
+                self.proc.kill()
             try:
                 self.proc.wait(5.0)
             except subprocess.TimeoutExpired:

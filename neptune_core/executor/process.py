@@ -97,10 +97,22 @@ def _shutdown(server: ForkServer, pid: int, conn: Connection, kill: bool) -> int
     return code
 
 
+def spawn_fork_server() -> None:
+    """Start the fork server's process without waiting for it: its start-up overlaps the caller's
+    (loading models, the preflight); the first sandbox waits for it."""
+    try:
+        fork_server()
+    except (OSError, EOFError) as e:
+        raise SandboxStartError(
+            f"the sandbox fork server failed ({type(e).__name__}: {e}); "
+            "set --executor.isolation in_process to run trusted programs without it"
+        ) from None
+
+
 def start_fork_server() -> None:
     """Start (or reach) the fork server now: processes started later (run workers) share it."""
     try:
-        fork_server()
+        fork_server().ready()
     except (OSError, EOFError) as e:
         raise SandboxStartError(
             f"the sandbox fork server failed ({type(e).__name__}: {e}); "
