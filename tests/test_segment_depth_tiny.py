@@ -318,3 +318,21 @@ def test_transformers_vlm_sees_the_runs_marking(style: str) -> None:
     assert torch.allclose(got.flatten(), expected.flatten(), atol=1e-5)
     assert not torch.allclose(got, boxed, atol=1e-4)  # the marks changed what the model saw
     assert seg.asked == ([3] if style != "crop" else [])  # masks once per image and box; a crop needs none
+
+
+def test_bfloat16_weights_as_on_a_gpu(tiny_dirs: dict[str, Path]) -> None:
+    """On CUDA the loaders pick bfloat16 (vision_agents/devices.py): inputs follow the weights' dtype and the
+    outputs come back as bool masks and a float32 depth map, close to the float32 model's."""
+    import transformers
+
+    image = scene()
+    for family in ("sam", "sam2"):
+        model = transformers.AutoModelForMaskGeneration.from_pretrained(tiny_dirs[family], dtype=torch.bfloat16)
+        proc = sam2_processor() if family == "sam2" else None
+        masks = HFSegmenter(str(tiny_dirs[family]), model=model.eval(), processor=proc).segment(image, BOXES)
+        check_masks(masks, image, 3)
+    model = transformers.AutoModelForDepthEstimation.from_pretrained(tiny_dirs["depth"], dtype=torch.bfloat16)
+    half = HFDepthEstimator(str(tiny_dirs["depth"]), model=model.eval()).depth_map(image)
+    full = HFDepthEstimator(str(tiny_dirs["depth"]), device="cpu").depth_map(image)
+    assert half.dtype == np.float32 and half.shape == full.shape
+    assert np.corrcoef(half.ravel(), full.ravel())[0, 1] > 0.9
