@@ -50,8 +50,8 @@ def test_training_runs_in_one_process_on_several_gpus(tmp_path, monkeypatch, cap
             "--report", "false", "--output_dir", str(tmp_path / "out")]  # fmt: skip
     assert run.main(argv) == 0 and len(trained) == 1  # two visible GPUs: still one process
     assert run.main([*argv, "--gpus", "0", "1"]) == 2  # asking for workers: one line, before any work
-    assert capsys.readouterr().err.strip().endswith("training runs in one process: drop --workers / --gpus "
-                                                    "(pick the device with --device)")  # fmt: skip
+    assert capsys.readouterr().err.strip().endswith("training runs in one process: drop --workers / --gpus / --cluster "
+                                                    "ray (pick the device with --device)")  # fmt: skip
     assert len(trained) == 1
     degraded = True  # many training samples failed: the run says so and exits like any degraded run
     assert run.main(argv) == DEGRADED_EXIT_CODE == 3
