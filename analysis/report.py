@@ -30,6 +30,7 @@ from PIL import Image
 
 from analysis.benchmarks import format_benchmark
 from analysis.report_assets import CSS, bar, boxes_svg, esc, highlight_python
+from analysis.report_masks import masks_caption, with_masks
 from analysis.report_verify import call_info_html, index_html, members_html, verify_html
 from analysis.report_video import key_frame, video_html
 from analysis.summary import summarize
@@ -204,12 +205,13 @@ def sample_page(row: dict[str, Any], image: Image.Image | list[Image.Image] | No
         f"<tr><th>gold</th><td><b>{esc(row.get('gold'))}</b></td></tr>"
         f'<tr><th>result</th><td><span class="badge {badge}">{status}</span></td></tr>'
         f"<tr><th>boxes</th><td>{_boxes_count(row, boxes)}</td></tr>"
+        f"{masks_caption(row, image)}"
         f"<tr><th>program</th><td>{esc(row.get('program_origin'))}{_fallback_html(row)}</td></tr>"
         f'<tr><th>timings</th><td class="muted">{esc(tim)}</td></tr></table>'
     )
     program = row.get("program")
     body = (
-        f'<div class="card row"><div>{images_html(row, image)}</div><div>{info}</div></div>'
+        f'<div class="card row"><div>{images_html(row, with_masks(image, row))}</div><div>{info}</div></div>'
         f'<div class="card">{err_html}<h2>Program</h2>'
         f"{highlight_python(program) if program else '<div class=muted>(no program)</div>'}</div>"
         + video_html(row)

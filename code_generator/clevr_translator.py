@@ -21,6 +21,7 @@ Mapping (a set of objects is a 1-d prob tensor over ``x``; an object is its ``io
   ``Semantics(iota="minmax")`` and, to float precision, under ``iota="softmax"`` (over logits)
 - ``relate[r]``: ``score(relation_question(r), 2).contract(o("y")) & ~o`` (objects x
   that are r of o, the object itself excluded)
+  (with ``depth_relations``, front / behind use ``closer()`` / ``closer(farther=True)`` instead)
 - ``same_<attr>``: ``score(same_question(attr), 2).contract(o("y")) & ~o``
 - ``query_<attr>``: ``query(query_question(attr), o)`` (a string)
 - ``count`` / ``exist`` / ``union`` / ``intersect``: ``.count()`` / ``.exists()`` / ``|`` / ``&``
@@ -50,6 +51,9 @@ from neptune_core.clevr_vocab import (
     same_question,
     unary_question,
 )
+
+DEPTH_RELATIONS = {"front": "closer()", "behind": "closer(farther=True)"}
+"""CLEVR relations the depth model can answer: x in front of y = x closer to the camera than y."""
 
 OBJECT_QUESTION = f"Is there an object in {SUBJECT.removeprefix('the object in ')}?"
 """'Is there an object in the red box?' -- used only to materialise the whole scene."""
@@ -135,7 +139,8 @@ def _lit(text: str) -> str:
 
 
 class _Translator:
-    def __init__(self) -> None:
+    def __init__(self, depth_relations: bool = False) -> None:
+        self.depth_relations = depth_relations  # front / behind from the depth model's closer()
         self.lines: list[str] = []
         self.values: list[_Value] = []
         self.objects_var: str | None = None
@@ -210,7 +215,10 @@ class _Translator:
                     f"{fn} needs one relation {RELATIONS} first in value_inputs, got {values!r}"
                 )
             vals = [self.check_value(v, fn) for v in values[1:]]
-            rel = self.relate_expr(relation_question(rels[0]), obj)
+            if self.depth_relations and rels[0] in DEPTH_RELATIONS:
+                rel = f'{DEPTH_RELATIONS[rels[0]]}.contract({obj}("y")) & ~{obj}'
+            else:
+                rel = self.relate_expr(relation_question(rels[0]), obj)
             if fn == "relate":
                 return self.bind(_SET, "s" + name, rel)
             s = self.filtered(_Value(_SET, rel), vals)
@@ -267,15 +275,18 @@ class _Translator:
         return _Value(kind, var)
 
 
-def translate_clevr(program: list[dict]) -> str:
+def translate_clevr(program: list[dict], depth_relations: bool = False) -> str:
     """NePTune source (``def execute(score, query, n)``) for a CLEVR functional program.
+
+    ``depth_relations``: "in front of" / "behind" become the depth model's ``closer()`` /
+    ``closer(farther=True)`` instead of a VLM relation question (config ``depth.symbolic_relations``).
 
     The last node is the answer: a bool (yes/no), a string (query), a count tensor or
     ``n`` (count). Raises :class:`ClevrTranslationError` for a malformed program.
     """
     if not isinstance(program, list) or not program:
         raise ClevrTranslationError(f"a CLEVR program must be a non-empty list of nodes, got {program!r:.200}")
-    t = _Translator()
+    t = _Translator(depth_relations)
     for i, node in enumerate(program):
         fn, inputs, values = normalise_node(node, i)
         shown = f"{fn}[{', '.join(values)}]" if values else fn

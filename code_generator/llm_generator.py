@@ -45,6 +45,7 @@ from code_generator.repairs import repair
 from neptune_core.config import RunConfig
 from neptune_core.endpoints import EndpointCheck, check_endpoint
 from neptune_core.failures import is_transient_exception
+from neptune_core.primitives import program_features
 from neptune_core.types import Program, Sample
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class LLMProgramGenerator:
         self.config = config
         self.client = client
         self.cache = cache
-        self.prompts = prompts or PromptBuilder()
+        self.prompts = prompts or PromptBuilder(features=program_features(config))
         self.default_task = DATASET_TASKS.get(config.dataset)  # None: each sample's own (task_for_sample)
         self._stats_lock = threading.Lock()
         self.stats: dict[str, int] = {}

@@ -121,13 +121,13 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line if line else "" for line in text.splitlines())
 
 
-def _primitive_entries(video: bool = False) -> list[str]:
-    """The primitives (score, query, ...) from their declarations in neptune_core/primitives/: those of
-    images, or with ``video`` those of video samples (score_frames, locate, ...)."""
-    from neptune_core.primitives import VIDEO_PRIMITIVES, all_primitives
+def _primitive_entries(features: frozenset[str] = frozenset(), video: bool = False) -> list[str]:
+    """The primitives (score, query, ...) the run offers, from their declarations in neptune_core/primitives/:
+    those of images, or with ``video`` those of video samples (score_frames, locate, ...)."""
+    from neptune_core.primitives import VIDEO_PRIMITIVES, offered_primitives
 
     entries = []
-    for name, prim in all_primitives().items():
+    for name, prim in offered_primitives(features).items():
         if (name in VIDEO_PRIMITIVES) != video:
             continue
         head = prim.signature.replace("ProbabilisticTensor", "PT")
@@ -135,18 +135,20 @@ def _primitive_entries(video: bool = False) -> list[str]:
     return entries
 
 
-def api_section(video: bool = False) -> str:
+def api_section(features: frozenset[str] = frozenset(), video: bool = False) -> str:
     """The API reference of the prompt, generated from docstrings (primitives, functions, methods, operators).
 
-    ``video``: also the frame primitives (template placeholder ``{{api_video}}`` instead of ``{{api}}``)."""
+    ``features``: what the run offers the primitives that need something (``Primitive.needs``,
+    e.g. "depth" for ``closer``); the others are listed always. ``video``: also the frame
+    primitives (template placeholder ``{{api_video}}`` instead of ``{{api}}``)."""
     from neptune_core.executor import SAFE_BUILTIN_NAMES
     from probabilistic_tensor import PROGRAM_API, PROGRAM_METHODS, ProbabilisticTensor
 
     parts = ["## API", "", "### Primitives (the arguments of execute)", ""]
-    parts += [e + "\n" for e in _primitive_entries()]
+    parts += [e + "\n" for e in _primitive_entries(features)]
     if video:
         parts += ["### Primitives of videos (functions you may call by name)", ""]
-        parts += [e + "\n" for e in _primitive_entries(video=True)]
+        parts += [e + "\n" for e in _primitive_entries(features, video=True)]
     parts += ["### Functions (PT = ProbabilisticTensor)", ""]
     parts += [f"{_signature(name, fn)}\n{_indent(_doc(fn))}\n" for name, fn in PROGRAM_API.items()]
     parts += ["### Methods of a ProbabilisticTensor t", ""]
@@ -181,8 +183,9 @@ class RenderedPrompt:
 class PromptBuilder:
     """Renders prompts/<task>.txt for a question. Templates and the API section are read once."""
 
-    def __init__(self, prompts_dir: str | Path = PROMPTS_DIR) -> None:
+    def __init__(self, prompts_dir: str | Path = PROMPTS_DIR, features: frozenset[str] = frozenset()) -> None:
         self.prompts_dir = Path(prompts_dir)
+        self.features = frozenset(features)  # what the run offers optional primitives (api_section)
         self._templates: dict[str, tuple[str, str]] = {}
         self._api: str | None = None
         self._api_video: str | None = None
@@ -202,10 +205,10 @@ class PromptBuilder:
             raise UserError(f"unknown prompt task '{task}'; known: {', '.join(TASKS)}")
         if task not in self._templates:
             if self._api is None:
-                self._api = api_section()
+                self._api = api_section(self.features)
             text = self._read(f"{task}.txt").replace("{{api}}", self._api.rstrip("\n"))
             if "{{api_video}}" in text:
-                self._api_video = self._api_video or api_section(video=True)
+                self._api_video = self._api_video or api_section(self.features, video=True)
                 text = text.replace("{{api_video}}", self._api_video.rstrip("\n"))
             if USER_SPLIT not in text:
                 raise ValueError(f"prompts/{task}.txt has no '{USER_SPLIT}' line")

@@ -21,9 +21,14 @@ class SymbolicClevrGenerator:
 
     name = "symbolic_clevr"
 
+    def __init__(self, depth_relations: bool = False) -> None:
+        self.depth_relations = depth_relations  # front / behind as closer() (config depth.symbolic_relations)
+
     @classmethod
     def from_config(cls, config: RunConfig) -> SymbolicClevrGenerator:
-        return cls()
+        if config.depth.symbolic_relations and not config.depth_model:
+            raise UserError("depth.symbolic_relations writes front / behind as closer(), which needs a depth_model")
+        return cls(depth_relations=config.depth.symbolic_relations)
 
     def check_samples(self, samples: list[Sample]) -> None:
         """Called once after loading: a dataset without CLEVR programs fails before the first sample."""
@@ -43,4 +48,5 @@ class SymbolicClevrGenerator:
                 f"sample {sample.id}: program_generator 'symbolic_clevr' needs a CLEVR node list, "
                 f"got a {type(sample.program).__name__} (program_generator 'given' runs Python programs)"
             )
-        return Program(source=translate_clevr(sample.program), origin="symbolic", object_names=[])
+        source = translate_clevr(sample.program, depth_relations=self.depth_relations)
+        return Program(source=source, origin="symbolic", object_names=[])

@@ -19,6 +19,7 @@ from typing import Any
 
 from neptune_core.calls_config import CallsConfig, hashed_section
 from neptune_core.errors import ConfigError
+from neptune_core.perception_config import DepthConfig, MarkingConfig, hashed_perception
 from neptune_core.registry import did_you_mean
 from neptune_core.sampler_config import SamplerConfig
 from neptune_core.verify_config import EnsembleConfig, VerifyConfig
@@ -150,6 +151,8 @@ class RunConfig:
     od_box_threshold: float = 0.35
     od_text_threshold: float = 0.25
     od_nms_iou: float = 0.5
+    segmenter: str = ""  # masks from boxes: sam_base ... sam2_large, scene_masks (synthetic oracle), a hub id; "" none
+    depth_model: str = ""  # closer(): depth_anything_v2_small ..., scene_depth (synthetic oracle), a hub id; "" none
 
     program_generator: str = "symbolic_clevr"
     code_gen_model_name: str = "deepseek/deepseek-v3.2"
@@ -182,6 +185,8 @@ class RunConfig:
     verify: VerifyConfig = field(default_factory=VerifyConfig)  # output verifiers after execution
     train: TrainConfig = field(default_factory=TrainConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)  # lazy relations, memo, caches, tensor marking
+    marking: MarkingConfig = field(default_factory=MarkingConfig)  # box | mask_outline | mask_overlay | crop
+    depth: DepthConfig = field(default_factory=DepthConfig)  # the closer() primitive's depths and temperature
     sampler: SamplerConfig = field(default_factory=SamplerConfig)  # seeded subset of the dataset (selection.json)
     video: VideoConfig = field(default_factory=VideoConfig)  # video samples: frames, chunk selection, video world
 
@@ -216,6 +221,7 @@ class RunConfig:
             if d.get(k) == default:  # settings left at their defaults keep older runs' hashes
                 d.pop(k)
         d["executor"].pop("isolation", None)  # where programs run does not change their results
+        hashed_perception(d)  # marking, depth, segmenter, depth_model: only when changed
         calls = hashed_section(d.pop("calls"))  # only what changes results, and only when changed
         if calls:
             d["calls"] = calls

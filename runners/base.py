@@ -37,6 +37,7 @@ from vision_agents import build_detector, build_vision_agent
 from vision_agents.base import Detector, MemoizedAgent, VisionAgent
 from vision_agents.calls import counting
 from vision_agents.detection_cache import CachedDetector, detector_settings
+from vision_agents.perception import Perception
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,10 @@ class Runner:
         detector: Detector | None = None,
         generator: Any = None,
         verify: VerifyStage | None = None,
+        perception: Perception | None = None,
     ) -> None:
         self.config = config
+        self._perception = perception
         self._agent = agent
         self._detector = detector
         self._generator = generator
@@ -71,9 +74,17 @@ class Runner:
 
     # ---- components, built lazily (model loading happens on first use) ------------
     @property
+    def perception(self) -> Perception:
+        """Masks, depths and marking (vision_agents/perception.py): segmenter, depth_model, marking, depth."""
+        if self._perception is None:
+            self._perception = Perception.from_config(self.config)
+        return self._perception
+
+    @property
     def agent(self) -> MemoizedAgent:
         if not isinstance(self._agent, MemoizedAgent):
             inner = self._agent or build_vision_agent(self.config)
+            inner.use_marker(self.perception.marker)  # how objects are marked for it (box, masks, crop)
             self._agent = MemoizedAgent(inner, images=self.config.calls.memo_images)
         return self._agent
 
@@ -163,6 +174,7 @@ class Runner:
             image = images[0]
             self.agent.begin_sample(sample)
             self.detector.begin_sample(sample)
+            self.perception.begin_sample(sample)
             # verifiers' own work (e.g. captioning) runs beside program generation and execution
             started = self._pending.pop(sample.id) if sample.id in self._pending else self.verify.start(sample, image)
 
@@ -188,10 +200,17 @@ class Runner:
             if more:
                 row["images"] = images_field(sample, [boxes, *more_boxes])
 
+            stage = "segment"  # with a segmenter: every box's mask, once per image and box (marks, depths, report)
+            masks = self.perception.mask_record(image, boxes)
+            if masks is not None:
+                row["masks"] = masks
+
             stage = "execute"
             t0 = time.perf_counter()
             more_images = list(zip(images[1:], more_boxes, strict=True))
-            outcome = self.executor.run(program.source, self.agent, image, boxes, more_images=more_images)
+            outcome = self.executor.run(
+                program.source, self.agent, image, boxes, more_images=more_images, perception=self.perception
+            )
             timings["execute"] = _ms(t0)
             row["trace"] = outcome.trace
             if outcome.error is not None:
@@ -266,7 +285,7 @@ class Runner:
             return self.samples or []
         if check_models:
             self.executor.begin()  # the sandbox's fork server boots while the components load and are checked
-        _ = (self.generator, self.detector, self.agent)  # a bad name or a missing key fails here
+        _ = (self.generator, self.detector, self.perception, self.agent)  # a bad name or a missing key fails here
         if retry_failed and hasattr(self.generator, "retry_fallbacks"):
             self.generator.retry_fallbacks = True
         self.samples = list(samples) if samples is not None else self.load_samples()
@@ -280,6 +299,7 @@ class Runner:
             todo,
             check_generator=check_generator,
             check_models=check_models and bool(todo),
+            perception=self.perception,
         )
         if todo and check_models:
             self.verify.preflight()

@@ -9,7 +9,8 @@ Cheap checks come first, so a typo does not wait for a large model to load:
 2. each perception backend's ``check_available()``, if it has one (a transformers backend
    looks for its weights in the local cache, or asks the hub, in a few seconds);
 3. each backend's ``preflight()`` (:class:`~vision_agents.base.VisionAgent` and
-   :class:`~vision_agents.base.Detector`: load weights, reach a server).
+   :class:`~vision_agents.base.Detector`: load weights, reach a server), then the segmenter's and
+   depth model's (vision_agents/perception.py: the samples suit them, weights load).
 
 In a data-parallel run the parent process checks the generator only (its models would
 be loaded in vain) and every worker checks its own models before its first sample.
@@ -41,6 +42,7 @@ def preflight(
     *,
     check_generator: bool = True,
     check_models: bool = True,
+    perception: Any = None,
 ) -> dict[str, float]:
     """Run the checks above; returns seconds spent per step (for the log). Raises a UserError on failure."""
     spent: dict[str, float] = {}
@@ -56,10 +58,14 @@ def preflight(
             quick = getattr(_inner(component), "check_available", None)
             if quick is not None:
                 quick()
+        if perception is not None:
+            perception.check_available()
         spent["models_available"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         detector.preflight()
         agent.preflight()
+        if perception is not None:
+            perception.preflight(samples)
         spent["models_loaded"] = time.perf_counter() - t0
     log.info("preflight: %s", ", ".join(f"{k} {v:.2f}s" for k, v in spent.items()))
     return spent

@@ -105,6 +105,7 @@ class ProgramTrainer:
             image = sample.load_image()
             r.agent.begin_sample(sample)
             r.detector.begin_sample(sample)
+            r.perception.begin_sample(sample)
             stage = "program"
             program = self._programs.get(sample.id)
             if program is None:
@@ -119,7 +120,7 @@ class ProgramTrainer:
             stage = "execute"
             tape = AnswerTape(r.agent, self.tuner.answer_log_probs)
             with self._autocast():
-                outcome = self.executor.run(program.source, tape, image, boxes)
+                outcome = self.executor.run(program.source, tape, image, boxes, perception=r.perception)
             if outcome.error is not None:
                 return LossResult(None, f"error:{stage}:{outcome.error.type}")
             stage = "loss"

@@ -10,7 +10,7 @@ from PIL import Image
 from code_generator.clevr_translator import CLEVR_FUNCTIONS, ClevrTranslationError, normalise_node, translate_clevr
 from code_generator.symbolic import SymbolicClevrGenerator
 from local_datasets.synthetic.reference_executor import execute_program
-from neptune_core.config import ExecutorConfig
+from neptune_core.config import ExecutorConfig, RunConfig
 from neptune_core.errors import UserError
 from neptune_core.executor import Executor, check_source, to_answer
 from neptune_core.types import Sample
@@ -281,7 +281,7 @@ def test_malformed_programs_raise_a_clear_error(program: list, message: str) -> 
 
 
 def test_symbolic_generator() -> None:
-    gen = SymbolicClevrGenerator.from_config(None)  # type: ignore[arg-type]
+    gen = SymbolicClevrGenerator.from_config(RunConfig())
     program = count_of("red")
     p = gen.program_for(Sample(id="a", question="How many red things?", program=program))
     assert p.origin == "symbolic" and p.object_names == [] and p.source == translate_clevr(program)

@@ -230,8 +230,8 @@ def test_check_source_accepts_good_and_lists_bad() -> None:
 
 def test_primitive_registry() -> None:
     prims = all_primitives()
-    assert list(prims) == list(PRIMITIVE_NAMES) and list(prims)[:2] == ["score", "query"]
-    assert set(prims) - {"score", "query"} == VIDEO_PRIMITIVES  # the rest are the video samples' (issue 14)
+    assert list(prims) == list(PRIMITIVE_NAMES) and list(prims)[:3] == ["score", "query", "closer"]  # closer: depth
+    assert set(prims) - {"score", "query", "closer"} == VIDEO_PRIMITIVES  # the rest are the video samples' (issue 14)
     assert "num_objects" in prims["score"].doc and "object_id" in prims["query"].doc
     assert prims["score"].signature == (
         "score(question: str, num_objects: int = 1, type: str | None = None, image: int = 0) -> ProbabilisticTensor"
@@ -240,7 +240,7 @@ def test_primitive_registry() -> None:
         "query(question: str, object_id: int | ProbabilisticTensor | None = None, image: int = 0) -> str"
     )
     with pytest.raises(
-        Exception, match="unknown primitive 'scroe' \\(did you mean 'score'\\?\\); known: score, query, score_frames"
+        Exception, match="unknown primitive 'scroe' \\(did you mean 'score'\\?\\); known: score, query, closer, score_"
     ):
         get_primitive("scroe")
 

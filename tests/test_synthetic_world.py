@@ -49,7 +49,9 @@ def test_same_seed_gives_identical_json_and_pixels() -> None:
 
 def test_scene_has_clevr_format(world: list) -> None:
     scene, image, _ = world[0]
-    assert set(scene) == {"split", "image_index", "image_filename", "objects", "relationships", "directions"}
+    assert set(scene) == {
+        "split", "image_index", "image_filename", "objects", "relationships", "directions", "camera",
+    }  # fmt: skip
     assert scene["image_filename"] == "CLEVR_val_000000.png"
     assert set(scene["directions"]) == {"left", "right", "front", "behind", "above", "below"}
     assert set(scene["relationships"]) == set(RELATIONS)

@@ -9,6 +9,9 @@ Two optional hooks every backend may override:
 - ``score_with_info`` / ``answer_with_info``: the result plus what the backend wants
   recorded on the trace entry of that call (for example an unknown concept, or each
   ensemble member's output). Default: the plain result and an empty dict.
+- ``use_marker(marker)``: how objects are to be marked (config ``marking``: box outlines, mask
+  outlines or overlays, crops; vision_agents/object_marking.py). Agents that draw marks (or, like
+  the classic agent, read an object's region) keep it; the default ignores it.
 - ``score_tuples_with_info``: p(yes) for an explicit list of box tuples (a lazy relation
   asks only for the (subject, object) pairs a program uses). Default: ``score`` on the
   distinct boxes of the tuples, never more than the full call; a backend that scores each
@@ -34,6 +37,7 @@ from vision_agents.memo import ImageLRU, image_fingerprint
 
 if TYPE_CHECKING:
     from neptune_core.config import RunConfig
+    from vision_agents.object_marking import ObjectMarker
 
 BoxTuple = tuple[Box, ...]  # the boxes one evaluation is about: () whole image, (box,), (subject, object)
 
@@ -72,6 +76,9 @@ class VisionAgent(ABC):
 
     def preflight(self) -> None:  # noqa: B027 (an optional hook)
         """Called once before the first sample; raise a UserError if the backend cannot work."""
+
+    def use_marker(self, marker: ObjectMarker) -> None:  # noqa: B027 (an optional hook)
+        """The run's marking (style, segmenter). Default: ignored (the agent draws no marks, e.g. an oracle)."""
 
     @abstractmethod
     def score(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> torch.Tensor:
@@ -228,6 +235,10 @@ class MemoizedAgent(VisionAgent):
 
     def preflight(self) -> None:
         self.inner.preflight()
+
+    def use_marker(self, marker: ObjectMarker) -> None:
+        self.inner.use_marker(marker)
+        self.clear()  # evaluations made under another marking are not this marking's
 
     def clear(self) -> None:
         """Forget everything memoised (call it after the wrapped model's weights change, e.g. a training step)."""

@@ -27,6 +27,11 @@ Those models are fixed (not trained); where they need CLEVR class probabilities 
 them from the heads. A word outside the vocabulary gets logit 0 (p = 0.5; in a conjunction
 it can only lower p) and is reported on the trace entry as ``{"unknown_concepts": [...]}``
 (score_with_info / answer_with_info), which the run summary counts.
+
+Marking (config ``marking``): this agent reads an object's pixels, not a drawing, so box and
+crop marking are the same to it; under a mask style (``mask_outline`` / ``mask_overlay``) the
+object's pixels are the segmenter's mask inside the box instead of the detector's region
+(``use_marker``; an empty mask falls back to the region).
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ from vision_agents.classic_figures import (
     value_distribution,
 )
 from vision_agents.classic_heads import DTYPE, ClassicHeads, Encoded, probability_logits
+from vision_agents.masks import crop_to_box
+from vision_agents.object_marking import BOX_MARKER, ObjectMarker
 from vision_agents.vocabulary import ParsedQuestion, attribute_of, parse, strip_markers, unknown_info
 
 if TYPE_CHECKING:
@@ -111,11 +118,18 @@ class ClassicAgent(VisionAgent):
         self._feats: OrderedDict[Hashable, ObjectFeatures] = OrderedDict()  # (image key, box) -> measurements
         self._figures: OrderedDict[Hashable, FigureFeatures] = OrderedDict()
         self._encoded: OrderedDict[Hashable, Encoded] = OrderedDict()  # (image key, boxes) -> tensors
+        self.object_marker: ObjectMarker = BOX_MARKER  # mask styles: measure the segmenter's masks
 
     @classmethod
     def from_config(cls, config: RunConfig) -> ClassicAgent:
         """Heads from ``classic_params``, replaced by the trained ones at ``vlm_adapter`` when set."""
         return cls(ClassicHeads.load(config.vlm_adapter or config.classic_params))
+
+    def use_marker(self, marker: ObjectMarker) -> None:
+        """Under a mask style, objects are measured over the segmenter's masks (measurements made before are dropped)."""
+        self.object_marker = marker
+        for cache in (self._feats, self._figures, self._encoded):
+            cache.clear()
 
     def make_tuner(self, train: TrainConfig) -> Tuner:
         """The heads as the trainable module of a training run (runners/train.py)."""
@@ -150,7 +164,15 @@ class ClassicAgent(VisionAgent):
     def features(self, image: Image.Image, box: Box) -> ObjectFeatures:
         key = self.image_key(image)
         b = tuple(round(float(v), 2) for v in box)
-        return _cached(self._feats, (key, b), lambda: measure(self._segmentation(image, key), list(box)), 4 * _CACHE)
+
+        def make() -> ObjectFeatures:
+            mask = None
+            if self.object_marker.uses_masks:
+                mask = crop_to_box(self.object_marker.mask(image, list(box)), list(box))
+                mask = mask if mask.any() else None  # an empty mask: the detector's region
+            return measure(self._segmentation(image, key), list(box), mask)
+
+        return _cached(self._feats, (key, b), make, 4 * _CACHE)
 
     def figure(self, image: Image.Image, box: Box) -> FigureFeatures:
         """Paint, flatness and silhouette of the object (vision_agents.classic_figures)."""

@@ -80,10 +80,11 @@ def object_mask(seg: Segmentation, box: list[float]) -> np.ndarray:
     return foreground_mask(seg.image[y1:y2, x1:x2], seg.background[y1:y2, x1:x2], seg.clevr_floor)
 
 
-def measure(seg: Segmentation, box: list[float]) -> ObjectFeatures:
-    """All measurements of the object in ``box``."""
+def measure(seg: Segmentation, box: list[float], mask: np.ndarray | None = None) -> ObjectFeatures:
+    """All measurements of the object in ``box``; its pixels are ``mask`` (box-sized, as :func:`object_mask`
+    returns) when given, e.g. a segmenter's mask under mask marking, else the detector's region."""
     h, w = seg.labels.shape
-    mask = object_mask(seg, box)
+    mask = object_mask(seg, box) if mask is None else mask
     x1, y1 = max(0, int(math.floor(box[0]))), max(0, int(math.floor(box[1])))
     pix = seg.image[y1 : y1 + mask.shape[0], x1 : x1 + mask.shape[1]][mask]
     area = int(mask.sum())

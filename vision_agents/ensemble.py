@@ -41,6 +41,7 @@ from vision_agents.memo import sample_image_key
 if TYPE_CHECKING:
     from neptune_core.config import RunConfig
     from neptune_core.verify_config import EnsembleMember
+    from vision_agents.object_marking import ObjectMarker
 
 
 def unit_hash(*parts: Any) -> float:
@@ -73,6 +74,9 @@ class FlipNoiseAgent(VisionAgent):
 
     def preflight(self) -> None:
         self.inner.preflight()
+
+    def use_marker(self, marker: ObjectMarker) -> None:
+        self.inner.use_marker(marker)
 
     def _sample(self) -> str:
         if self._sample_id is None:
@@ -231,6 +235,10 @@ class EnsembleAgent(VisionAgent):
     def preflight(self) -> None:
         for member in self.members.values():
             member.preflight()
+
+    def use_marker(self, marker: ObjectMarker) -> None:
+        for member in self.members.values():
+            member.use_marker(marker)
 
     def score_with_info(
         self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int

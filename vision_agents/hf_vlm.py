@@ -19,6 +19,9 @@ runs once per (image, question) and each box's mark is drawn into the resulting 
 tensor (:mod:`vision_agents.tensor_marking`), instead of running the processor on one
 PIL-marked copy of the image per box. A processor whose pixel layout the marker cannot
 measure is marked with PIL as before; ``marking`` says which way each image size went.
+Only box outlines have a tensor implementation: the other marking styles (config
+``marking.style``: mask outlines and overlays, crops; vision_agents/object_marking.py) are drawn
+with PIL, and ``marking["style"]`` says so.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from vision_agents.aliases import resolve_vlm
 from vision_agents.availability import check_weights_available
 from vision_agents.base import BoxTuple, VisionAgent
 from vision_agents.devices import load_model, load_pretrained, to_model
-from vision_agents.marking import mark_boxes
+from vision_agents.object_marking import BOX_MARKER, ObjectMarker
 from vision_agents.prompting import fold, grid_tuples, normalize_answer, same_box_pair, shape_questions
 from vision_agents.tensor_marking import TensorMarker
 
@@ -109,6 +112,7 @@ class HFVisionAgent(VisionAgent):
         self.processor_runs = 0  # image preprocessing runs (one per image and question, or per marked copy)
         self.marking: dict[str, str] = {}  # "<w>x<h>" -> how marks are drawn for images of that size, and why
         self._markers: dict[tuple[int, int], TensorMarker | None] = {}
+        self.object_marker: ObjectMarker = BOX_MARKER  # the run's marking (use_marker)
         self._yes_no: tuple[list[int], list[int]] | None = None
         self._load_error: Exception | None = None  # a failed load is not retried per sample
 
@@ -175,6 +179,13 @@ class HFVisionAgent(VisionAgent):
                 raise ValueError(f"model '{self.model_id}': the tokenizer has no single-token Yes/No answer")
             self._yes_no = (yes, no)
 
+    def use_marker(self, marker: ObjectMarker) -> None:
+        self.object_marker = marker
+        if self.tensor_marking and not marker.tensor_marks:
+            self.marking["style"] = (
+                f"PIL: marking style '{marker.style}' has no tensor implementation (box outlines only)"
+            )
+
     def make_tuner(self, train: TrainConfig) -> Tuner:
         """LoRA adapters (or a parameter subset) for a training run (vision_agents/lora.py)."""
         from vision_agents.lora import HFTuner
@@ -234,9 +245,12 @@ class HFVisionAgent(VisionAgent):
     def score_tuples(self, image: Image.Image, tuples: list[BoxTuple], questions: list[str]) -> torch.Tensor:
         """p(yes) of every question about every box tuple (subject red, object green), flat in order questions x tuples."""
         self.load()
-        marker = self.marker(image) if self.tensor_marking and tuples else None
+        tensor = self.tensor_marking and self.object_marker.tensor_marks and tuples
+        marker = self.marker(image) if tensor else None
         if marker is None:
-            return self.score_items([(mark_boxes(image, *t), q) for q in questions for t in tuples])
+            self.object_marker.prepare(image, tuples)  # masks of the tuples' boxes, segmented in one call
+            marked = [self.object_marker.mark(image, t) for t in tuples]
+            return self.score_items([(im, q) for q in questions for im in marked])
         base = {q: self._encode([image], [self._prompt(q)]) for q in dict.fromkeys(questions)}
         order = [(q, t) for q in questions for t in tuples]
         out: list[torch.Tensor] = []
@@ -266,7 +280,7 @@ class HFVisionAgent(VisionAgent):
     # ---- open answers --------------------------------------------------------------
     def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
         self.load()
-        marked = mark_boxes(image, box)
+        marked = self.object_marker.mark(image, () if box is None else (box,))
         inputs = self._inputs([marked], [self._prompt(question)])
         with torch.inference_mode():
             self.forward_passes += 1

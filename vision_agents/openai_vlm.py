@@ -35,7 +35,7 @@ from neptune_core.errors import ConfigError
 from neptune_core.retry import RetriesExhausted, RetryPolicy, call_with_retries
 from neptune_core.types import Box
 from vision_agents.base import BoxTuple, VisionAgent
-from vision_agents.marking import mark_boxes
+from vision_agents.object_marking import BOX_MARKER, ObjectMarker
 from vision_agents.prompting import fold, normalize_answer, same_box_pair, score_items, shape_questions
 
 if TYPE_CHECKING:
@@ -101,6 +101,7 @@ class OpenAIVisionAgent(VisionAgent):
             retries, backoff_s, max_backoff_s, jitter=False, retry_after_mode="floor", max_retry_after_s=None
         )
         self.top_logprobs = top_logprobs
+        self.object_marker: ObjectMarker = BOX_MARKER  # the run's marking (use_marker)
         self.max_answer_tokens = max_answer_tokens
         key = api_key or os.environ.get("VLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self._api_key = key
@@ -203,6 +204,9 @@ class OpenAIVisionAgent(VisionAgent):
             results = list(pool.map(self._p_yes, items))
         return torch.tensor([p for p, _ in results], dtype=torch.float32), [found for _, found in results]
 
+    def use_marker(self, marker: ObjectMarker) -> None:
+        self.object_marker = marker
+
     # ---- VisionAgent ----------------------------------------------------------------
     def score(
         self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int, type: str = "yes_no"
@@ -213,7 +217,7 @@ class OpenAIVisionAgent(VisionAgent):
         self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int
     ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
         """:meth:`score` plus, per question, the evaluations whose top tokens held neither yes nor no."""
-        items = score_items(image, boxes, questions, arity)
+        items = score_items(image, boxes, questions, arity, self.object_marker)
         probs, found = self._evaluate(items)
         per_q = len(items) // max(1, len(questions))
         infos = [
@@ -226,7 +230,9 @@ class OpenAIVisionAgent(VisionAgent):
     ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
         """One request per (question, tuple) asked for; a pair of one box with itself is 0 (the diagonal)."""
         keep = [i for i, t in enumerate(tuples) if not same_box_pair(t)]
-        items = [(mark_boxes(image, *tuples[i]), q) for q in questions for i in keep]
+        self.object_marker.prepare(image, [tuples[i] for i in keep])
+        marked = {i: self.object_marker.mark(image, tuples[i]) for i in keep}
+        items = [(marked[i], q) for q in questions for i in keep]
         out = torch.zeros(len(questions), len(tuples))
         if not items:
             return out, [{} for _ in questions]
@@ -237,5 +243,6 @@ class OpenAIVisionAgent(VisionAgent):
         return out, infos
 
     def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
-        resp = self._chat(mark_boxes(image, box), question, max_tokens=self.max_answer_tokens)
+        marked = self.object_marker.mark(image, () if box is None else (box,))
+        resp = self._chat(marked, question, max_tokens=self.max_answer_tokens)
         return normalize_answer(resp.choices[0].message.content or "")

@@ -9,12 +9,16 @@ batches that list its own way and reshapes the probabilities with :func:`fold`.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
 
 from neptune_core.types import Box
 from vision_agents.marking import mark_boxes
+
+if TYPE_CHECKING:
+    from vision_agents.object_marking import ObjectMarker
 
 SCORE_TYPES = ("yes_no", "class")
 
@@ -53,10 +57,17 @@ def same_box_pair(boxes: tuple[Box, ...]) -> bool:
 
 
 def score_items(
-    image: Image.Image, boxes: list[Box], questions: list[str], arity: int
+    image: Image.Image, boxes: list[Box], questions: list[str], arity: int, marker: ObjectMarker | None = None
 ) -> list[tuple[Image.Image, str]]:
-    """Flat (marked image, question) items; arity 2 skips i == j (its diagonal is 0)."""
-    marked = [mark_boxes(image, *t) for t in grid_tuples(boxes, arity)]
+    """Flat (marked image, question) items; arity 2 skips i == j (its diagonal is 0).
+
+    ``marker``: how to mark (vision_agents/object_marking.py); None: box outlines."""
+    tuples = grid_tuples(boxes, arity)
+    if marker is None:
+        marked = [mark_boxes(image, *t) for t in tuples]
+    else:
+        marker.prepare(image, tuples)
+        marked = [marker.mark(image, t) for t in tuples]
     return [(im, q) for q in questions for im in marked]
 
 

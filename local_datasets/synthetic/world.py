@@ -16,6 +16,7 @@ from typing import Any
 
 from PIL import Image
 
+from local_datasets.synthetic.annotations import camera_record
 from local_datasets.synthetic.questions import generate_questions
 from local_datasets.synthetic.reference_executor import family_of
 from local_datasets.synthetic.render import render_scene
@@ -88,6 +89,7 @@ def make_scene(cfg: SyntheticConfig, split: str, index: int, supersample: int = 
         "objects": scene_objects,
         "relationships": compute_relationships(scene_objects, directions),
         "directions": directions,
+        "camera": camera_record(camera),  # exact masks and depths follow from it (synthetic/annotations.py)
     }
     return scene, result.image
 

@@ -111,14 +111,19 @@ class Executor:
         boxes: list[Box],
         *,
         more_images: Sequence[tuple[Image.Image, list[Box]]] = (),
+        perception: Any = None,
     ) -> ExecutionOutcome:
         """Check ``source`` and run its ``execute(score, query, len(boxes))``.
 
-        ``more_images``: the sample's other images with their boxes (``image=1``, ``image=2``...)."""
+        ``more_images``: the sample's other images with their boxes (``image=1``, ``image=2``...).
+        ``perception``: the run's masks, depths and marking (vision_agents/perception.py) for the
+        primitives that use them (``closer``); None: those primitives say that none is configured."""
         from neptune_core.primitives import get_primitive
         from neptune_core.primitives.base import CallContext
 
-        ctx = CallContext(agent, image, list(boxes), self.config, lazy=self.lazy, more_images=more_images)
+        ctx = CallContext(
+            agent, image, list(boxes), self.config, lazy=self.lazy, more_images=more_images, perception=perception
+        )
         if self.isolation == "process":
             result = self.sandbox.run(source, ctx)
         else:

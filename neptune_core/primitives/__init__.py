@@ -12,7 +12,8 @@ and the HTML of its trace entry in the report (``render``, analysis/report.py).
 Add a primitive: write ``neptune_core/primitives/<name>.py`` ending in
 ``NAME = Primitive(name="<name>", doc=..., returns=..., bind=..., run=..., wrap=...)`` and add one
 line to :data:`_DECLARED` (a primitive of video samples also goes in :data:`VIDEO_PRIMITIVES`, so
-the prompts of image tasks do not list it). Programs then call it by name (``score`` and ``query`` are also the
+the prompts of image tasks do not list it; with ``needs=...`` when only some runs offer it: the prompt
+then lists it for those runs only, :func:`program_features`). Programs then call it by name (``score`` and ``query`` are also the
 parameters of ``execute(score, query, n)``); a sample with several images or frames passes
 ``image=`` / ``frame=`` through ``bind`` like any other argument. Then refresh the prompt
 snapshots (tests/test_prompts.py).
@@ -28,12 +29,14 @@ from neptune_core.errors import UnknownNameError
 from neptune_core.registry import did_you_mean
 
 if TYPE_CHECKING:
+    from neptune_core.config import RunConfig
     from neptune_core.primitives.base import Primitive
 
 # name -> "module:ATTRIBUTE", in the order the prompt lists them
 _DECLARED: dict[str, str] = {
     "score": "neptune_core.primitives.score:SCORE",
     "query": "neptune_core.primitives.query:QUERY",
+    "closer": "neptune_core.primitives.closer:CLOSER",  # needs a depth_model
     "score_frames": "neptune_core.primitives.score_frames:SCORE_FRAMES",
     "query_frame": "neptune_core.primitives.query_frame:QUERY_FRAME",
     "locate": "neptune_core.primitives.locate:LOCATE",
@@ -66,6 +69,16 @@ def all_primitives() -> dict[str, Primitive]:
                     module, attr = target.split(":", 1)
                     _loaded[name] = getattr(importlib.import_module(module), attr)
     return {name: _loaded[name] for name in _DECLARED}
+
+
+def program_features(config: RunConfig) -> frozenset[str]:
+    """What a run offers the primitives that need something (``Primitive.needs``): "depth" with a depth_model."""
+    return frozenset({"depth"} if config.depth_model else ())
+
+
+def offered_primitives(features: frozenset[str] = frozenset()) -> dict[str, Primitive]:
+    """The primitives a run with ``features`` lists in its prompt (all of them may be called)."""
+    return {name: p for name, p in all_primitives().items() if not p.needs or p.needs in features}
 
 
 def get_primitive(name: str) -> Primitive:
@@ -101,5 +114,7 @@ __all__ = [
     "VIDEO_PRIMITIVES",
     "all_primitives",
     "get_primitive",
+    "offered_primitives",
+    "program_features",
     "render_entry",
 ]

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from neptune_core.executor.lazy_score import LazyEntry
     from probabilistic_tensor import LazyPolicy, Semantics
     from vision_agents.base import VisionAgent
+    from vision_agents.perception import Perception
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ class Primitive:
     call, ``ctx.record(entry)``). ``wrap(request, reply, semantics)`` -> what the program gets.
     ``audit(call_node)`` -> problems for the program auditor (code_generator/checks.py).
     ``render(entry)`` -> HTML of its trace entry for the report (None: a generic table).
+    ``needs``: a feature the run must have for the prompt to list the primitive ("" always;
+    "depth": a ``depth_model``; see ``program_features`` in neptune_core/primitives/__init__.py).
     ``wrap`` may take a fourth argument, ``forward(name, request) -> reply``: a value that asks
     the parent for more later (a lazy relation fetching pairs) sends follow-up requests through
     it, like a primitive call (counted, timed as primitive time, checked again by the parent).
@@ -101,6 +104,7 @@ class Primitive:
     wrap: Callable[[dict[str, Any], Any, Semantics], Any]
     audit: Callable[[ast.Call], list[str]] = _no_audit
     render: Callable[[dict[str, Any]], str] | None = None
+    needs: str = ""
     _sig: inspect.Signature = field(init=False, repr=False, compare=False)
     _positional: tuple[int, int] = field(init=False, repr=False, compare=False)
     _names: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -153,6 +157,8 @@ class CallContext:
 
     ``image`` and ``boxes`` are the first image and its boxes; ``more_images`` the sample's other
     images, each with its own boxes (a primitive's ``image=k`` argument picks one: :meth:`view`).
+    ``perception``: the run's masks, depths and marking (vision_agents/perception.py), or None.
+
     ``record`` keeps at most ``executor.max_trace_entries`` entries and counts the rest;
     ``count_call`` stops a program after ``executor.max_primitive_calls`` calls.
     """
@@ -165,8 +171,10 @@ class CallContext:
         config: ExecutorConfig,
         lazy: LazyPolicy | None = None,
         more_images: Sequence[tuple[Image.Image, list[Box]]] = (),
+        perception: Perception | None = None,
     ) -> None:
         self.agent = agent
+        self.perception = perception
         self.lazy = lazy  # relations are lazy under this policy (None: evaluated at once)
         self.relations: list[tuple[str, LazyEntry, int]] = []  # lazy relations handed out: question, entry, image
         self.image = image

@@ -25,7 +25,7 @@ def _alone(
     runner: Runner, sample: Sample, image: Image.Image, program: Program, agent: VisionAgent, boxes: list[Box]
 ) -> dict[str, Any]:
     try:
-        outcome = runner.executor.run(program.source, agent, image, boxes)
+        outcome = runner.executor.run(program.source, agent, image, boxes, perception=runner.perception)
         if outcome.error is not None:
             return {"pred": None, "correct": False, "error": outcome.error.to_dict()}
         pred, correct = runner.judge(sample, outcome.value, boxes)
