@@ -298,6 +298,7 @@ def test_a_failed_load_is_not_retried_per_sample(tmp_path, monkeypatch):
         raise ModelUnavailableError(f"cannot load model '{self.model_id}'")
 
     monkeypatch.setattr(HFVisionAgent, "_load", failing)
+    monkeypatch.setattr(HFVisionAgent, "check_available", lambda self: None)  # as if the hub had it
     agent = HFVisionAgent("org/none", device="cpu")
     for _ in range(3):
         with pytest.raises(ModelUnavailableError):

@@ -125,7 +125,7 @@ def test_missing_weights_fail_in_one_line(tmp_path: Any) -> None:
     with pytest.raises(ModelUnavailableError) as err:
         agent.load()
     msg = str(err.value)
-    assert "no-such-org/no-such-model-xyz" in msg and "\n" not in msg and "local directory" in msg
+    assert "no-such-org/no-such-model-xyz" in msg and "\n" not in msg and "local model directory" in msg
     empty = tmp_path / "empty_model"
     empty.mkdir()
     with pytest.raises(ModelUnavailableError, match="empty_model"):

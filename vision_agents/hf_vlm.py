@@ -142,10 +142,14 @@ class HFVisionAgent(VisionAgent):
         self.load()
 
     def load(self) -> None:
-        """Load processor and weights if not loaded yet (idempotent; a failure is raised again, not retried)."""
+        """Load processor and weights if not loaded yet (idempotent; a failure is raised again, not retried).
+
+        The availability check comes first, so weights that cannot be had fail in seconds with one
+        line (not after the hub client's minutes of retries), also when called outside a run."""
         if self._load_error is not None:
             raise self._load_error
         try:
+            self.check_available()
             self._load()
         except Exception as e:
             self._load_error = e
