@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from analysis.normalize import answers_match
@@ -142,7 +143,10 @@ class Runner:
         Uses the sample's program if :meth:`process_all` generated it ahead, else generates it.
         The row's ``model_calls`` counts the model calls the sample caused (vision_agents/calls.py).
         """
-        with counting() as calls:
+        # autograd only where a run asks for it (vlm_trainable): results that carry gradients are kept
+        # per sample by the memo (vision_agents.base.MemoizedAgent), so a backend with trainable
+        # weights (the classic heads) would otherwise share nothing between an image's questions
+        with counting() as calls, torch.set_grad_enabled(self.config.vlm_trainable):
             row = self._process(sample)
         row["model_calls"] = calls.to_dict()
         return row

@@ -308,3 +308,18 @@ def test_run_records_model_calls_and_lazy_relations_change_no_answer(tmp_path: P
     assert "model calls per question" in format_summary(lazy)
     # the totals are the sums of the rows
     assert lazy["model_calls"]["total"]["box_evals"] == sum(r["model_calls"]["box_evals"] for r in lazy_rows)
+
+
+def test_a_backend_with_trainable_weights_shares_the_memo_between_an_images_questions(tmp_path: Path) -> None:
+    """The classic agent's heads are torch modules: outside training its scores must not carry
+    gradients, or the memo keeps them per sample and an image's questions share nothing."""
+    summaries = {}
+    for name, images in (("shared", "8"), ("per_sample", "0")):
+        cfg = load_config("configs/demo.json", {"num_samples": "40", "report": "false", "calls.memo_images": images})
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        summaries[name] = RUNNERS.get(cfg.dataset)(cfg).run(run_dir)
+    shared, per_sample = (summaries[k]["model_calls"]["per_question"] for k in ("shared", "per_sample"))
+    assert summaries["shared"]["accuracy"] == summaries["per_sample"]["accuracy"]
+    assert shared["box_evals"] < 0.7 * per_sample["box_evals"], (shared, per_sample)
+    assert shared["memo_hits"] > per_sample["memo_hits"]
