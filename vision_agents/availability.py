@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from neptune_core.errors import ModelUnavailableError
 
@@ -85,3 +86,45 @@ def check_weights_available(model_id: str, setting: str) -> None:
             f"({constants.ENDPOINT}) is unreachable ({type(e).__name__}); {fix}, or set HF_HUB_OFFLINE=1 to use "
             "the cache only"
         ) from None
+
+
+class PretrainedWeights:
+    """Loading shared by the transformers backends (VLM, detectors, segmenters, depth).
+
+    A subclass sets ``weights_setting`` (the config setting that names the model, for messages),
+    has ``model_id``, ``model`` and ``processor`` attributes, and implements :meth:`_load`
+    (fill in whichever of ``model`` / ``processor`` is None). Put this class before the backend's
+    base class, so its :meth:`preflight` is the one used.
+    """
+
+    weights_setting: str = "model"
+    model_id: str
+    model: Any
+    processor: Any
+    _load_error: Exception | None = None  # a failed load is not retried per sample
+
+    def check_available(self) -> None:
+        """Preflight, first part: the weights are local or downloadable (seconds, nothing loads)."""
+        if self.model is None or self.processor is None:
+            check_weights_available(self.model_id, self.weights_setting)
+
+    def preflight(self) -> None:
+        """Preflight, second part: load the weights now, before the first sample."""
+        self.load()
+
+    def load(self) -> None:
+        """Load processor and weights if not loaded yet (idempotent; a failure is raised again, not retried).
+
+        The availability check comes first, so weights that cannot be had fail in seconds with one
+        line (not after the hub client's minutes of retries), also when called outside a run."""
+        if self._load_error is not None:
+            raise self._load_error
+        try:
+            self.check_available()
+            self._load()
+        except Exception as e:
+            self._load_error = e
+            raise
+
+    def _load(self) -> None:
+        raise NotImplementedError

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vision_agents.availability import check_weights_available
+from vision_agents.availability import PretrainedWeights
 from vision_agents.depth import DepthEstimator
 from vision_agents.devices import load_model, load_pretrained, to_model
 
@@ -34,10 +34,11 @@ DEPTH_ALIASES: dict[str, str] = {
 METRIC_TYPES = ("metric",)
 
 
-class HFDepthEstimator(DepthEstimator):
+class HFDepthEstimator(PretrainedWeights, DepthEstimator):
     """A transformers depth model. Pass ``model`` / ``processor`` to use built objects."""
 
     name = "depth_anything"
+    weights_setting = "depth_model"
 
     def __init__(self, model_id: str, *, device: str = "auto", model: Any = None, processor: Any = None) -> None:
         self.model_id = model_id
@@ -45,7 +46,6 @@ class HFDepthEstimator(DepthEstimator):
         self.model = model
         self.processor = processor
         self.forward_passes = 0
-        self._load_error: Exception | None = None
 
     @classmethod
     def from_config(cls, config: RunConfig) -> HFDepthEstimator:
@@ -59,34 +59,15 @@ class HFDepthEstimator(DepthEstimator):
         metric = getattr(self.model.config, "depth_estimation_type", "relative") in METRIC_TYPES
         return "distance" if metric else "inverse"
 
-    def check_available(self) -> None:
-        """Preflight, first part: the weights are local or downloadable (seconds, nothing loads)."""
-        if self.model is None or self.processor is None:
-            check_weights_available(self.model_id, "depth_model")
+    def _load(self) -> None:
+        if self.processor is None:
+            from transformers import AutoImageProcessor
 
-    def preflight(self) -> None:
-        self.load()
+            self.processor = load_pretrained(AutoImageProcessor.from_pretrained, self.model_id)
+        if self.model is None:
+            from transformers import AutoModelForDepthEstimation
 
-    def load(self) -> None:
-        """Load processor and weights if not loaded yet (idempotent; a failure is raised again, not retried).
-
-        The availability check comes first, so weights that cannot be had fail in seconds with one
-        line (not after the hub client's minutes of retries), also when called outside a run."""
-        if self._load_error is not None:
-            raise self._load_error
-        try:
-            self.check_available()
-            if self.processor is None:
-                from transformers import AutoImageProcessor
-
-                self.processor = load_pretrained(AutoImageProcessor.from_pretrained, self.model_id)
-            if self.model is None:
-                from transformers import AutoModelForDepthEstimation
-
-                self.model = load_model(AutoModelForDepthEstimation, self.model_id, self.device_setting)
-        except Exception as e:
-            self._load_error = e
-            raise
+            self.model = load_model(AutoModelForDepthEstimation, self.model_id, self.device_setting)
 
     def depth_map(self, image: Image.Image) -> np.ndarray:
         self.load()

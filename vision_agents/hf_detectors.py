@@ -18,7 +18,7 @@ from PIL import Image
 
 from neptune_core.types import Detection
 from vision_agents.aliases import resolve_detector
-from vision_agents.availability import check_weights_available
+from vision_agents.availability import PretrainedWeights
 from vision_agents.base import Detector
 from vision_agents.devices import load_model, load_pretrained, to_model
 
@@ -65,8 +65,10 @@ def filter_detections(
     )
 
 
-class HFDetector(Detector):
+class HFDetector(PretrainedWeights, Detector):
     """Shared loading and filtering; subclasses implement :meth:`raw_detect`."""
+
+    weights_setting = "od_model"
 
     auto_model = "AutoModelForZeroShotObjectDetection"
 
@@ -90,7 +92,6 @@ class HFDetector(Detector):
         self.trust_remote_code = trust_remote_code
         self.model = model
         self.processor = processor
-        self._load_error: Exception | None = None  # a failed load is not retried per sample
 
     @classmethod
     def from_config(cls, config: RunConfig) -> HFDetector:
@@ -105,29 +106,6 @@ class HFDetector(Detector):
         )
         det.name = config.od_model
         return det
-
-    def check_available(self) -> None:
-        """Preflight, first part: the weights are local or downloadable (seconds, nothing loads)."""
-        if self.model is None or self.processor is None:
-            check_weights_available(self.model_id, "od_model")
-
-    def preflight(self) -> None:
-        """Preflight, second part: load the weights now, before the first sample."""
-        self.load()
-
-    def load(self) -> None:
-        """Load processor and weights if not loaded yet (idempotent; a failure is raised again, not retried).
-
-        The availability check comes first, so weights that cannot be had fail in seconds with one
-        line (not after the hub client's minutes of retries), also when called outside a run."""
-        if self._load_error is not None:
-            raise self._load_error
-        try:
-            self.check_available()
-            self._load()
-        except Exception as e:
-            self._load_error = e
-            raise
 
     def _load(self) -> None:
         import transformers

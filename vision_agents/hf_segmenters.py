@@ -26,7 +26,7 @@ from PIL import Image
 
 from neptune_core.errors import ModelUnavailableError
 from neptune_core.types import Box
-from vision_agents.availability import check_weights_available
+from vision_agents.availability import PretrainedWeights
 from vision_agents.devices import load_model, load_pretrained, to_model
 from vision_agents.memo import image_fingerprint
 from vision_agents.segmenters import Segmenter
@@ -48,8 +48,10 @@ EMBEDDING_IMAGES = 2
 BOX_CHUNK = 64  # boxes per mask-decoder pass
 
 
-class HFSegmenter(Segmenter):
+class HFSegmenter(PretrainedWeights, Segmenter):
     """A SAM-family model prompted with boxes. Pass ``model`` / ``processor`` to use built objects."""
+
+    weights_setting = "segmenter"
 
     name = "sam"
 
@@ -63,7 +65,6 @@ class HFSegmenter(Segmenter):
         self.threshold = threshold  # on the mask logits
         self.forward_passes = 0  # image-encoder runs (decoder passes are not counted)
         self._embeddings: OrderedDict[str, Any] = OrderedDict()
-        self._load_error: Exception | None = None
 
     @classmethod
     def from_config(cls, config: RunConfig) -> HFSegmenter:
@@ -71,29 +72,7 @@ class HFSegmenter(Segmenter):
         seg.name = config.segmenter
         return seg
 
-    # ---- loading -----------------------------------------------------------------------
-    def check_available(self) -> None:
-        """Preflight, first part: the weights are local or downloadable (seconds, nothing loads)."""
-        if self.model is None or self.processor is None:
-            check_weights_available(self.model_id, "segmenter")
-
-    def preflight(self) -> None:
-        self.load()
-
-    def load(self) -> None:
-        """Load processor and weights if not loaded yet (idempotent; a failure is raised again, not retried).
-
-        The availability check comes first, so weights that cannot be had fail in seconds with one
-        line (not after the hub client's minutes of retries), also when called outside a run."""
-        if self._load_error is not None:
-            raise self._load_error
-        try:
-            self.check_available()
-            self._load()
-        except Exception as e:
-            self._load_error = e
-            raise
-
+    # ---- loading (check_available, preflight, load: PretrainedWeights) ----------------
     def _load(self) -> None:
         import transformers
 

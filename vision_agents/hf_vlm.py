@@ -33,7 +33,7 @@ from PIL import Image
 
 from neptune_core.types import Box
 from vision_agents.aliases import resolve_vlm
-from vision_agents.availability import check_weights_available
+from vision_agents.availability import PretrainedWeights
 from vision_agents.base import BoxTuple, VisionAgent
 from vision_agents.devices import load_model, load_pretrained, to_model
 from vision_agents.object_marking import BOX_MARKER, ObjectMarker
@@ -66,7 +66,7 @@ def p_yes(logits: torch.Tensor, yes_ids: list[int], no_ids: list[int]) -> torch.
     return pair.softmax(-1)[:, 0]
 
 
-class HFVisionAgent(VisionAgent):
+class HFVisionAgent(PretrainedWeights, VisionAgent):
     """A transformers VLM. Weights load lazily on first use (once per worker/process).
 
     Pass ``model`` and ``processor`` to use already-built objects (tests, notebooks);
@@ -78,6 +78,8 @@ class HFVisionAgent(VisionAgent):
     ``adapter`` (config ``vlm_adapter``): trained weights loaded on top of the model
     (a LoRA adapter directory; see vision_agents/lora.py).
     """
+
+    weights_setting = "vlm_model_name"
 
     name = "hf_vlm"
 
@@ -114,7 +116,6 @@ class HFVisionAgent(VisionAgent):
         self._markers: dict[tuple[int, int], TensorMarker | None] = {}
         self.object_marker: ObjectMarker = BOX_MARKER  # the run's marking (use_marker)
         self._yes_no: tuple[list[int], list[int]] | None = None
-        self._load_error: Exception | None = None  # a failed load is not retried per sample
 
     @classmethod
     def from_config(cls, config: RunConfig) -> HFVisionAgent:
@@ -131,30 +132,7 @@ class HFVisionAgent(VisionAgent):
         agent.name = config.vlm_model_name
         return agent
 
-    # ---- loading -----------------------------------------------------------------
-    def check_available(self) -> None:
-        """Preflight, first part: the weights are local or downloadable (seconds, nothing loads)."""
-        if self.model is None or self.processor is None:
-            check_weights_available(self.model_id, "vlm_model_name")
-
-    def preflight(self) -> None:
-        """Preflight, second part: load the weights now, before the first sample."""
-        self.load()
-
-    def load(self) -> None:
-        """Load processor and weights if not loaded yet (idempotent; a failure is raised again, not retried).
-
-        The availability check comes first, so weights that cannot be had fail in seconds with one
-        line (not after the hub client's minutes of retries), also when called outside a run."""
-        if self._load_error is not None:
-            raise self._load_error
-        try:
-            self.check_available()
-            self._load()
-        except Exception as e:
-            self._load_error = e
-            raise
-
+    # ---- loading (check_available, preflight, load: PretrainedWeights) ----------------
     def _load(self) -> None:
         if self.processor is None:
             from transformers import AutoProcessor
