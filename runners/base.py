@@ -151,9 +151,9 @@ class Runner:
         row["model_calls"] = calls.to_dict()
         return row
 
-    def _process(self, sample: Sample) -> dict[str, Any]:
-        timings: dict[str, float] = {}
-        row: dict[str, Any] = {
+    def new_row(self, sample: Sample) -> dict[str, Any]:
+        """A sample's row before any stage has run (every task's rows start from this)."""
+        return {
             "id": sample.id,
             "question": sample.question,
             "gold": sample.answer,
@@ -166,9 +166,13 @@ class Runner:
             "boxes": None,
             "error": None,
             "trace": [],
-            "timings": timings,
+            "timings": {},
             "config_hash": self.config_hash,
         }
+
+    def _process(self, sample: Sample) -> dict[str, Any]:
+        row = self.new_row(sample)
+        timings: dict[str, float] = row["timings"]
         t_total = time.perf_counter()
         ahead_ms = 0.0
         stage = "setup"

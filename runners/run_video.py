@@ -221,23 +221,8 @@ class VideoRunner(Runner):
 
     # ---- one sample -------------------------------------------------------------------------
     def _process(self, sample: Sample) -> dict[str, Any]:
-        timings: dict[str, float] = {}
-        row: dict[str, Any] = {
-            "id": sample.id,
-            "question": sample.question,
-            "gold": sample.answer,
-            "pred": None,
-            "correct": False if sample.answer is not None else None,
-            "family": sample.family,
-            "functions": sample.meta.get("functions", []),
-            "program": None,
-            "program_origin": None,
-            "boxes": None,
-            "error": None,
-            "trace": [],
-            "timings": timings,
-            "config_hash": self.config_hash,
-        }
+        row = self.new_row(sample)
+        timings: dict[str, float] = row["timings"]
         if sample.meta.get("options"):
             row["options"] = list(sample.meta["options"])
         t_total = time.perf_counter()
