@@ -37,6 +37,7 @@ from neptune_core.types import Box
 from vision_agents.base import BoxTuple, VisionAgent
 from vision_agents.object_marking import BOX_MARKER, ObjectMarker
 from vision_agents.prompting import fold, normalize_answer, same_box_pair, score_items, shape_questions
+from vision_agents.vocabulary import unknown_info
 
 if TYPE_CHECKING:
     from neptune_core.config import RunConfig
@@ -64,9 +65,9 @@ def yes_no_evidence(top: list[tuple[str, float]]) -> tuple[float, bool]:
 def _no_evidence_info(question: str, found: list[bool], k: int) -> dict[str, Any]:
     """The trace info for one question: which of its evaluations had no yes/no token in the top ``k``."""
     missing = found.count(False)
-    if not missing:
-        return {}
-    return {"unknown_concepts": [f"no yes/no token in the top {k} logprobs ({missing} of {len(found)}): {question}"]}
+    return unknown_info(
+        [f"no yes/no token in the top {k} logprobs ({missing} of {len(found)}): {question}"] if missing else []
+    )
 
 
 class OpenAIVisionAgent(VisionAgent):
