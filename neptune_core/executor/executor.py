@@ -90,9 +90,9 @@ class Executor:
         """Start the sandbox's fork server without waiting for it (no-op in-process): its start-up
         overlaps model loading and the preflight; :meth:`start` (or the first run) waits for it."""
         if self.isolation == "process":
-            from neptune_core.executor.process import spawn_fork_server
+            from neptune_core.executor.process import start_fork_server
 
-            spawn_fork_server()
+            start_fork_server(wait=False)
 
     def start(self) -> None:
         """Start the sandbox process now (no-op in-process); SandboxStartError if it cannot start."""

@@ -97,27 +97,23 @@ def _shutdown(server: ForkServer, pid: int, conn: Connection, kill: bool) -> int
     return code
 
 
-def spawn_fork_server() -> None:
-    """Start the fork server's process without waiting for it: its start-up overlaps the caller's
-    (loading models, the preflight); the first sandbox waits for it."""
-    try:
-        fork_server()
-    except (OSError, EOFError) as e:
-        raise SandboxStartError(
-            f"the sandbox fork server failed ({type(e).__name__}: {e}); "
-            "set --executor.isolation in_process to run trusted programs without it"
-        ) from None
+def _server_failed(e: BaseException) -> SandboxStartError:
+    return SandboxStartError(
+        f"the sandbox fork server failed ({type(e).__name__}: {e}); "
+        "set --executor.isolation in_process to run trusted programs without it"
+    )
 
 
-def start_fork_server() -> None:
-    """Start (or reach) the fork server now: processes started later (run workers) share it."""
+def start_fork_server(*, wait: bool = True) -> None:
+    """Start (or reach) the fork server: processes started later (run workers) share it once it is
+    up. ``wait=False`` only starts its process: its start-up overlaps the caller's (loading models,
+    the preflight), and the first sandbox waits for it."""
     try:
-        fork_server().ready()
+        server = fork_server()
+        if wait:
+            server.ready()
     except (OSError, EOFError) as e:
-        raise SandboxStartError(
-            f"the sandbox fork server failed ({type(e).__name__}: {e}); "
-            "set --executor.isolation in_process to run trusted programs without it"
-        ) from None
+        raise _server_failed(e) from None
 
 
 class SandboxProcess:
@@ -165,10 +161,7 @@ class SandboxProcess:
                 server = fork_server(fresh=True)
                 pid, conn = server.fork(self.config, self.semantics)
         except (OSError, EOFError) as e:
-            raise SandboxStartError(
-                f"the sandbox fork server failed ({type(e).__name__}: {e}); "
-                "set --executor.isolation in_process to run trusted programs without it"
-            ) from None
+            raise _server_failed(e) from None
         self._pid, self._conn = pid, conn
         self._finalizer = weakref.finalize(self, _shutdown, server, pid, conn, True)
         self.starts += 1
