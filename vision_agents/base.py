@@ -44,7 +44,7 @@ BoxTuple = tuple[Box, ...]  # the boxes one evaluation is about: () whole image,
 
 def box_key(box: Box | None) -> tuple[float, ...] | None:
     """A hashable key of a box (its coordinates as floats)."""
-    return None if box is None else tuple(float(v) for v in box)
+    return None if box is None else tuple(map(float, box))
 
 
 class VisionAgent(ABC):
@@ -79,6 +79,12 @@ class VisionAgent(ABC):
 
     def use_marker(self, marker: ObjectMarker) -> None:  # noqa: B027 (an optional hook)
         """The run's marking (style, segmenter). Default: ignored (the agent draws no marks, e.g. an oracle)."""
+
+    def memo_scope(self, image: Image.Image) -> str | None:
+        """A key naming the results this agent holds for ``image``: while it stays the same, the same
+        call gives the same result (a sandbox process may then reuse replies, see ``Primitive.reuse``).
+        Default: None, no such promise (:class:`MemoizedAgent` makes it)."""
+        return None
 
     @abstractmethod
     def score(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> torch.Tensor:
@@ -183,11 +189,19 @@ class Detector(ABC):
 
 
 class _ImageMemo:
-    """What one image's calls returned: score entries, the latest info per question, answers."""
+    """What one image's calls returned: score entries, the latest info per question, answers.
 
-    __slots__ = ("scores", "infos", "answers")
+    ``serial`` names this store: a store is never reused once dropped (cleared, evicted), so the
+    serial changes whenever remembered results may."""
+
+    __slots__ = ("scores", "infos", "answers", "rows", "serial")
+    _serials = itertools.count()
 
     def __init__(self) -> None:
+        self.serial = next(_ImageMemo._serials)
+        # (question, arity, box keys of the call) -> the call's whole result for that question (a copy of
+        # the entries above, kept so that a repeated call is one lookup)
+        self.rows: dict[tuple, torch.Tensor] = {}
         self.scores: dict[tuple, torch.Tensor] = {}  # (question, arity, box tuple key) -> 0-d tensor
         self.infos: dict[tuple[str, int], dict[str, Any]] = {}  # (question, arity) -> info of its latest call
         self.answers: dict[tuple, tuple[str, dict[str, Any]]] = {}  # (box key, question) -> (answer, info)
@@ -245,6 +259,15 @@ class MemoizedAgent(VisionAgent):
         self._memo.clear()
         self._graph_images.clear()
 
+    def memo_scope(self, image: Image.Image) -> str | None:
+        """This image's memo store (a new one after a clear or an eviction), unless results are not
+        shared between calls: an agent that memoises itself, a memo per sample, or results with gradients."""
+        if self.inner.memoises_itself or self.images == 0 or not self.shares_across_samples:
+            return None
+        if torch.is_grad_enabled():
+            return None
+        return f"memo:{self._stores(image)[0].serial}"
+
     def _stores(self, image: Image.Image) -> tuple[_ImageMemo, _ImageMemo]:
         key = image_fingerprint(image)
         return self._memo.get(key), self._graph_images.setdefault(key, _ImageMemo())
@@ -255,10 +278,24 @@ class MemoizedAgent(VisionAgent):
     ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
         if self.inner.memoises_itself:
             return self.inner.score_with_info(image, boxes, questions, arity)
+        memo, graph = self._stores(image)
+        grid = tuple(map(box_key, boxes))
+        if not graph.scores:  # a call made before: its rows, counted as the entries they hold
+            rows = [memo.rows.get((q, arity, grid)) for q in questions]
+            if questions and all(r is not None for r in rows):
+                served = len(set(questions)) * (1 if arity == 0 else len(set(grid)) ** arity)
+                if served > 0:
+                    count(memo_hits=served)
+                infos = [memo.infos.get((q, arity), {}) for q in questions]
+                return torch.stack(rows), infos  # type: ignore[arg-type]
         n = len(boxes)
         tuples = [tuple(boxes[i] for i in idx) for idx in itertools.product(range(n), repeat=arity)]
         values, infos = self._score(image, tuples, questions, arity, grid=boxes)
-        return values.reshape(len(questions), *((n,) * arity)), infos
+        values = values.reshape(len(questions), *((n,) * arity))
+        if not values.requires_grad and not graph.scores:
+            for q, row in zip(questions, values, strict=True):
+                memo.rows[(q, arity, grid)] = row.clone()
+        return values, infos
 
     def score_tuples_with_info(
         self, image: Image.Image, tuples: list[BoxTuple], questions: list[str], arity: int

@@ -27,8 +27,10 @@ error).
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
@@ -49,6 +51,21 @@ _PRESENCE = re.compile(r"\b(?:there|contains?|holds?)\b.*\b(?:objects?|things?|i
 _UNSUPPORTED = re.compile(r"\b(?:not|no|or|nor|neither|without)\b|n't\b")
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse(question: str) -> tuple[tuple[str, ...], str | None, str | None, bool]:
+    """(values, relation, same-attribute, asks for presence) of a question, box markers removed.
+
+    A question with a negation or a disjunction parses to nothing (so it is refused).
+    """
+    text = _MARKER.sub(" ", question.lower())
+    if _UNSUPPORTED.search(text):
+        return (), None, None, False
+    values = tuple(find_values(text))
+    same = find_attribute(text) if re.search(r"\bsame\b", text) else None
+    relation = find_relation(text)
+    return values, relation, same, bool(_PRESENCE.search(text))
+
+
 class SceneOracleAgent(VisionAgent):
     """Perfect perception read from CLEVR scene annotations (an oracle, not a model)."""
 
@@ -57,6 +74,7 @@ class SceneOracleAgent(VisionAgent):
 
     def __init__(self) -> None:
         self._sample: Sample | None = None
+        self._own: tuple[list[Box], dict[tuple[float, ...], int]] | None = None  # the sample's boxes, and box -> index
 
     @classmethod
     def from_config(cls, config: RunConfig) -> SceneOracleAgent:
@@ -68,6 +86,7 @@ class SceneOracleAgent(VisionAgent):
                 f"sample {sample.id} has no CLEVR scene annotations; the scene_oracle needs a dataset with scenes"
             )
         self._sample = sample
+        self._own = None
 
     # ---- scene access ------------------------------------------------------------------
     @property
@@ -91,15 +110,22 @@ class SceneOracleAgent(VisionAgent):
         raise ValueError(f"sample {self._sample.id}: no boxes to match against the scene objects")
 
     def object_indices(self, boxes: list[Box]) -> list[int]:
-        """The scene object index of each box (identity for the scene's own boxes, else best IoU)."""
-        n_obj = len(self.scene["objects"])
+        """The scene object index of each box (its own index for one of the scene's own boxes, else best IoU)."""
         if not boxes:
             return []
-        own = self._scene_boxes()
-        if len(boxes) == n_obj == len(own) and all(list(map(float, b)) == o for b, o in zip(boxes, own, strict=True)):
-            return list(range(n_obj))
+        if self._own is None:
+            own_boxes = self._scene_boxes()
+            index: dict[tuple[float, ...], int] = {}
+            for i, o in enumerate(own_boxes):
+                index.setdefault(tuple(o), i)
+            self._own = (own_boxes, index)
+        own, index = self._own
         out = []
         for b in boxes:
+            hit = index.get(tuple(map(float, b)))
+            if hit is not None:
+                out.append(hit)
+                continue
             overlaps = [box_iou(list(map(float, b)), o) for o in own]
             best = max(range(len(own)), key=overlaps.__getitem__) if own else -1
             if best < 0 or overlaps[best] <= 0.0:
@@ -108,49 +134,41 @@ class SceneOracleAgent(VisionAgent):
         return out
 
     # ---- questions ---------------------------------------------------------------------------
-    @staticmethod
-    def _parse(question: str) -> tuple[list[str], str | None, str | None, bool]:
-        """(values, relation, same-attribute, asks for presence) of a question, box markers removed.
-
-        A question with a negation or a disjunction parses to nothing (so it is refused).
-        """
-        text = _MARKER.sub(" ", question.lower())
-        if _UNSUPPORTED.search(text):
-            return [], None, None, False
-        values = find_values(text)
-        same = find_attribute(text) if re.search(r"\bsame\b", text) else None
-        relation = find_relation(text)
-        return values, relation, same, bool(_PRESENCE.search(text))
-
     def _unsupported(self, question: str, arity: int) -> ValueError:
         return ValueError(f"scene_oracle cannot answer {question!r} with arity {arity} (outside its CLEVR vocabulary)")
 
-    def _has_values(self, obj: dict, values: list[str]) -> bool:
+    def _has_values(self, obj: dict, values: tuple[str, ...]) -> bool:
         return all(obj[VALUE_TO_ATTRIBUTE[v]] == v for v in values)
 
-    def _score_one(self, question: str, idx: list[int], arity: int) -> torch.Tensor:
+    def _values(self, question: str, idx: list[int], arity: int) -> Any:
+        """p(yes) of ``question`` over the objects ``idx`` (nested lists of 0.0/1.0; a float for arity 0)."""
         objects = self.scene["objects"]
-        values, relation, same, presence = self._parse(question)
+        values, relation, same, presence = _parse(question)
         if arity in (0, 1) and (relation is not None or same is not None):
             raise self._unsupported(question, arity)
         if arity == 0:
             if not values and not presence:
                 raise self._unsupported(question, arity)
-            return torch.tensor(float(any(self._has_values(o, values) for o in objects)))
+            return float(any(self._has_values(o, values) for o in objects))
         if arity == 1:
             if not values and not presence:
                 raise self._unsupported(question, arity)
-            return torch.tensor([float(self._has_values(objects[i], values)) for i in idx])
+            return [float(self._has_values(objects[i], values)) for i in idx]
         if arity == 2:
-            if values or (relation is None) == (same is None):
-                raise self._unsupported(question, arity)
-            if same is not None:
-                return torch.tensor(
-                    [[float(i != j and objects[i][same] == objects[j][same]) for j in idx] for i in idx]
-                )
-            rel = self.scene["relationships"][relation]
-            return torch.tensor([[float(i in rel[j]) for j in idx] for i in idx])
+            pair = self._pair(question)
+            return [[pair(i, j) for j in idx] for i in idx]
         raise ValueError(f"arity must be 0, 1 or 2, got {arity}")
+
+    def _pair(self, question: str) -> Callable[[int, int], float]:
+        """p(yes) of the relation ``question`` as a function of (subject object, object object)."""
+        values, relation, same, _ = _parse(question)
+        if values or (relation is None) == (same is None):
+            raise self._unsupported(question, 2)
+        objects = self.scene["objects"]
+        if same is not None:
+            return lambda i, j: float(i != j and objects[i][same] == objects[j][same])
+        related = self.scene["relationships"][relation]
+        return lambda i, j: float(i in related[j])
 
     def score_tuples_with_info(
         self, image: Image.Image, tuples: list[tuple[Box, ...]], questions: list[str], arity: int
@@ -158,22 +176,23 @@ class SceneOracleAgent(VisionAgent):
         """Each box tuple on its own (the lazy relations' pairs), read off the scene."""
         distinct = list({tuple(map(float, b)): list(map(float, b)) for t in tuples for b in t}.values())
         of = dict(zip((tuple(b) for b in distinct), self.object_indices(distinct) if arity > 0 else [], strict=True))
-        out = torch.zeros(len(questions), len(tuples))
-        for qi, q in enumerate(questions):
+        objs = [[of[tuple(map(float, b))] for b in t] for t in tuples]
+        rows = []
+        for q in questions:
             if arity == 0:
-                out[qi, :] = float(self._score_one(q, [], 0))
-                continue
-            for ti, t in enumerate(tuples):
-                objs = [of[tuple(map(float, b))] for b in t]
-                values = self._score_one(q, objs, arity)  # over objs (arity 2: a 2 x 2 matrix)
-                out[qi, ti] = float(values[0] if arity == 1 else values[0, 1])
-        return out, [{} for _ in questions]
+                rows.append([self._values(q, [], 0)] * len(tuples))
+            elif arity == 1:
+                rows.append(self._values(q, [o[0] for o in objs], 1))
+            else:
+                pair = self._pair(q)
+                rows.append([pair(i, j) for i, j in objs])
+        return torch.tensor(rows, dtype=torch.float32).reshape(len(questions), len(tuples)), [{} for _ in questions]
 
     def score(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> torch.Tensor:
         idx = self.object_indices(boxes) if arity > 0 else []
         shape = {0: (), 1: (len(idx),), 2: (len(idx), len(idx))}.get(arity, ())
-        rows = [self._score_one(q, idx, arity).reshape(shape) for q in questions]
-        return torch.stack(rows) if rows else torch.zeros((0, *shape))
+        rows = [self._values(q, idx, arity) for q in questions]
+        return torch.tensor(rows, dtype=torch.float32).reshape(len(questions), *shape)
 
     def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
         attribute = find_attribute(_MARKER.sub(" ", question.lower()))

@@ -29,13 +29,21 @@ from typing import Any
 import torch
 
 from neptune_core.config import ExecutorConfig
-from neptune_core.executor.guards import AgentError, PrimitiveLimitError, SandboxViolation, SizeLimitError
+from neptune_core.executor.guards import (
+    AgentError,
+    PrimitiveLimitError,
+    SandboxViolation,
+    SizeLimitError,
+    call_limit_error,
+)
 from neptune_core.executor.program import run_program
-from neptune_core.executor.wire import encode_value, from_wire
+from neptune_core.executor.wire import encode_value, from_wire, wire_size
 from neptune_core.types import ErrorRecord
 from probabilistic_tensor import Semantics
 
 _MB = 1024 * 1024
+_MAX_PENDING = 64  # reused calls reported in one message at most (more go ahead in a message of their own)
+_MAX_KEPT_BYTES = 16 * _MB  # reply copies kept for reuse, per scope
 # errors a primitive's parent side may raise, re-raised in the program under the same type
 _REPLY_ERRORS: dict[str, type[Exception]] = {
     c.__name__: c
@@ -85,15 +93,59 @@ def _send(conn: Connection, message: dict[str, Any]) -> None:
 
 
 class _Primitives:
-    """The program's side of primitive calls: forward over the pipe, wait for the reply."""
+    """The program's side of primitive calls: forward each over the pipe and wait for the reply.
 
-    def __init__(self, conn: Connection) -> None:
+    A reply the parent marks reusable (``Primitive.reuse``) is kept for the run's reply scope (the
+    image(s), boxes and memo it came from, named by the parent with each run): the same request
+    again in that scope is answered from the copy, without a round trip, and reported to the
+    parent in the next message (``"replay"``), which runs it for the trace and the counts. Calls are
+    counted here too, so ``executor.max_primitive_calls`` stops a program at the same call either way.
+    """
+
+    def __init__(self, conn: Connection, max_calls: int) -> None:
         self.conn = conn
+        self.max_calls = max_calls
+        self.scope: str | None = None
+        self.replies: dict[str, Any] = {}  # name + request -> reply as it came over the pipe
+        self.kept_bytes = 0
+        self.pending: list[list[Any]] = []  # reused calls not yet reported to the parent
+        self.calls = 0
+
+    def begin(self, scope: str | None) -> None:
+        """A new run in ``scope`` (None: nothing may be reused); the copies of another scope are dropped."""
+        self.calls = 0
+        self.pending = []
+        if scope is None or scope != self.scope:
+            self.replies.clear()
+            self.kept_bytes = 0
+        self.scope = scope
+
+    def take_pending(self) -> list[list[Any]]:
+        pending, self.pending = self.pending, []
+        return pending
 
     def __call__(self, name: str, request: dict[str, Any], program_seconds: float) -> Any:
-        _send(self.conn, {"op": "call", "name": name, "request": request, "program_seconds": program_seconds})
+        self.calls += 1
+        if self.calls > self.max_calls:
+            raise call_limit_error(name, self.max_calls)
+        key = None
+        if self.scope is not None:
+            key = f"{name}\0{json.dumps(request)}"
+            kept = self.replies.get(key)
+            if kept is not None:
+                self.pending.append([name, request])
+                if len(self.pending) >= _MAX_PENDING:
+                    _send(self.conn, {"op": "replay", "replay": self.take_pending(), "program_seconds": program_seconds})
+                return from_wire(kept)
+        message = {"op": "call", "name": name, "request": request, "program_seconds": program_seconds}
+        if self.pending:
+            message["replay"] = self.take_pending()
+        _send(self.conn, message)
         reply = pickle.loads(self.conn.recv_bytes())
         if reply[0] == "ok":
+            if key is not None and reply[2] and self.kept_bytes < _MAX_KEPT_BYTES:
+                self.replies[key] = reply[1]
+                self.kept_bytes += len(key) + wire_size(reply[1])
             return from_wire(reply[1])
         _, kind, message = reply
         cls = _REPLY_ERRORS.get(kind)
@@ -184,7 +236,7 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
         _set_limits(int(config.memory_mb), start)
         baseline_rss = _rss_mb()
         _send(conn, {"op": "ready", "baseline_mb": round(baseline, 1), "status": start})
-        primitives = _Primitives(conn)
+        primitives = _Primitives(conn, int(config.max_primitive_calls))
         while True:
             try:
                 request = pickle.loads(conn.recv_bytes())
@@ -192,7 +244,8 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
                 return
             if request is None:
                 return
-            source, n = request
+            source, n, scope = request
+            primitives.begin(scope)
             _set_cpu_limit(config.time_limit_s)
             result = run_program(source, n, config, semantics, primitives)
             try:
@@ -210,6 +263,7 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
                     "primitive_seconds": result.primitive_seconds,
                     "printed": result.printed,
                     "fresh_process": result.fresh_process,
+                    "replay": primitives.take_pending(),
                 },
             )
             if result.fresh_process:

@@ -51,6 +51,13 @@ class PrimitiveLimitError(ExecutionLimitError):
     """The program made more primitive calls than ``executor.max_primitive_calls``."""
 
 
+def call_limit_error(name: str, max_calls: int) -> PrimitiveLimitError:
+    """The error of a program's call to ``name`` beyond ``executor.max_primitive_calls`` (the same on both sides of the pipe)."""
+    return PrimitiveLimitError(
+        f"{name}(): the program made more than {max_calls} primitive calls (executor.max_primitive_calls)"
+    )
+
+
 class ProgramTimeout(ExecutionLimitError):
     """The watchdog stopped the sandbox process: program time (or CPU time) ran far past the limit,
     for example inside one long C-level operation the interpreter cannot interrupt."""

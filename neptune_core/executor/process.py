@@ -236,10 +236,13 @@ class SandboxProcess:
         self.start()
         conn = self._conn
         assert conn is not None
+        scope = ctx.reply_scope()
+        request = (source, ctx.limits.counts or ctx.limits.n, scope)
         try:
-            conn.send_bytes(pickle.dumps((source, ctx.limits.counts or ctx.limits.n), protocol=pickle.HIGHEST_PROTOCOL))
+            conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             return self._died(t0)
+        failed: tuple | None = None  # the first replayed call that failed: the program's next call gets it
         used = 0.0  # program seconds up to the last message, as the sandbox counts them
         handed = time.perf_counter()  # when the sandbox was last given work
         while True:
@@ -271,37 +274,62 @@ class SandboxProcess:
                 op = message["op"]
             except (ValueError, TypeError, KeyError, RecursionError):
                 return self._stop(SandboxCrash("the sandbox process sent a malformed message"), t0)
-            if op == "call":
+            if op in ("call", "replay"):
                 reported = message.get("program_seconds")
                 if isinstance(reported, (int, float)) and reported >= 0:
                     used = float(reported)
                 else:
                     used += time.perf_counter() - handed
-                try:
-                    conn.send_bytes(pickle.dumps(self._serve(ctx, message), protocol=pickle.HIGHEST_PROTOCOL))
-                except OSError:
-                    return self._died(t0)
+                failed = failed or self._replay(ctx, message)
+                if op == "call":
+                    reply = failed or self._serve(ctx, message, reusable=scope is not None)
+                    failed = None
+                    try:
+                        conn.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+                    except OSError:
+                        return self._died(t0)
                 handed = time.perf_counter()
             elif op == "done":
-                return self._finish(message, t0)
+                failed = failed or self._replay(ctx, message)
+                return self._finish(message, t0, failed)
             elif op == "crash":
                 return self._died(t0, str(message.get("error"))[:300])
             else:
                 return self._stop(SandboxCrash(f"the sandbox process sent an unknown message {str(op)[:40]!r}"), t0)
 
-    def _serve(self, ctx: CallContext, message: dict[str, Any]) -> tuple:
-        """One primitive call: the parent side runs it; errors travel back to the program."""
+    def _serve(self, ctx: CallContext, message: dict[str, Any], reusable: bool) -> tuple:
+        """One primitive call: the parent side runs it; errors travel back to the program. ``reusable``:
+        the run has a reply scope, so the sandbox may keep a ``Primitive.reuse`` reply that is not a handle."""
         from neptune_core.primitives import get_primitive
 
         try:
             name = message.get("name")
             if not isinstance(name, str):
                 raise SandboxCrash("malformed primitive call")
-            return ("ok", to_wire(get_primitive(name).call(ctx, message.get("request"))))
+            primitive = get_primitive(name)
+            reply = primitive.call(ctx, message.get("request"))
+            return ("ok", to_wire(reply), reusable and primitive.reuse and not isinstance(reply, dict))
         except Exception as e:  # re-raised inside the program with the same type (see child._REPLY_ERRORS)
             return ("error", type(e).__name__, safe_message(e))
 
-    def _finish(self, message: dict[str, Any], t0: float) -> ProgramResult:
+    def _replay(self, ctx: CallContext, message: dict[str, Any]) -> tuple | None:
+        """Run the calls the sandbox answered from reused replies (``message["replay"]``) as if asked:
+        their trace entries and counts. The first failure, as an error reply (the program's next call
+        raises it, and the run ends with it); None when all went through."""
+        from neptune_core.primitives import get_primitive
+
+        calls = message.get("replay") or ()
+        try:
+            for name, request in calls:
+                primitive = get_primitive(name)
+                if not primitive.reuse:
+                    raise SandboxCrash(f"the sandbox process replayed {name}(), whose replies are not reused")
+                primitive.call(ctx, request)
+        except Exception as e:  # a malformed list, or a call that fails now: the program's view is not the parent's
+            return ("error", type(e).__name__, f"(a repeated call) {safe_message(e)}")
+        return None
+
+    def _finish(self, message: dict[str, Any], t0: float, failed: tuple | None = None) -> ProgramResult:
         try:
             error = message["error"]
             printed = message["printed"]
@@ -315,6 +343,8 @@ class SandboxProcess:
             )
         except (KeyError, TypeError, ValueError, IndexError, RecursionError):
             return self._stop(SandboxCrash("the sandbox process sent a malformed result"), t0)
+        if failed is not None:  # a call the program made failed here (even if the program caught what it got)
+            result.value, result.error = None, ErrorRecord(str(failed[1]), str(failed[2])[:2000])
         if result.fresh_process:
             self._discard(kill=False)
         result.seconds = time.perf_counter() - t0

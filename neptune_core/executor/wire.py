@@ -2,12 +2,14 @@
 
 Sandbox -> parent messages are JSON (the parent never unpickles what a program could shape):
 ``{"op": "call", "name": ..., "request": {...}}`` for a primitive call and ``{"op": "done", ...}``
-with the program's result. A program's value travels as tagged JSON: scalars as themselves,
+with the program's result; either may carry ``"replay": [[name, request], ...]``, the calls the
+sandbox answered from reused replies since its last message (``{"op": "replay", ...}`` carries
+only those), which the parent runs in order before anything else. A program's value travels as tagged JSON: scalars as themselves,
 ``{"list": [...]}``, ``{"tuple": [...]}``, ``{"set": [...]}``, ``{"dict": [[k, v], ...]}``,
 ``{"pt": {"data", "vars", "kind", "dtype"}}`` for a ProbabilisticTensor (rebuilt in the parent
 with the run's semantics), ``{"opaque": type name}`` for anything else (functions, ranges...).
-Parent -> sandbox messages are pickled by the trusted side: the run request, and each primitive's
-reply (tensors as numpy arrays) or error.
+Parent -> sandbox messages are pickled by the trusted side: the run request ``(source, n, reply
+scope)``, and each primitive's reply ``("ok", reply, reusable)`` (tensors as raw bytes) or error.
 """
 
 from __future__ import annotations
@@ -108,4 +110,11 @@ def from_wire(reply: Any) -> Any:
     return reply
 
 
-__all__ = ["MAX_MESSAGE_BYTES", "OpaqueValue", "decode_value", "encode_value", "from_wire", "to_wire"]
+def wire_size(reply: Any) -> int:
+    """About how many bytes a reply from :func:`to_wire` holds."""
+    if isinstance(reply, tuple) and len(reply) == 4 and reply[0] == "tensor":
+        return len(reply[1]) + 64
+    return len(reply) + 64 if isinstance(reply, str) else 64
+
+
+__all__ = ["MAX_MESSAGE_BYTES", "OpaqueValue", "decode_value", "encode_value", "from_wire", "to_wire", "wire_size"]

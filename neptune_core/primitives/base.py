@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from neptune_core.executor.guards import AgentError, PrimitiveLimitError, SizeLimitError
+from neptune_core.executor.guards import AgentError, SizeLimitError, call_limit_error
 from neptune_core.types import Box
 
 if TYPE_CHECKING:
@@ -91,6 +91,11 @@ class Primitive:
     ``render(entry)`` -> HTML of its trace entry for the report (None: a generic table).
     ``needs``: a feature the run must have for the prompt to list the primitive ("" always;
     "depth": a ``depth_model``; see ``program_features`` in neptune_core/primitives/__init__.py).
+    ``reuse``: the reply depends only on the request, the image(s) and the boxes while the agent's
+    memo holds them (:meth:`CallContext.reply_scope`), so a sandbox process may answer a repeated
+    request from its own copy instead of asking again; the parent still runs the call afterwards
+    (trace entry, counts), as if asked (neptune_core/executor/child.py). A reply that is a handle
+    (a lazy relation's) is never reused.
     ``wrap`` may take a fourth argument, ``forward(name, request) -> reply``: a value that asks
     the parent for more later (a lazy relation fetching pairs) sends follow-up requests through
     it, like a primitive call (counted, timed as primitive time, checked again by the parent).
@@ -105,6 +110,7 @@ class Primitive:
     audit: Callable[[ast.Call], list[str]] = _no_audit
     render: Callable[[dict[str, Any]], str] | None = None
     needs: str = ""
+    reuse: bool = False
     _sig: inspect.Signature = field(init=False, repr=False, compare=False)
     _positional: tuple[int, int] = field(init=False, repr=False, compare=False)
     _names: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -204,9 +210,19 @@ class CallContext:
     def count_call(self, name: str) -> None:
         self.calls += 1
         if self.calls > self.max_calls:
-            raise PrimitiveLimitError(
-                f"{name}(): the program made more than {self.max_calls} primitive calls (executor.max_primitive_calls)"
-            )
+            raise call_limit_error(name, self.max_calls)
+
+    def reply_scope(self) -> str | None:
+        """A key that names what the replies of ``reuse`` primitives depend on besides the request: the
+        agent's memo of every image (:meth:`VisionAgent.memo_scope`) and the boxes. None: no such
+        guarantee (the agent does not memoise, or its results carry gradients)."""
+        parts = []
+        for image, boxes in self.views:
+            scope = self.agent.memo_scope(image)
+            if scope is None:
+                return None
+            parts.append(f"{scope}|{boxes!r}")
+        return "\n".join(parts)
 
     def record(self, entry: dict[str, Any]) -> None:
         if len(self.trace) < self.max_entries:

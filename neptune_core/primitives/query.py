@@ -95,4 +95,6 @@ def render(entry: dict[str, Any]) -> str:
     )
 
 
-QUERY = Primitive(name="query", doc=DOC, returns="str", bind=bind, run=run, wrap=wrap, audit=audit, render=render)
+QUERY = Primitive(
+    name="query", doc=DOC, returns="str", bind=bind, run=run, wrap=wrap, audit=audit, render=render, reuse=True
+)

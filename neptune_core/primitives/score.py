@@ -177,7 +177,8 @@ def render(entry: dict[str, Any]) -> str:
 
 
 SCORE = Primitive(
-    name="score", doc=DOC, returns="ProbabilisticTensor", bind=bind, run=run, wrap=wrap, audit=audit, render=render
-)
+    name="score", doc=DOC, returns="ProbabilisticTensor", bind=bind, run=run, wrap=wrap, audit=audit, render=render,
+    reuse=True,
+)  # fmt: skip
 SCORE_PAIRS = Primitive(name="score_pairs", doc=PAIRS_DOC, returns="Tensor", bind=bind_pairs, run=run_pairs,
                         wrap=wrap_pairs)  # fmt: skip
