@@ -73,6 +73,12 @@ def main() -> None:
                 per_q[mode].append((time.perf_counter() - t) * 1000.0)
                 wrong[mode] += 0 if row["correct"] else 1
             cpu_ms[mode] += (_cpu_seconds(runner) - c0) * 1000.0
+    sandbox = runners["process"].executor.sandbox
+    runs = args.repeats * len(samples) + 1  # the warm-up included
+    print(
+        f"process: primitive calls per question: {sandbox.served / runs:.2f} over the pipe, "
+        f"{sandbox.replayed / runs:.2f} answered in the sandbox from reused replies"
+    )
     for s in samples[:200]:  # both modes give the same rows (timings aside)
         a, b = (runners[m].process(s) for m in MODES)
         rows_differ += {k: v for k, v in a.items() if k != "timings"} != {k: v for k, v in b.items() if k != "timings"}

@@ -135,7 +135,9 @@ class _Primitives:
             if kept is not None:
                 self.pending.append([name, request])
                 if len(self.pending) >= _MAX_PENDING:
-                    _send(self.conn, {"op": "replay", "replay": self.take_pending(), "program_seconds": program_seconds})
+                    _send(
+                        self.conn, {"op": "replay", "replay": self.take_pending(), "program_seconds": program_seconds}
+                    )
                 return from_wire(kept)
         message = {"op": "call", "name": name, "request": request, "program_seconds": program_seconds}
         if self.pending:

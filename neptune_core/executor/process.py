@@ -6,6 +6,11 @@ neptune_core.executor.child (and torch) once: a sandbox never inherits the paren
 CUDA state or file descriptors, and starting one takes milliseconds. One SandboxProcess
 serves one parent (one per run worker), sample after sample.
 
+A ``score``/``query`` request the sandbox has seen answered before in the same reply scope (the
+agent's memo of the image and the boxes, ``CallContext.reply_scope``) is answered there from its
+copy and run here with its next message, for the trace and the counts (child.py): the questions of
+one image share their replies without a round trip each, and rows stay what they would have been.
+
 The watchdog counts program time only: the sandbox's own count, reported with each primitive
 call, plus the time since the parent last handed it work (the program, or a primitive's reply).
 Time the parent spends answering ``score``/``query`` does not count. Past 1.5 x ``executor.time_limit_s`` (the interpreter's
@@ -127,6 +132,8 @@ class SandboxProcess:
         self.peak_rss_mb = 0.0  # the largest resident memory any of this object's sandboxes reached
         self.baseline_mb: float | None = None  # private memory of a fresh sandbox
         self.starts = 0
+        self.served = 0  # primitive calls answered over the pipe
+        self.replayed = 0  # calls the sandbox answered from a reused reply, run here afterwards
         self.last_exit_code: int | None = None
         self._pid: int | None = None
         self._conn: Connection | None = None
@@ -307,6 +314,7 @@ class SandboxProcess:
             if not isinstance(name, str):
                 raise SandboxCrash("malformed primitive call")
             primitive = get_primitive(name)
+            self.served += 1
             reply = primitive.call(ctx, message.get("request"))
             return ("ok", to_wire(reply), reusable and primitive.reuse and not isinstance(reply, dict))
         except Exception as e:  # re-raised inside the program with the same type (see child._REPLY_ERRORS)
@@ -324,6 +332,7 @@ class SandboxProcess:
                 primitive = get_primitive(name)
                 if not primitive.reuse:
                     raise SandboxCrash(f"the sandbox process replayed {name}(), whose replies are not reused")
+                self.replayed += 1
                 primitive.call(ctx, request)
         except Exception as e:  # a malformed list, or a call that fails now: the program's view is not the parent's
             return ("error", type(e).__name__, f"(a repeated call) {safe_message(e)}")
