@@ -365,7 +365,11 @@ def test_parent_memory_watchdog_stops_a_sandbox_over_its_resident_limit() -> Non
     config = ExecutorConfig(time_limit_s=5.0, max_sequence_length=10**12, max_operations=10**12, memory_mb=2000)
     sandbox = SandboxProcess(config, runner_semantics(), rss_limit_mb=400)
     try:
-        source = wrap("keep = []\nfor i in range(300):\n    keep.append('x' * 10**6 + str(i))\nreturn len(keep)")
+        # the memory is then held while the program runs on, so the parent's watch (every 50 ms) sees it
+        source = wrap(
+            "keep = []\nfor i in range(300):\n    keep.append('x' * 10**6 + str(i))\n"
+            "k = 0\nwhile k < 10**9:\n    k += 1\nreturn len(keep)"
+        )
         t0 = time.perf_counter()
         result = sandbox.run(source, CallContext(HashAgent(), IMAGE, BOXES, config))
         assert result.error is not None and result.error.type == "ProgramMemoryError", result.error

@@ -42,7 +42,6 @@ from neptune_core.types import ErrorRecord
 from probabilistic_tensor import Semantics
 
 _MB = 1024 * 1024
-_MAX_PENDING = 64  # reused calls reported in one message at most (more go ahead in a message of their own)
 _MAX_KEPT_BYTES = 16 * _MB  # reply copies kept for reuse, per scope
 # errors a primitive's parent side may raise, re-raised in the program under the same type
 _REPLY_ERRORS: dict[str, type[Exception]] = {
@@ -97,9 +96,10 @@ class _Primitives:
 
     A reply the parent marks reusable (``Primitive.reuse``) is kept for the run's reply scope (the
     image(s), boxes and memo it came from, named by the parent with each run): the same request
-    again in that scope is answered from the copy, without a round trip, and reported to the
-    parent in the next message (``"replay"``), which runs it for the trace and the counts. Calls are
-    counted here too, so ``executor.max_primitive_calls`` stops a program at the same call either way.
+    again in that scope is answered from the copy, without a round trip: the program goes on at
+    once while the parent, told by a ``"replay"`` message that needs no answer, runs the call for
+    the trace and the counts (on another core, if there is one). Calls are counted here too, so
+    ``executor.max_primitive_calls`` stops a program at the same call either way.
     """
 
     def __init__(self, conn: Connection, max_calls: int) -> None:
@@ -108,21 +108,15 @@ class _Primitives:
         self.scope: str | None = None
         self.replies: dict[str, Any] = {}  # name + request -> reply as it came over the pipe
         self.kept_bytes = 0
-        self.pending: list[list[Any]] = []  # reused calls not yet reported to the parent
         self.calls = 0
 
     def begin(self, scope: str | None) -> None:
         """A new run in ``scope`` (None: nothing may be reused); the copies of another scope are dropped."""
         self.calls = 0
-        self.pending = []
         if scope is None or scope != self.scope:
             self.replies.clear()
             self.kept_bytes = 0
         self.scope = scope
-
-    def take_pending(self) -> list[list[Any]]:
-        pending, self.pending = self.pending, []
-        return pending
 
     def __call__(self, name: str, request: dict[str, Any], program_seconds: float) -> Any:
         self.calls += 1
@@ -133,16 +127,9 @@ class _Primitives:
             key = f"{name}\0{json.dumps(request)}"
             kept = self.replies.get(key)
             if kept is not None:
-                self.pending.append([name, request])
-                if len(self.pending) >= _MAX_PENDING:
-                    _send(
-                        self.conn, {"op": "replay", "replay": self.take_pending(), "program_seconds": program_seconds}
-                    )
+                _send(self.conn, {"op": "replay", "name": name, "request": request, "program_seconds": program_seconds})
                 return from_wire(kept)
-        message = {"op": "call", "name": name, "request": request, "program_seconds": program_seconds}
-        if self.pending:
-            message["replay"] = self.take_pending()
-        _send(self.conn, message)
+        _send(self.conn, {"op": "call", "name": name, "request": request, "program_seconds": program_seconds})
         reply = pickle.loads(self.conn.recv_bytes())
         if reply[0] == "ok":
             if key is not None and reply[2] and self.kept_bytes < _MAX_KEPT_BYTES:
@@ -265,7 +252,6 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
                     "primitive_seconds": result.primitive_seconds,
                     "printed": result.printed,
                     "fresh_process": result.fresh_process,
-                    "replay": primitives.take_pending(),
                 },
             )
             if result.fresh_process:

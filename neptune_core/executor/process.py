@@ -8,8 +8,9 @@ serves one parent (one per run worker), sample after sample.
 
 A ``score``/``query`` request the sandbox has seen answered before in the same reply scope (the
 agent's memo of the image and the boxes, ``CallContext.reply_scope``) is answered there from its
-copy and run here with its next message, for the trace and the counts (child.py): the questions of
-one image share their replies without a round trip each, and rows stay what they would have been.
+copy; a ``replay`` message that needs no answer tells this process, which runs the call for the
+trace and the counts while the program goes on (child.py): the questions of one image share their
+replies without a round trip each, and rows stay what they would have been.
 
 The watchdog counts program time only: the sandbox's own count, reported with each primitive
 call, plus the time since the parent last handed it work (the program, or a primitive's reply).
@@ -249,7 +250,9 @@ class SandboxProcess:
             conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             return self._died(t0)
-        failed: tuple | None = None  # the first replayed call that failed: the program's next call gets it
+        # the first replayed call that failed: the next call gets it, and the run ends with it
+        failed: tuple | None = None
+        told = False  # whether a call has answered with ``failed``
         used = 0.0  # program seconds up to the last message, as the sandbox counts them
         handed = time.perf_counter()  # when the sandbox was last given work
         while True:
@@ -287,17 +290,20 @@ class SandboxProcess:
                     used = float(reported)
                 else:
                     used += time.perf_counter() - handed
-                failed = failed or self._replay(ctx, message)
-                if op == "call":
-                    reply = failed or self._serve(ctx, message, reusable=scope is not None)
-                    failed = None
-                    try:
-                        conn.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
-                    except OSError:
-                        return self._died(t0)
+                handed = time.perf_counter()  # a replay needs no answer: the sandbox runs on meanwhile
+                if op == "replay":
+                    failed = failed or self._replay(ctx, message)
+                    continue
+                if failed is not None and not told:
+                    reply, told = failed, True
+                else:
+                    reply = self._serve(ctx, message, reusable=scope is not None)
+                try:
+                    conn.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+                except OSError:
+                    return self._died(t0)
                 handed = time.perf_counter()
             elif op == "done":
-                failed = failed or self._replay(ctx, message)
                 return self._finish(message, t0, failed)
             elif op == "crash":
                 return self._died(t0, str(message.get("error"))[:300])
@@ -321,20 +327,21 @@ class SandboxProcess:
             return ("error", type(e).__name__, safe_message(e))
 
     def _replay(self, ctx: CallContext, message: dict[str, Any]) -> tuple | None:
-        """Run the calls the sandbox answered from reused replies (``message["replay"]``) as if asked:
-        their trace entries and counts. The first failure, as an error reply (the program's next call
-        raises it, and the run ends with it); None when all went through."""
+        """Run a call the sandbox answered from a reused reply as if asked: its trace entry and counts.
+        A failure comes back as an error reply (the program's next call raises it, and the run ends
+        with it: the program went on with a reply the parent no longer gives); None when it went through."""
         from neptune_core.primitives import get_primitive
 
-        calls = message.get("replay") or ()
         try:
-            for name, request in calls:
-                primitive = get_primitive(name)
-                if not primitive.reuse:
-                    raise SandboxCrash(f"the sandbox process replayed {name}(), whose replies are not reused")
-                self.replayed += 1
-                primitive.call(ctx, request)
-        except Exception as e:  # a malformed list, or a call that fails now: the program's view is not the parent's
+            name = message.get("name")
+            if not isinstance(name, str):
+                raise SandboxCrash("malformed replayed call")
+            primitive = get_primitive(name)
+            if not primitive.reuse:
+                raise SandboxCrash(f"the sandbox process replayed {name}(), whose replies are not reused")
+            self.replayed += 1
+            primitive.call(ctx, message.get("request"))
+        except Exception as e:  # a call that fails now: the program's view is not the parent's
             return ("error", type(e).__name__, f"(a repeated call) {safe_message(e)}")
         return None
 

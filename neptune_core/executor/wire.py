@@ -2,9 +2,8 @@
 
 Sandbox -> parent messages are JSON (the parent never unpickles what a program could shape):
 ``{"op": "call", "name": ..., "request": {...}}`` for a primitive call and ``{"op": "done", ...}``
-with the program's result; either may carry ``"replay": [[name, request], ...]``, the calls the
-sandbox answered from reused replies since its last message (``{"op": "replay", ...}`` carries
-only those), which the parent runs in order before anything else. A program's value travels as tagged JSON: scalars as themselves,
+with the program's result; ``{"op": "replay", "name": ..., "request": {...}}`` reports a call
+the sandbox answered from a reused reply (no answer is sent; the parent runs it, in order). A program's value travels as tagged JSON: scalars as themselves,
 ``{"list": [...]}``, ``{"tuple": [...]}``, ``{"set": [...]}``, ``{"dict": [[k, v], ...]}``,
 ``{"pt": {"data", "vars", "kind", "dtype"}}`` for a ProbabilisticTensor (rebuilt in the parent
 with the run's semantics), ``{"opaque": type name}`` for anything else (functions, ranges...).
