@@ -173,3 +173,29 @@ def test_a_replayed_call_that_fails_in_the_parent_fails_the_sample(process_runne
     assert row["outcome"] == "error"
     monkeypatch.setattr(CallContext, "record", record)
     assert runner.process(_samples(IMAGES[0], "t", [source])[0])["error"] is None  # the sandbox goes on
+
+
+def test_lazy_relation_handles_are_given_in_the_sandbox_and_checked_by_the_parent(process_runner) -> None:
+    source = (
+        "def execute(score, query, n):\n"
+        "    r = score('Is it left of it?', 2)\n"
+        "    s = score('Is it behind it?', 2)\n"
+        "    return round(r.contract(score('Is it red?').iota()('y')).exists().item(), 4)\n"
+    )
+    sample = _samples(IMAGES[0], "h", [source])[0]
+    runner = process_runner(ShiftAgent())
+    row = runner.process(sample)
+    assert _row(row) == _row(_runner("in_process", ShiftAgent()).process(sample))
+    sandbox = runner.executor.sandbox
+    # asked over the pipe: score('Is it red?') and the one relation's pairs; the two handles were not
+    assert (sandbox.served, sandbox.replayed) == (2, 2)
+    assert [e.get("arity") for e in row["trace"]] == [2, 2, 1]
+    assert row["trace"][1]["lazy"]["evaluated"] == 0  # never read: no pair of it was evaluated
+
+    ctx = CallContext(ShiftAgent(), IMAGES[0], BOXES, ExecutorConfig(), lazy=runner.executor.lazy)
+    request = {"question": "Is it left of it?", "num_objects": 2, "type": None, "image": 0}
+    lie = {"relation": 3, "n": 3, "mass_threshold": 0.0}
+    error = sandbox._replay(ctx, {"op": "replay", "name": "score", "request": request, "expect": lie})
+    assert error is not None and error[1] == "SandboxCrash" and "not {'relation': 0" in error[2]
+    error = sandbox._replay(ctx, {"op": "replay", "name": "score_pairs", "request": {}})
+    assert error is not None and error[1] == "SandboxCrash" and "which it may not" in error[2]

@@ -38,6 +38,8 @@ from neptune_core.executor.guards import (
 )
 from neptune_core.executor.program import run_program
 from neptune_core.executor.wire import encode_value, from_wire, wire_size
+from neptune_core.primitives import get_primitive
+from neptune_core.primitives.base import Limits, SandboxRun
 from neptune_core.types import ErrorRecord
 from probabilistic_tensor import Semantics
 
@@ -98,7 +100,9 @@ class _Primitives:
     image(s), boxes and memo it came from, named by the parent with each run): the same request
     again in that scope is answered from the copy, without a round trip: the program goes on at
     once while the parent, told by a ``"replay"`` message that needs no answer, runs the call for
-    the trace and the counts (on another core, if there is one). Calls are counted here too, so
+    the trace and the counts (on another core, if there is one). A reply the primitive can give
+    here (``Primitive.predict``: a lazy relation's handle) is reported the same way, with the reply
+    for the parent to check. Calls are counted here too, so
     ``executor.max_primitive_calls`` stops a program at the same call either way.
     """
 
@@ -109,10 +113,12 @@ class _Primitives:
         self.replies: dict[str, Any] = {}  # name + request -> reply as it came over the pipe
         self.kept_bytes = 0
         self.calls = 0
+        self.run = SandboxRun(Limits(n=0, max_question_chars=0), None)
 
-    def begin(self, scope: str | None) -> None:
+    def begin(self, scope: str | None, run: SandboxRun) -> None:
         """A new run in ``scope`` (None: nothing may be reused); the copies of another scope are dropped."""
         self.calls = 0
+        self.run = run
         if scope is None or scope != self.scope:
             self.replies.clear()
             self.kept_bytes = 0
@@ -122,6 +128,13 @@ class _Primitives:
         self.calls += 1
         if self.calls > self.max_calls:
             raise call_limit_error(name, self.max_calls)
+        primitive = get_primitive(name)
+        if primitive.predict is not None:
+            expect = primitive.predict(request, self.run)
+            if expect is not None:
+                _send(self.conn, {"op": "replay", "name": name, "request": request, "expect": expect,
+                                  "program_seconds": program_seconds})  # fmt: skip
+                return expect
         key = None
         if self.scope is not None:
             key = f"{name}\0{json.dumps(request)}"
@@ -233,8 +246,10 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
                 return
             if request is None:
                 return
-            source, n, scope = request
-            primitives.begin(scope)
+            source, n, scope, mass_threshold = request
+            counts = tuple(n) if isinstance(n, tuple) else ()
+            limits = Limits(counts[0] if counts else int(n), int(config.max_question_chars), counts)
+            primitives.begin(scope, SandboxRun(limits, mass_threshold))
             _set_cpu_limit(config.time_limit_s)
             result = run_program(source, n, config, semantics, primitives)
             try:

@@ -245,7 +245,8 @@ class SandboxProcess:
         conn = self._conn
         assert conn is not None
         scope = ctx.reply_scope()
-        request = (source, ctx.limits.counts or ctx.limits.n, scope)
+        mass_threshold = ctx.lazy.mass_threshold if ctx.lazy is not None else None
+        request = (source, ctx.limits.counts or ctx.limits.n, scope, mass_threshold)
         try:
             conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
@@ -337,10 +338,15 @@ class SandboxProcess:
             if not isinstance(name, str):
                 raise SandboxCrash("malformed replayed call")
             primitive = get_primitive(name)
-            if not primitive.reuse:
-                raise SandboxCrash(f"the sandbox process replayed {name}(), whose replies are not reused")
+            predicted = "expect" in message
+            if not (primitive.predict is not None if predicted else primitive.reuse):
+                raise SandboxCrash(f"the sandbox process answered {name}() itself, which it may not")
             self.replayed += 1
-            primitive.call(ctx, message.get("request"))
+            reply = primitive.call(ctx, message.get("request"))
+            if predicted and reply != message["expect"]:
+                raise SandboxCrash(
+                    f"the sandbox process answered {name}() with {message['expect']!r:.100}, not {reply!r:.100}"
+                )
         except Exception as e:  # a call that fails now: the program's view is not the parent's
             return ("error", type(e).__name__, f"(a repeated call) {safe_message(e)}")
         return None

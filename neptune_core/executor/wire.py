@@ -3,7 +3,9 @@
 Sandbox -> parent messages are JSON (the parent never unpickles what a program could shape):
 ``{"op": "call", "name": ..., "request": {...}}`` for a primitive call and ``{"op": "done", ...}``
 with the program's result; ``{"op": "replay", "name": ..., "request": {...}}`` reports a call
-the sandbox answered from a reused reply (no answer is sent; the parent runs it, in order). A program's value travels as tagged JSON: scalars as themselves,
+the sandbox answered from a reused reply (no answer is sent; the parent runs it, in order), with
+``"expect": reply`` when the sandbox gave the reply itself (a lazy relation's handle), for the
+parent to check. A program's value travels as tagged JSON: scalars as themselves,
 ``{"list": [...]}``, ``{"tuple": [...]}``, ``{"set": [...]}``, ``{"dict": [[k, v], ...]}``,
 ``{"pt": {"data", "vars", "kind", "dtype"}}`` for a ProbabilisticTensor (rebuilt in the parent
 with the run's semantics), ``{"opaque": type name}`` for anything else (functions, ranges...).

@@ -54,6 +54,16 @@ class Limits:
         return self.counts[image] if self.counts else self.n
 
 
+@dataclass
+class SandboxRun:
+    """What a sandbox process knows of the run it is executing, for ``Primitive.predict``: the limits,
+    the lazy relations' mass threshold (None: relations are evaluated at once) and the handles given out."""
+
+    limits: Limits
+    mass_threshold: float | None
+    handles: int = 0
+
+
 def check_question(primitive: str, question: Any, limits: Limits, what: str = "question") -> None:
     """A non-empty string of at most ``executor.max_question_chars`` characters."""
     if not isinstance(question, str) or not question.strip():
@@ -96,6 +106,9 @@ class Primitive:
     request from its own copy instead of asking again; the parent still runs the call afterwards
     (trace entry, counts), as if asked (neptune_core/executor/child.py). A reply that is a handle
     (a lazy relation's) is never reused.
+    ``predict(request, run)``: the reply the sandbox can give itself, or None to ask (a lazy
+    relation's handle: its index and size are known there, :class:`SandboxRun`); the call is then
+    reported like a reused one, and the parent checks that its own reply is the same.
     ``wrap`` may take a fourth argument, ``forward(name, request) -> reply``: a value that asks
     the parent for more later (a lazy relation fetching pairs) sends follow-up requests through
     it, like a primitive call (counted, timed as primitive time, checked again by the parent).
@@ -111,6 +124,7 @@ class Primitive:
     render: Callable[[dict[str, Any]], str] | None = None
     needs: str = ""
     reuse: bool = False
+    predict: Callable[[dict[str, Any], SandboxRun], Any] | None = None
     _sig: inspect.Signature = field(init=False, repr=False, compare=False)
     _positional: tuple[int, int] = field(init=False, repr=False, compare=False)
     _names: frozenset[str] = field(init=False, repr=False, compare=False)

@@ -11,7 +11,7 @@ import torch
 from neptune_core.executor.guards import AgentError
 from neptune_core.executor.lazy_score import LazyEntry, fetch_entries, lazy_relation
 from neptune_core.primitives import images
-from neptune_core.primitives.base import CallContext, Limits, Primitive, check_question, rounded
+from neptune_core.primitives.base import CallContext, Limits, Primitive, SandboxRun, check_question, rounded
 from probabilistic_tensor import LazyPolicy, ProbabilisticTensor, Semantics
 from vision_agents.prompting import class_question
 
@@ -86,6 +86,15 @@ def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor | dict[str, A
         entry["info"] = infos[0]
     ctx.record(entry)
     return data
+
+
+def predict(request: dict[str, Any], run: SandboxRun) -> dict[str, Any] | None:
+    """A lazy relation's handle, as :func:`run` gives it: the run's next relation index, its image's boxes."""
+    n = run.limits.boxes_in(request["image"])
+    if request["num_objects"] != 2 or run.mass_threshold is None or n == 0:
+        return None
+    run.handles += 1
+    return {"relation": run.handles - 1, "n": n, "mass_threshold": run.mass_threshold}
 
 
 def wrap(request: dict[str, Any], reply: Any, semantics: Semantics, forward: Any) -> ProbabilisticTensor:
@@ -178,7 +187,7 @@ def render(entry: dict[str, Any]) -> str:
 
 SCORE = Primitive(
     name="score", doc=DOC, returns="ProbabilisticTensor", bind=bind, run=run, wrap=wrap, audit=audit, render=render,
-    reuse=True,
+    reuse=True, predict=predict,
 )  # fmt: skip
 SCORE_PAIRS = Primitive(name="score_pairs", doc=PAIRS_DOC, returns="Tensor", bind=bind_pairs, run=run_pairs,
                         wrap=wrap_pairs)  # fmt: skip
