@@ -75,19 +75,20 @@ class LazyStore:
     def ensure(self, mask: torch.Tensor) -> None:
         """Fetch the entries of ``mask`` (bool, this store's shape) that are not known yet, in one call."""
         need = mask & ~self.known
-        if not bool(need.any()):
-            return
         index = need.nonzero()
-        entries = [tuple(int(v) for v in row) for row in index.tolist()]
+        if not len(index):
+            return
+        entries = [tuple(row) for row in index.tolist()]
         got = self.fetch(entries)
         if not isinstance(got, torch.Tensor) or tuple(got.shape) != (len(entries),):
             shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
             raise ValueError(f"lazy relation: fetch returned {shape} for {len(entries)} entries")
         if not got.is_floating_point():
             got = got.to(torch.get_default_dtype())
-        if bool(torch.isnan(got).any()):
+        low, high = (float(v) for v in torch.aminmax(got.detach()))  # NaN propagates to both
+        if math.isnan(low) or math.isnan(high):
             raise ValueError("lazy relation: fetched values contain NaN")
-        if self.kind == "prob" and (bool(got.min() < 0) or bool(got.max() > 1)):
+        if self.kind == "prob" and (low < 0 or high > 1):
             raise ValueError("lazy relation: fetched probabilities outside [0, 1]")
         self.fetches += 1
         base = self.values if self.values is not None else torch.zeros(self.shape, dtype=got.dtype)
