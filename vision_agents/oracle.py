@@ -114,6 +114,7 @@ class SceneOracleAgent(VisionAgent):
         if not boxes:
             return []
         if self._own is None:
+            _ = self.scene  # raises before begin_sample
             own_boxes = self._scene_boxes()
             index: dict[tuple[float, ...], int] = {}
             for i, o in enumerate(own_boxes):
