@@ -96,8 +96,8 @@ class SceneOracleAgent(VisionAgent):
         return self._sample.scene  # type: ignore[return-value]
 
     def _scene_boxes(self) -> list[Box]:
+        objects = self.scene["objects"]  # raises before begin_sample
         assert self._sample is not None
-        objects = self.scene["objects"]
         if self._sample.boxes is not None:
             if len(self._sample.boxes) != len(objects):
                 raise ValueError(
@@ -114,7 +114,6 @@ class SceneOracleAgent(VisionAgent):
         if not boxes:
             return []
         if self._own is None:
-            _ = self.scene  # raises before begin_sample
             own_boxes = self._scene_boxes()
             index: dict[tuple[float, ...], int] = {}
             for i, o in enumerate(own_boxes):

@@ -247,9 +247,7 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
             if request is None:
                 return
             source, n, scope, mass_threshold = request
-            counts = tuple(n) if isinstance(n, tuple) else ()
-            limits = Limits(counts[0] if counts else int(n), int(config.max_question_chars), counts)
-            primitives.begin(scope, SandboxRun(limits, mass_threshold))
+            primitives.begin(scope, SandboxRun(Limits.of(n, config.max_question_chars), mass_threshold))
             _set_cpu_limit(config.time_limit_s)
             result = run_program(source, n, config, semantics, primitives)
             try:

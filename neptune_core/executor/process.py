@@ -51,7 +51,7 @@ from neptune_core.types import ErrorRecord
 from probabilistic_tensor import Semantics
 
 if TYPE_CHECKING:  # imported where used: neptune_core.primitives imports this package's guards
-    from neptune_core.primitives.base import CallContext
+    from neptune_core.primitives.base import CallContext, Primitive
 
 WATCHDOG_FACTOR = 1.5  # the watchdog kills at this multiple of executor.time_limit_s of program time
 RSS_SLACK_MB = 128  # the parent kills a sandbox whose resident memory exceeds memory_mb by this much
@@ -108,6 +108,16 @@ def _server_failed(e: BaseException) -> SandboxStartError:
         f"the sandbox fork server failed ({type(e).__name__}: {e}); "
         "set --executor.isolation in_process to run trusted programs without it"
     )
+
+
+def _named_primitive(message: dict[str, Any]) -> Primitive:
+    """The primitive a call or replay message names; SandboxCrash if it names none."""
+    from neptune_core.primitives import get_primitive
+
+    name = message.get("name")
+    if not isinstance(name, str):
+        raise SandboxCrash("malformed primitive call")
+    return get_primitive(name)
 
 
 def start_fork_server(*, wait: bool = True) -> None:
@@ -314,13 +324,8 @@ class SandboxProcess:
     def _serve(self, ctx: CallContext, message: dict[str, Any], reusable: bool) -> tuple:
         """One primitive call: the parent side runs it; errors travel back to the program. ``reusable``:
         the run has a reply scope, so the sandbox may keep a ``Primitive.reuse`` reply that is not a handle."""
-        from neptune_core.primitives import get_primitive
-
         try:
-            name = message.get("name")
-            if not isinstance(name, str):
-                raise SandboxCrash("malformed primitive call")
-            primitive = get_primitive(name)
+            primitive = _named_primitive(message)
             self.served += 1
             reply = primitive.call(ctx, message.get("request"))
             return ("ok", to_wire(reply), reusable and primitive.reuse and not isinstance(reply, dict))
@@ -331,21 +336,16 @@ class SandboxProcess:
         """Run a call the sandbox answered from a reused reply as if asked: its trace entry and counts.
         A failure comes back as an error reply (the program's next call raises it, and the run ends
         with it: the program went on with a reply the parent no longer gives); None when it went through."""
-        from neptune_core.primitives import get_primitive
-
         try:
-            name = message.get("name")
-            if not isinstance(name, str):
-                raise SandboxCrash("malformed replayed call")
-            primitive = get_primitive(name)
+            primitive = _named_primitive(message)
             predicted = "expect" in message
             if not (primitive.predict is not None if predicted else primitive.reuse):
-                raise SandboxCrash(f"the sandbox process answered {name}() itself, which it may not")
+                raise SandboxCrash(f"the sandbox process answered {primitive.name}() itself, which it may not")
             self.replayed += 1
             reply = primitive.call(ctx, message.get("request"))
             if predicted and reply != message["expect"]:
                 raise SandboxCrash(
-                    f"the sandbox process answered {name}() with {message['expect']!r:.100}, not {reply!r:.100}"
+                    f"the sandbox process answered {primitive.name}() with {message['expect']!r:.100}, not {reply!r:.100}"
                 )
         except Exception as e:  # a call that fails now: the program's view is not the parent's
             return ("error", type(e).__name__, f"(a repeated call) {safe_message(e)}")

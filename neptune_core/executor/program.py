@@ -95,9 +95,8 @@ def run_program(
     interp: Interpreter | None = None
     try:
         tree = parse_checked(source)
-        counts = tuple(int(k) for k in n) if isinstance(n, (tuple, list)) else ()
-        n = counts[0] if counts else int(n)  # type: ignore[arg-type]
-        limits = Limits(n=n, max_question_chars=int(config.max_question_chars), counts=counts)
+        limits = Limits.of(n, config.max_question_chars)
+        n = limits.n
         names = make_builtins(budget, result.printed)
         for name, prim in all_primitives().items():
             names[name] = _program_callable(prim, limits, semantics, budget, call)

@@ -57,6 +57,7 @@ PRIMITIVE_NAMES: tuple[str, ...] = tuple(_DECLARED)
 EXECUTE_PARAMETERS: tuple[str, ...] = ("score", "query")
 
 _loaded: dict[str, Primitive] = {}
+_internal: dict[str, Primitive] = {}  # the follow-up requests loaded so far
 _lock = threading.Lock()
 
 
@@ -82,10 +83,15 @@ def offered_primitives(features: frozenset[str] = frozenset()) -> dict[str, Prim
 
 
 def get_primitive(name: str) -> Primitive:
-    """The primitive (or internal follow-up request) called ``name``; an unknown name lists the known ones."""
+    """The primitive (or internal follow-up request) called ``name``; an unknown name lists the known ones.
+    Called for every primitive call: a loaded one is one dictionary lookup."""
+    hit = _loaded.get(name) or _internal.get(name)
+    if hit is not None:
+        return hit
     if name in _INTERNAL:
         module, attr = _INTERNAL[name].split(":", 1)
-        return getattr(importlib.import_module(module), attr)
+        _internal[name] = getattr(importlib.import_module(module), attr)
+        return _internal[name]
     if name not in _DECLARED:
         known = list(_DECLARED)
         raise UnknownNameError(f"unknown primitive '{name}'{did_you_mean(name, known)}; known: {', '.join(known)}")

@@ -49,6 +49,12 @@ class Limits:
         """How many images the sample has."""
         return len(self.counts) or 1
 
+    @classmethod
+    def of(cls, n: int | Sequence[int], max_question_chars: int) -> Limits:
+        """The limits of a run with ``n`` boxes, or a sequence of box counts, one per image."""
+        counts = tuple(int(k) for k in n) if isinstance(n, (tuple, list)) else ()
+        return cls(n=counts[0] if counts else int(n), max_question_chars=int(max_question_chars), counts=counts)  # type: ignore[arg-type]
+
     def boxes_in(self, image: int) -> int:
         """The number of boxes of image ``image`` (checked by the caller: 0 <= image < images)."""
         return self.counts[image] if self.counts else self.n
