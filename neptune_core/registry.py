@@ -23,6 +23,15 @@ def did_you_mean(name: str, known: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def import_target(target: str) -> Any:
+    """The object named by ``"package.module:Attr"`` (``Attr`` may be dotted: ``"module:Class.method"``)."""
+    module, _, qualname = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 class Registry(Generic[T]):
     """Maps names to objects (usually classes); ``kind`` names the config key it serves."""
 
@@ -60,8 +69,7 @@ class Registry(Generic[T]):
             )
         entry = self._entries[name]
         if isinstance(entry, str):
-            module_name, attr = entry.split(":", 1)
-            entry = getattr(importlib.import_module(module_name), attr)
+            entry = import_target(entry)
             self._entries[name] = entry
         return entry  # type: ignore[return-value]
 

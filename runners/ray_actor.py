@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import importlib
 import os
 import signal
 import time
@@ -21,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from neptune_core.config import RunConfig
+from neptune_core.registry import import_target
 from neptune_core.types import Program, Sample
 
 
@@ -65,15 +65,6 @@ def ids_digest(ids: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()
 
 
-def _import(target: str) -> Any:
-    """The object named by ``"module:qualname"`` (the runner class, imported on the actor's node)."""
-    module, _, qualname = target.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 class SampleWorker:
     """One Ray actor: the task's runner, built once, processing the batches it is handed."""
 
@@ -89,7 +80,7 @@ class SampleWorker:
             torch.set_num_threads(max(1, min(threads, os.cpu_count() or 1)))
         self.index = index
         self.programs = ShippedPrograms()
-        self.runner = _import(runner_target)(config, generator=self.programs)
+        self.runner = import_target(runner_target)(config, generator=self.programs)
         self.samples: dict[str, Sample] = {}
 
     def setup(self) -> dict[str, Any]:

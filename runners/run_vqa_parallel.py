@@ -23,7 +23,6 @@ Usage: python run.py --config configs/clevr.json --gpus 0 1 2 3   (or --workers 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import multiprocessing as mp
 import os
 import signal
@@ -40,6 +39,7 @@ from tqdm import tqdm
 
 from neptune_core.config import RunConfig
 from neptune_core.errors import UserError
+from neptune_core.registry import import_target
 from runners.ordering import partition_by_image
 from runners.results import ResultsWriter
 from runners.sharding import merge_shards, merged_ids, partition, shard_path
@@ -112,14 +112,6 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _import(target: str) -> Any:
-    module, _, qualname = target.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 @contextlib.contextmanager
 def _sigint_ignored() -> Iterator[None]:
     """Ignore SIGINT while workers are spawned: they inherit it, so Ctrl-C reaches only the parent."""
@@ -148,7 +140,7 @@ def _worker_main(
     os.environ["NEPTUNE_WORKER_INDEX"] = str(k)  # as on a Ray actor (runners/ray_cluster.py)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
     try:
-        runner = _import(runner_target)(config)
+        runner = import_target(runner_target)(config)
         samples = runner.load_samples()
         ids = [s.id for s in samples]
         if len(set(ids)) != len(ids):

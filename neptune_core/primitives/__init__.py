@@ -21,12 +21,11 @@ snapshots (tests/test_prompts.py).
 
 from __future__ import annotations
 
-import importlib
 import threading
 from typing import TYPE_CHECKING
 
 from neptune_core.errors import UnknownNameError
-from neptune_core.registry import did_you_mean
+from neptune_core.registry import did_you_mean, import_target
 
 if TYPE_CHECKING:
     from neptune_core.config import RunConfig
@@ -67,8 +66,7 @@ def all_primitives() -> dict[str, Primitive]:
         with _lock:
             for name, target in _DECLARED.items():
                 if name not in _loaded:
-                    module, attr = target.split(":", 1)
-                    _loaded[name] = getattr(importlib.import_module(module), attr)
+                    _loaded[name] = import_target(target)
     return {name: _loaded[name] for name in _DECLARED}
 
 
@@ -89,8 +87,7 @@ def get_primitive(name: str) -> Primitive:
     if hit is not None:
         return hit
     if name in _INTERNAL:
-        module, attr = _INTERNAL[name].split(":", 1)
-        _internal[name] = getattr(importlib.import_module(module), attr)
+        _internal[name] = import_target(_INTERNAL[name])
         return _internal[name]
     if name not in _DECLARED:
         known = list(_DECLARED)
