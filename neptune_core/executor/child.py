@@ -23,6 +23,7 @@ import pickle
 import resource
 import signal
 import sys
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -37,7 +38,7 @@ from neptune_core.executor.guards import (
     call_limit_error,
 )
 from neptune_core.executor.program import run_program
-from neptune_core.executor.wire import encode_value, from_wire, wire_size
+from neptune_core.executor.wire import SPIN_S, encode_value, from_wire, wire_size
 from neptune_core.primitives import get_primitive
 from neptune_core.primitives.base import Limits, SandboxRun
 from neptune_core.types import ErrorRecord
@@ -93,6 +94,14 @@ def _send(conn: Connection, message: dict[str, Any]) -> None:
     conn.send_bytes(json.dumps(message).encode("utf-8"))
 
 
+def _receive(conn: Connection) -> bytes:
+    """The parent's next message, polled for up to wire.SPIN_S before blocking (most come within it)."""
+    until = time.perf_counter() + SPIN_S
+    while not conn.poll(0) and time.perf_counter() < until:
+        pass
+    return conn.recv_bytes()
+
+
 class _Primitives:
     """The program's side of primitive calls: forward each over the pipe and wait for the reply.
 
@@ -143,7 +152,7 @@ class _Primitives:
                 _send(self.conn, {"op": "replay", "name": name, "request": request, "program_seconds": program_seconds})
                 return from_wire(kept)
         _send(self.conn, {"op": "call", "name": name, "request": request, "program_seconds": program_seconds})
-        reply = pickle.loads(self.conn.recv_bytes())
+        reply = pickle.loads(_receive(self.conn))
         if reply[0] == "ok":
             if key is not None and reply[2] and self.kept_bytes < _MAX_KEPT_BYTES:
                 self.replies[key] = reply[1]
@@ -241,7 +250,7 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
         primitives = _Primitives(conn, int(config.max_primitive_calls))
         while True:
             try:
-                request = pickle.loads(conn.recv_bytes())
+                request = pickle.loads(_receive(conn))
             except EOFError:
                 return
             if request is None:

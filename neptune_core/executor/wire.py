@@ -22,6 +22,11 @@ import torch
 from probabilistic_tensor import ProbabilisticTensor, Semantics
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # a longer message from the sandbox is a protocol violation
+# After handing the other side work (a call, a reply, a program), each side polls its pipe this
+# long before it sleeps: most answers come within it, and a process woken from sleep starts
+# later, often on a colder core, than one that kept polling. Bounded, so a slow model call or
+# a long program costs at most this much CPU per hand-off.
+SPIN_S = 0.0005
 
 
 class OpaqueValue:
