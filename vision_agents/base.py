@@ -194,15 +194,18 @@ class _ImageMemo:
     ``serial`` names this store: a store is never reused once dropped (cleared, evicted), so the
     serial changes whenever remembered results may."""
 
-    __slots__ = ("scores", "infos", "answers", "rows", "serial")
+    __slots__ = ("scores", "like", "infos", "answers", "rows", "serial")
     _serials = itertools.count()
 
     def __init__(self) -> None:
         self.serial = next(_ImageMemo._serials)
         # (question, arity, box keys of the call) -> the call's whole result for that question (a copy of
-        # the entries above, kept so that a repeated call is one lookup)
+        # the entries below, kept so that a repeated call is one lookup)
         self.rows: dict[tuple, torch.Tensor] = {}
-        self.scores: dict[tuple, torch.Tensor] = {}  # (question, arity, box tuple key) -> 0-d tensor
+        # (question, arity) -> {box tuple key: p(yes)}: plain floats for results without gradients (in the
+        # dtype and on the device of ``like``), 0-d tensors in the store of results that carry them
+        self.scores: dict[tuple[str, int], dict[tuple, Any]] = {}
+        self.like: tuple[torch.dtype, torch.device] = (torch.get_default_dtype(), torch.device("cpu"))
         self.infos: dict[tuple[str, int], dict[str, Any]] = {}  # (question, arity) -> info of its latest call
         self.answers: dict[tuple, tuple[str, dict[str, Any]]] = {}  # (box key, question) -> (answer, info)
 
@@ -290,7 +293,8 @@ class MemoizedAgent(VisionAgent):
                 return torch.stack(rows), infos  # type: ignore[arg-type]
         n = len(boxes)
         tuples = [tuple(boxes[i] for i in idx) for idx in itertools.product(range(n), repeat=arity)]
-        values, infos = self._score(image, tuples, questions, arity, grid=boxes)
+        keys = list(itertools.product(grid, repeat=arity)) if arity > 0 else None
+        values, infos = self._score(image, tuples, questions, arity, grid=boxes, keys=keys)
         values = values.reshape(len(questions), *((n,) * arity))
         if not values.requires_grad and not graph.scores:
             for q, row in zip(questions, values, strict=True):
@@ -305,26 +309,41 @@ class MemoizedAgent(VisionAgent):
         return self._score(image, tuples, questions, arity, grid=None)
 
     def _score(
-        self, image: Image.Image, tuples: list[BoxTuple], questions: list[str], arity: int, grid: list[Box] | None
+        self,
+        image: Image.Image,
+        tuples: list[BoxTuple],
+        questions: list[str],
+        arity: int,
+        grid: list[Box] | None,
+        keys: list[tuple] | None = None,
     ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        """Every (question, tuple) entry, from the memo where known; the others in one forwarded call.
+        ``keys``: the tuples' box keys, when the caller has them."""
         memo, graph = self._stores(image)
         if arity == 0:  # a whole-image score may depend on the boxes (e.g. the best box's): keyed by them
-            keys: list[tuple] = [("all", *(box_key(b) for b in grid or []))] * len(tuples)
-        else:
-            keys = [tuple(box_key(b) for b in t) for t in tuples]
-
-        def lookup(q: str, k: tuple) -> torch.Tensor | None:
-            entry = (q, arity, k)
-            return graph.scores.get(entry, memo.scores.get(entry))
-
+            keys = [("all", *(box_key(b) for b in grid or []))] * len(tuples)
+        elif keys is None:
+            keys = [tuple(map(box_key, t)) for t in tuples]
+        distinct = dict.fromkeys(keys)
         uniq_q = list(dict.fromkeys(questions))
-        missing_q = [q for q in uniq_q if any(lookup(q, k) is None for k in keys)]
+
+        def known(q: str) -> tuple[dict[tuple, Any], dict[tuple, Any]]:
+            """The plain entries of ``q`` and those with gradients (these win)."""
+            return memo.scores.get((q, arity), {}), graph.scores.get((q, arity), {})
+
+        def missing(q: str) -> list[tuple]:
+            plain, grad = known(q)
+            return [k for k in distinct if k not in plain and k not in grad]
+
+        gaps = {q: missing(q) for q in uniq_q}
+        missing_q = [q for q in uniq_q if gaps[q]]
         fresh_info: dict[str, dict[str, Any]] = {}
         forwarded = 0
         if missing_q:
-            todo = list(dict.fromkeys(k for k in keys if any(lookup(q, k) is None for q in missing_q)))
+            gap = set().union(*(gaps[q] for q in missing_q))
+            todo = [k for k in distinct if k in gap]
             self.calls += 1
-            if grid is not None and len(todo) == len(set(keys)):  # nothing known: the backend's own full call
+            if grid is not None and len(todo) == len(distinct):  # nothing known: the backend's own full call
                 out, infos = self.inner.score_with_info(image, grid, missing_q, arity)
                 flat = out.reshape(len(missing_q), -1)
                 todo = keys
@@ -338,21 +357,36 @@ class MemoizedAgent(VisionAgent):
                 )
             forwarded = len(missing_q) * len(set(todo))
             count(arity=arity, box_evals=forwarded)
+            if flat.requires_grad:
+                for qi, q in enumerate(missing_q):
+                    graph.scores.setdefault((q, arity), {}).update(zip(todo, flat[qi], strict=True))
+            else:
+                memo.like = (flat.dtype, flat.device)
+                for q, row in zip(missing_q, flat.detach().tolist(), strict=True):
+                    memo.scores.setdefault((q, arity), {}).update(zip(todo, row, strict=True))
             store = graph if flat.requires_grad else memo
             for qi, q in enumerate(missing_q):
-                for ti, k in enumerate(todo):
-                    store.scores[(q, arity, k)] = flat[qi, ti]
                 store.infos[(q, arity)] = infos[qi]
                 fresh_info[q] = infos[qi]
-        served = len(uniq_q) * len(set(keys)) - forwarded
+        served = len(uniq_q) * len(distinct) - forwarded
         if served > 0:
             count(memo_hits=served)
-        rows = [torch.stack([lookup(q, k) for k in keys]) if keys else torch.zeros(0) for q in questions]
         out_infos = [
             fresh_info[q] if q in fresh_info else graph.infos.get((q, arity), memo.infos.get((q, arity), {}))
             for q in questions
         ]
-        return torch.stack(rows), out_infos  # type: ignore[arg-type]
+        dtype, device = memo.like
+        if not keys:
+            return torch.zeros(len(questions), 0, dtype=dtype, device=device), out_infos
+        if not any(known(q)[1] for q in uniq_q):  # plain values only: one tensor
+            rows = [[plain[k] for k in keys] for plain in (known(q)[0] for q in questions)]
+            return torch.tensor(rows, dtype=dtype, device=device), out_infos
+
+        def entry(q: str, k: tuple) -> torch.Tensor:
+            plain, grad = known(q)
+            return grad[k] if k in grad else torch.tensor(plain[k], dtype=dtype, device=device)
+
+        return torch.stack([torch.stack([entry(q, k) for k in keys]) for q in questions]), out_infos
 
     def score(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> torch.Tensor:
         return self.score_with_info(image, boxes, questions, arity)[0]
