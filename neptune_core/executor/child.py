@@ -9,7 +9,7 @@ it never touches, so this one only bounds growth), RLIMIT_CORE = RLIMIT_FSIZE = 
 each run RLIMIT_CPU leaves it between 2 x time_limit_s + 1 and twice that of CPU seconds (SIGXCPU beyond).
 It also asks the kernel to kill it if the fork server (its parent) dies.
 
-A program's primitive calls are sent to the parent as JSON and block until the reply arrives;
+A program's primitive calls are sent to the parent as JSON and wait for the reply (polling first, wire.SPIN_S);
 the result goes back as JSON (neptune_core/executor/wire.py).
 """
 
@@ -21,6 +21,7 @@ import math
 import os
 import pickle
 import resource
+import select
 import signal
 import sys
 import time
@@ -94,12 +95,23 @@ def _send(conn: Connection, message: dict[str, Any]) -> None:
     conn.send_bytes(json.dumps(message).encode("utf-8"))
 
 
-def _receive(conn: Connection) -> bytes:
-    """The parent's next message, polled for up to wire.SPIN_S before blocking (most come within it)."""
-    until = time.perf_counter() + SPIN_S
-    while not conn.poll(0) and time.perf_counter() < until:
-        pass
-    return conn.recv_bytes()
+class _Pipe:
+    """The sandbox's end of the pipe: JSON messages out; the parent's pickled messages in, each polled
+    for up to wire.SPIN_S before blocking (most come within it)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._poll = select.poll()  # one poll object: Connection.poll builds a selector per call
+        self._poll.register(conn.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR)
+
+    def send(self, message: dict[str, Any]) -> None:
+        _send(self.conn, message)
+
+    def receive(self) -> Any:
+        poll, until = self._poll.poll, time.perf_counter() + SPIN_S
+        while not poll(0) and time.perf_counter() < until:
+            pass
+        return pickle.loads(self.conn.recv_bytes())
 
 
 class _Primitives:
@@ -115,8 +127,8 @@ class _Primitives:
     ``executor.max_primitive_calls`` stops a program at the same call either way.
     """
 
-    def __init__(self, conn: Connection, max_calls: int) -> None:
-        self.conn = conn
+    def __init__(self, pipe: _Pipe, max_calls: int) -> None:
+        self.pipe = pipe
         self.max_calls = max_calls
         self.scope: str | None = None
         self.replies: dict[str, Any] = {}  # name + request -> reply as it came over the pipe
@@ -141,18 +153,18 @@ class _Primitives:
         if primitive.predict is not None:
             expect = primitive.predict(request, self.run)
             if expect is not None:
-                _send(self.conn, {"op": "replay", "name": name, "request": request, "expect": expect,
-                                  "program_seconds": program_seconds})  # fmt: skip
+                self.pipe.send({"op": "replay", "name": name, "request": request, "expect": expect,
+                                "program_seconds": program_seconds})  # fmt: skip
                 return expect
         key = None
         if self.scope is not None:
             key = f"{name}\0{json.dumps(request)}"
             kept = self.replies.get(key)
             if kept is not None:
-                _send(self.conn, {"op": "replay", "name": name, "request": request, "program_seconds": program_seconds})
+                self.pipe.send({"op": "replay", "name": name, "request": request, "program_seconds": program_seconds})
                 return from_wire(kept)
-        _send(self.conn, {"op": "call", "name": name, "request": request, "program_seconds": program_seconds})
-        reply = pickle.loads(_receive(self.conn))
+        self.pipe.send({"op": "call", "name": name, "request": request, "program_seconds": program_seconds})
+        reply = self.pipe.receive()
         if reply[0] == "ok":
             if key is not None and reply[2] and self.kept_bytes < _MAX_KEPT_BYTES:
                 self.replies[key] = reply[1]
@@ -247,10 +259,11 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
         _set_limits(int(config.memory_mb), start)
         baseline_rss = _rss_mb()
         _send(conn, {"op": "ready", "baseline_mb": round(baseline, 1), "status": start})
-        primitives = _Primitives(conn, int(config.max_primitive_calls))
+        pipe = _Pipe(conn)
+        primitives = _Primitives(pipe, int(config.max_primitive_calls))
         while True:
             try:
-                request = pickle.loads(_receive(conn))
+                request = pipe.receive()
             except EOFError:
                 return
             if request is None:
@@ -263,8 +276,7 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
                 value = encode_value(result.value)
             except (RecursionError, MemoryError) as e:
                 value, result.error = None, ErrorRecord(type="SizeLimitError", message=f"result: {e!r:.200}")
-            _send(
-                conn,
+            pipe.send(
                 {
                     "op": "done",
                     "value": value,
