@@ -109,6 +109,37 @@ def test_memo_shares_entries_across_calls_questions_and_samples_on_one_image() -
     assert answers.queries == 1 and answers.memo_hits == 1
 
 
+class GradAgent(TupleAgent):
+    """A TupleAgent with one trainable weight: float64 results that carry gradients while autograd is on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+
+    def score_tuples_with_info(self, image, tuples, questions, arity):  # type: ignore[no-untyped-def]
+        out, infos = super().score_tuples_with_info(image, tuples, questions, arity)
+        return out.double() * self.w, infos
+
+
+def test_memo_keeps_the_backends_dtype_and_mixes_kept_values_with_fresh_ones_that_carry_gradients() -> None:
+    inner = GradAgent()
+    memo = MemoizedAgent(inner, images=2)
+    q = "Is it red?"
+    expected = torch.tensor([[value((b,), q) for b in BOXES]]).double()  # what the backend computes
+    memo.begin_sample(sample(0))
+    with torch.no_grad():  # kept as plain values, given back in the backend's dtype
+        plain = memo.score(IMAGE, BOXES[:2], [q], 1)
+        again = memo.score(IMAGE, BOXES[:2], [q], 1)
+    assert plain.dtype == again.dtype == torch.float64 and not plain.requires_grad
+    assert torch.equal(plain, expected[:, :2]) and torch.equal(again, plain) and len(inner.seen) == 2
+    with counting() as calls:  # autograd on: two entries from the memo, two fresh ones carrying gradients
+        out = memo.score(IMAGE, BOXES, [q], 1)
+    assert calls.box_evals == 2 and calls.memo_hits == 2 and len(inner.seen) == 4
+    assert out.dtype == torch.float64 and out.requires_grad and torch.equal(out.detach(), expected)
+    out.sum().backward()
+    assert inner.w.grad is not None and float(inner.w.grad) == pytest.approx(float(expected[0, 2:].sum()))
+
+
 def test_memo_is_bounded_and_per_sample_where_it_must_be() -> None:
     inner = TupleAgent()
     memo = MemoizedAgent(inner, images=1)

@@ -24,6 +24,7 @@ between calls, questions and samples on the same image.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
@@ -146,14 +147,20 @@ def score_tuples(
     and right, would otherwise be bypassed by the backend's own tuple scoring: then the
     default, which goes through ``score_with_info``, is used.)
     """
-    mro = type(agent).__mro__
+    if _scores_own_tuples(type(agent)):
+        return agent.score_tuples_with_info(image, tuples, questions, arity)
+    return VisionAgent.score_tuples_with_info(agent, image, tuples, questions, arity)
+
+
+@functools.cache
+def _scores_own_tuples(cls: type) -> bool:
+    """Whether ``cls``'s ``score_tuples_with_info`` comes from a class at or below the one defining its ``score``."""
+    mro = cls.__mro__
 
     def first(*names: str) -> int:
         return next(i for i, c in enumerate(mro) if any(n in c.__dict__ for n in names))
 
-    if first("score_tuples_with_info") <= first("score", "score_with_info"):
-        return agent.score_tuples_with_info(image, tuples, questions, arity)
-    return VisionAgent.score_tuples_with_info(agent, image, tuples, questions, arity)
+    return first("score_tuples_with_info") <= first("score", "score_with_info")
 
 
 class Detector(ABC):
@@ -273,7 +280,10 @@ class MemoizedAgent(VisionAgent):
 
     def _stores(self, image: Image.Image) -> tuple[_ImageMemo, _ImageMemo]:
         key = image_fingerprint(image)
-        return self._memo.get(key), self._graph_images.setdefault(key, _ImageMemo())
+        graph = self._graph_images.get(key)
+        if graph is None:
+            graph = self._graph_images[key] = _ImageMemo()
+        return self._memo.get(key), graph
 
     # ---- scores ------------------------------------------------------------------------
     def score_with_info(
@@ -294,7 +304,7 @@ class MemoizedAgent(VisionAgent):
         n = len(boxes)
         tuples = [tuple(boxes[i] for i in idx) for idx in itertools.product(range(n), repeat=arity)]
         keys = list(itertools.product(grid, repeat=arity)) if arity > 0 else None
-        values, infos = self._score(image, tuples, questions, arity, grid=boxes, keys=keys)
+        values, infos = self._score(image, tuples, questions, arity, grid=boxes, keys=keys, stores=(memo, graph))
         values = values.reshape(len(questions), *((n,) * arity))
         if not values.requires_grad and not graph.scores:
             for q, row in zip(questions, values, strict=True):
@@ -316,10 +326,11 @@ class MemoizedAgent(VisionAgent):
         arity: int,
         grid: list[Box] | None,
         keys: list[tuple] | None = None,
+        stores: tuple[_ImageMemo, _ImageMemo] | None = None,
     ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
         """Every (question, tuple) entry, from the memo where known; the others in one forwarded call.
-        ``keys``: the tuples' box keys, when the caller has them."""
-        memo, graph = self._stores(image)
+        ``keys``, ``stores``: the tuples' box keys and the image's stores, when the caller has them."""
+        memo, graph = stores if stores is not None else self._stores(image)
         if arity == 0:  # a whole-image score may depend on the boxes (e.g. the best box's): keyed by them
             keys = [("all", *(box_key(b) for b in grid or []))] * len(tuples)
         elif keys is None:
