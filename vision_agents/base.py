@@ -29,6 +29,7 @@ import itertools
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -150,6 +151,18 @@ def score_tuples(
     if _scores_own_tuples(type(agent)):
         return agent.score_tuples_with_info(image, tuples, questions, arity)
     return VisionAgent.score_tuples_with_info(agent, image, tuples, questions, arity)
+
+
+_NUMPY_DTYPES = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _tensor(rows: list[list[float]], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``torch.tensor(rows, dtype=dtype, device=device)``; through numpy where it can (a few times faster
+    for the small lists of a call)."""
+    np_dtype = _NUMPY_DTYPES.get(dtype)
+    if np_dtype is None or device.type != "cpu":
+        return torch.tensor(rows, dtype=dtype, device=device)
+    return torch.from_numpy(np.array(rows, dtype=np_dtype))
 
 
 @functools.cache
@@ -307,8 +320,9 @@ class MemoizedAgent(VisionAgent):
         values, infos = self._score(image, tuples, questions, arity, grid=boxes, keys=keys, stores=(memo, graph))
         values = values.reshape(len(questions), *((n,) * arity))
         if not values.requires_grad and not graph.scores:
-            for q, row in zip(questions, values, strict=True):
-                memo.rows[(q, arity, grid)] = row.clone()
+            kept = values.clone()
+            for i, q in enumerate(questions):
+                memo.rows[(q, arity, grid)] = kept[i]
         return values, infos
 
     def score_tuples_with_info(
@@ -391,7 +405,7 @@ class MemoizedAgent(VisionAgent):
             return torch.zeros(len(questions), 0, dtype=dtype, device=device), out_infos
         if not any(known(q)[1] for q in uniq_q):  # plain values only: one tensor
             rows = [[plain[k] for k in keys] for plain in (known(q)[0] for q in questions)]
-            return torch.tensor(rows, dtype=dtype, device=device), out_infos
+            return _tensor(rows, dtype, device), out_infos
 
         def entry(q: str, k: tuple) -> torch.Tensor:
             plain, grad = known(q)

@@ -32,6 +32,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -186,13 +187,14 @@ class SceneOracleAgent(VisionAgent):
             else:
                 pair = self._pair(q)
                 rows.append([pair(i, j) for i, j in objs])
-        return torch.tensor(rows, dtype=torch.float32).reshape(len(questions), len(tuples)), [{} for _ in questions]
+        values = torch.from_numpy(np.array(rows, dtype=np.float32).reshape(len(questions), len(tuples)))
+        return values, [{} for _ in questions]
 
     def score(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> torch.Tensor:
         idx = self.object_indices(boxes) if arity > 0 else []
         shape = {0: (), 1: (len(idx),), 2: (len(idx), len(idx))}.get(arity, ())
         rows = [self._values(q, idx, arity) for q in questions]
-        return torch.tensor(rows, dtype=torch.float32).reshape(len(questions), *shape)
+        return torch.from_numpy(np.array(rows, dtype=np.float32).reshape(len(questions), *shape))
 
     def answer(self, image: Image.Image, box: Box | None, question: str) -> str:
         attribute = find_attribute(_MARKER.sub(" ", question.lower()))
