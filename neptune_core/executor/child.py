@@ -39,7 +39,7 @@ from neptune_core.executor.guards import (
     call_limit_error,
 )
 from neptune_core.executor.program import run_program
-from neptune_core.executor.wire import SPIN_S, encode_value, from_wire, wire_size
+from neptune_core.executor.wire import encode_value, from_wire, poll_briefly, wire_size
 from neptune_core.primitives import get_primitive
 from neptune_core.primitives.base import Limits, SandboxRun
 from neptune_core.types import ErrorRecord
@@ -108,9 +108,7 @@ class _Pipe:
         _send(self.conn, message)
 
     def receive(self) -> Any:
-        poll, until = self._poll.poll, time.perf_counter() + SPIN_S
-        while not poll(0) and time.perf_counter() < until:
-            pass
+        poll_briefly(self._poll.poll, time.perf_counter())
         return pickle.loads(self.conn.recv_bytes())
 
 

@@ -46,7 +46,7 @@ from neptune_core.executor.guards import (
     safe_message,
 )
 from neptune_core.executor.program import ProgramResult
-from neptune_core.executor.wire import MAX_MESSAGE_BYTES, SPIN_S, decode_value, to_wire
+from neptune_core.executor.wire import MAX_MESSAGE_BYTES, decode_value, poll_briefly, to_wire
 from neptune_core.types import ErrorRecord
 from probabilistic_tensor import Semantics
 
@@ -276,7 +276,7 @@ class SandboxProcess:
                     ),
                     t0,
                 )
-            if not self._spin(handed) and not self._poller.poll(1000.0 * min(remaining, _POLL_S)):
+            if not poll_briefly(self._poller.poll, handed) and not self._poller.poll(1000.0 * min(remaining, _POLL_S)):
                 if self._rss_mb() > self.rss_limit_mb:
                     return self._stop(
                         ProgramMemoryError(
@@ -320,14 +320,6 @@ class SandboxProcess:
                 return self._died(t0, str(message.get("error"))[:300])
             else:
                 return self._stop(SandboxCrash(f"the sandbox process sent an unknown message {str(op)[:40]!r}"), t0)
-
-    def _spin(self, since: float) -> bool:
-        """Whether a message arrived within SPIN_S of ``since`` (polling without sleeping until then)."""
-        poll, until = self._poller.poll, since + SPIN_S
-        while not poll(0):
-            if time.perf_counter() >= until:
-                return False
-        return True
 
     def _serve(self, ctx: CallContext, message: dict[str, Any], reusable: bool) -> tuple:
         """One primitive call: the parent side runs it; errors travel back to the program. ``reusable``:

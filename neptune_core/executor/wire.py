@@ -15,6 +15,8 @@ scope)``, and each primitive's reply ``("ok", reply, reusable)`` (tensors as raw
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -27,6 +29,16 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # a longer message from the sandbox is a pr
 # later, often on a colder core, than one that kept polling. Bounded, so a slow model call or
 # a long program costs at most this much CPU per hand-off.
 SPIN_S = 0.0005
+
+
+def poll_briefly(poll: Callable[[int], list], since: float) -> bool:
+    """Whether ``poll`` (a ``select.poll`` object's ``poll``) reports the pipe readable within SPIN_S of
+    ``since``, polling without sleeping until then."""
+    until = since + SPIN_S
+    while not poll(0):
+        if time.perf_counter() >= until:
+            return False
+    return True
 
 
 class OpaqueValue:
@@ -123,4 +135,14 @@ def wire_size(reply: Any) -> int:
     return len(reply) + 64 if isinstance(reply, str) else 64
 
 
-__all__ = ["MAX_MESSAGE_BYTES", "OpaqueValue", "decode_value", "encode_value", "from_wire", "to_wire", "wire_size"]
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "SPIN_S",
+    "OpaqueValue",
+    "decode_value",
+    "encode_value",
+    "from_wire",
+    "poll_briefly",
+    "to_wire",
+    "wire_size",
+]
