@@ -44,10 +44,13 @@ class ExecutorConfig:
     max_trace_entries: int = 200  # trace entries kept per row; the rest are counted in a marker entry
     max_result_size: int = 10_000  # elements (items, characters, tensor values) of what execute returns
     max_row_bytes: int = 2_000_000  # a result row's JSON size; larger rows are shrunk, then become error rows
+    score_ahead: int = 16  # literal score calls a program cannot skip, evaluated before it in one batch (0: off)
 
     def __post_init__(self) -> None:
         if self.isolation not in ISOLATIONS:
             raise ValueError(f"executor.isolation must be one of {', '.join(ISOLATIONS)}, got {self.isolation!r}")
+        if self.score_ahead < 0:
+            raise ValueError(f"executor.score_ahead must be 0 (off) or more, got {self.score_ahead}")
         if self.memory_mb < 256:
             raise ValueError(
                 f"executor.memory_mb must be at least 256 (Python and torch alone need ~250), got {self.memory_mb}"
@@ -221,6 +224,8 @@ class RunConfig:
             if d.get(k) == default:  # settings left at their defaults keep older runs' hashes
                 d.pop(k)
         d["executor"].pop("isolation", None)  # where programs run does not change their results
+        if d["executor"].get("score_ahead") == ExecutorConfig.score_ahead:  # older runs' hashes stay
+            d["executor"].pop("score_ahead")
         hashed_perception(d)  # marking, depth, segmenter, depth_model: only when changed
         calls = hashed_section(d.pop("calls"))  # only what changes results, and only when changed
         if calls:

@@ -80,6 +80,8 @@ PROGRAMS = [
 
 
 def _runner(isolation: str, agent: VisionAgent, **limits: Any) -> Runner:
+    """Scoring ahead off unless asked for (tests/test_score_ahead.py): these tests count round trips."""
+    limits.setdefault("score_ahead", 0)
     config = RunConfig(dataset="jsonl", report=False, executor=ExecutorConfig(isolation=isolation, **limits))
     return Runner(config, agent=agent, detector=FixedBoxes(), generator=GivenPrograms())
 
@@ -109,12 +111,13 @@ def process_runner():
         runner.executor.close()
 
 
-def test_reused_replies_give_the_rows_of_in_process_runs(process_runner) -> None:
+@pytest.mark.parametrize("ahead", [0, 16])
+def test_reused_replies_give_the_rows_of_in_process_runs(process_runner, ahead: int) -> None:
     samples = (
         _samples(IMAGES[0], "a", PROGRAMS) + _samples(IMAGES[1], "b", PROGRAMS) + _samples(IMAGES[0], "c", PROGRAMS)
     )
-    in_process = _runner("in_process", ShiftAgent())
-    sandboxed = process_runner(ShiftAgent())
+    in_process = _runner("in_process", ShiftAgent(), score_ahead=ahead)
+    sandboxed = process_runner(ShiftAgent(), score_ahead=ahead)
     expected = [_row(in_process.process(s)) for s in samples]
     got = [_row(sandboxed.process(s)) for s in samples]
     for e, g in zip(expected, got, strict=True):

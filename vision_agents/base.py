@@ -325,6 +325,18 @@ class MemoizedAgent(VisionAgent):
                 memo.rows[(q, arity, grid)] = kept[i]
         return values, infos
 
+    def warm(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> list[torch.Tensor | None]:
+        """Each question's memoised row over ``boxes`` (None where the memo keeps none: results with
+        gradients, an agent that memoises itself), after evaluating the questions not memoised yet in
+        one forwarded call. Counts that call's evaluations but no memo hits: the calls the rows are
+        for count those (neptune_core/executor/score_ahead.py)."""
+        memo, _ = self._stores(image)
+        grid = tuple(map(box_key, boxes))
+        todo = [q for q in dict.fromkeys(questions) if (q, arity, grid) not in memo.rows]
+        if todo:
+            self.score_with_info(image, boxes, todo, arity)
+        return [memo.rows.get((q, arity, grid)) for q in questions]
+
     def score_tuples_with_info(
         self, image: Image.Image, tuples: list[BoxTuple], questions: list[str], arity: int
     ) -> tuple[torch.Tensor, list[dict[str, Any]]]:

@@ -133,20 +133,39 @@ class _Primitives:
         self.kept_bytes = 0
         self.calls = 0
         self.run = SandboxRun(Limits(n=0, max_question_chars=0), None)
+        self.prefill = False  # replies evaluated ahead are due from the parent
 
-    def begin(self, scope: str | None, run: SandboxRun) -> None:
-        """A new run in ``scope`` (None: nothing may be reused); the copies of another scope are dropped."""
+    def begin(self, scope: str | None, run: SandboxRun, prefill: bool = False) -> None:
+        """A new run in ``scope`` (None: nothing may be reused); the copies of another scope are dropped.
+        ``prefill``: the parent sends replies evaluated ahead (score_ahead.py) after the run request;
+        they are read before the program's first call (:meth:`settle`)."""
         self.calls = 0
         self.run = run
         if scope is None or scope != self.scope:
             self.replies.clear()
             self.kept_bytes = 0
         self.scope = scope
+        self.prefill = prefill
+
+    def settle(self) -> None:
+        """Read the announced replies evaluated ahead, if not yet read, and keep them like reused ones."""
+        if not self.prefill:
+            return
+        self.prefill = False
+        tag, replies = self.pipe.receive()
+        if tag != "prefill":
+            raise SandboxViolation(f"the parent sent {tag!r:.40} where replies evaluated ahead were due")
+        for name, request, reply in replies if self.scope is not None else ():
+            key = f"{name}\0{json.dumps(request)}"
+            if self.kept_bytes < _MAX_KEPT_BYTES:
+                self.replies[key] = reply
+                self.kept_bytes += len(key) + wire_size(reply)
 
     def __call__(self, name: str, request: dict[str, Any], program_seconds: float) -> Any:
         self.calls += 1
         if self.calls > self.max_calls:
             raise call_limit_error(name, self.max_calls)
+        self.settle()
         primitive = get_primitive(name)
         if primitive.predict is not None:
             expect = primitive.predict(request, self.run)
@@ -266,10 +285,11 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
                 return
             if request is None:
                 return
-            source, n, scope, mass_threshold = request
-            primitives.begin(scope, SandboxRun(Limits.of(n, config.max_question_chars), mass_threshold))
+            source, n, scope, mass_threshold, prefill = request
+            primitives.begin(scope, SandboxRun(Limits.of(n, config.max_question_chars), mass_threshold), prefill)
             _set_cpu_limit(config.time_limit_s)
             result = run_program(source, n, config, semantics, primitives)
+            primitives.settle()  # a program that made no call leaves them in the pipe
             try:
                 value = encode_value(result.value)
             except (RecursionError, MemoryError) as e:

@@ -30,6 +30,7 @@ import select
 import signal
 import time
 import weakref
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -242,8 +243,14 @@ class SandboxProcess:
         return rss
 
     # ---- one program ----------------------------------------------------------------
-    def run(self, source: str, ctx: CallContext) -> ProgramResult:
+    def run(
+        self, source: str, ctx: CallContext, ahead: Callable[[], list[tuple[dict[str, Any], Any]]] | None = None
+    ) -> ProgramResult:
         """Run ``source`` in the sandbox, serving its primitive calls from ``ctx``.
+
+        ``ahead``: evaluates the score calls the program will make (score_ahead.py) while the
+        sandbox checks the program; their replies follow the run request in one message, kept by
+        the sandbox like reused replies.
 
         Program time is the sandbox's own count (it excludes the round trips of primitive
         calls), reported with each call, plus the time since the parent last handed it work;
@@ -256,9 +263,16 @@ class SandboxProcess:
         assert conn is not None
         scope = ctx.reply_scope()
         mass_threshold = ctx.lazy.mass_threshold if ctx.lazy is not None else None
-        request = (source, ctx.limits.counts or ctx.limits.n, scope, mass_threshold)
+        request = (source, ctx.limits.counts or ctx.limits.n, scope, mass_threshold, ahead is not None)
         try:
             conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
+            if ahead is not None:  # always sent when announced (the sandbox reads it before its first call)
+                try:
+                    replies = [("score", req, to_wire(reply)) for req, reply in ahead()]
+                except BaseException:  # the sandbox waits for a message that will not come: not reusable
+                    self._discard(kill=True)
+                    raise
+                conn.send_bytes(pickle.dumps(("prefill", replies), protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             return self._died(t0)
         # the first replayed call that failed: the next call gets it, and the run ends with it

@@ -1,0 +1,151 @@
+"""Score calls a program will make, evaluated before it runs, in one batch per arity.
+
+Most programs open with ``score("literal question", k)`` calls in straight-line code. Before
+a run, the parent reads the checked program for such calls (:func:`planned_scores`) and has
+the agent evaluate them together (:func:`score_ahead`): one forwarded model call per arity
+instead of one per question, and, with process isolation, the replies travel to the sandbox
+process with the run (child.py keeps them like reused replies), so the program's calls need
+no round trip. The program's calls are then served from the agent's memo: the trace and the
+row are what they would have been, except that ``model_calls`` counts the batch as one call.
+
+Only calls the program cannot skip are taken: statements of ``execute`` before its first
+compound statement (if, for, while, try, def) or return, outside the branches of ``and``,
+``or`` and ``x if c else y``, lambdas and comprehensions; question and ``num_objects`` as
+literals, no other argument; never when the program rebinds ``score``. A call that can still
+be skipped (an earlier call raises) costs one wasted evaluation, at most
+``executor.score_ahead`` per run (0 turns this off). Only for agents whose replies may be
+reused (:meth:`CallContext.reply_scope`): a memoising agent, no gradients.
+
+A failure while evaluating ahead is not the sample's: nothing is kept, and the program's own
+call meets the same error where it makes it (recorded on the row as usual).
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from neptune_core.executor.checker import MAX_SOURCE_CHARS, ProgramCheckError, parse_checked
+from neptune_core.executor.guards import SizeLimitError
+from neptune_core.primitives import EXECUTE_PARAMETERS
+from vision_agents.base import MemoizedAgent
+
+if TYPE_CHECKING:
+    from neptune_core.primitives.base import CallContext, Limits
+
+log = logging.getLogger(__name__)
+
+_STRAIGHT = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr, ast.Return)
+_NOT_ENTERED = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def can_score_ahead(ctx: CallContext, cap: int) -> bool:
+    """Whether evaluating ahead can help this run: a cap above 0 and an agent whose replies are reusable."""
+    return cap > 0 and isinstance(ctx.agent, MemoizedAgent) and ctx.reply_scope() is not None
+
+
+def planned_scores(
+    source: str, limits: Limits, lazy_relations: bool, cap: int, *, checked: bool
+) -> list[dict[str, Any]]:
+    """The ``score`` requests (as the primitive binds them) that ``source`` makes before it can branch,
+    at most ``cap``, each once; [] for a program that does not parse or has no ``execute``.
+    ``lazy_relations``: arity-2 calls return a lazy relation's handle, so they are left to the program.
+    ``checked``: parse through the checker's cache (in-process, where the run parses it the same way);
+    else only parse it (beside a sandbox process, which checks it: a program that fails the check
+    costs at most ``cap`` evaluations here)."""
+    from neptune_core.primitives import get_primitive
+
+    if len(source) > MAX_SOURCE_CHARS:
+        return []  # the run reports it
+    try:
+        tree = parse_checked(source) if checked else ast.parse(source)
+    except (ProgramCheckError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return []  # the run reports it
+    defs = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "execute"]
+    params = defs[-1].args.args if defs else []
+    if len(params) <= EXECUTE_PARAMETERS.index("score"):
+        return []
+    execute, name = defs[-1], params[EXECUTE_PARAMETERS.index("score")].arg
+    if any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in ast.walk(execute)):
+        return []  # ``score`` may not be the primitive
+    score = get_primitive("score")
+    requests: dict[tuple[str, int], dict[str, Any]] = {}
+    for stmt in execute.body:
+        if not isinstance(stmt, _STRAIGHT):
+            break
+        for call in _sure_calls(stmt, name):
+            question, arity = call
+            if len(requests) >= cap or (arity == 2 and lazy_relations) or call in requests:
+                continue
+            try:
+                requests[call] = score.request(limits, (question, arity), {})
+            except (TypeError, ValueError, SizeLimitError):
+                continue  # the program's own call says what is wrong
+        if isinstance(stmt, ast.Return) or len(requests) >= cap:
+            break
+    return list(requests.values())
+
+
+def _sure_calls(stmt: ast.stmt, name: str) -> list[tuple[str, int]]:
+    """``(question, num_objects)`` of the literal ``name(...)`` calls that evaluating ``stmt`` always reaches."""
+    found: list[tuple[str, int]] = []
+    stack: list[ast.AST] = [stmt]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, _NOT_ENTERED):
+            continue
+        if isinstance(node, ast.BoolOp):
+            stack.append(node.values[0])
+            continue
+        if isinstance(node, ast.IfExp):
+            stack.append(node.test)
+            continue
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
+            literal = _literal_call(node)
+            if literal is not None:
+                found.append(literal)
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+    return found
+
+
+def _literal_call(call: ast.Call) -> tuple[str, int] | None:
+    """``(question, num_objects)`` of ``score("q")``, ``score("q", k)`` or ``score("q", num_objects=k)``;
+    None for any other form (a non-literal argument, ``type=``, ``image=``)."""
+    args = list(call.args)
+    for kw in call.keywords:
+        if kw.arg != "num_objects" or len(args) != 1:
+            return None
+        args.append(kw.value)
+    if not 1 <= len(args) <= 2 or not all(isinstance(a, ast.Constant) for a in args):
+        return None
+    question = args[0].value  # type: ignore[attr-defined]
+    arity = args[1].value if len(args) == 2 else 1  # type: ignore[attr-defined]
+    if not isinstance(question, str) or type(arity) is not int or arity not in (0, 1, 2):
+        return None
+    return question, arity
+
+
+def score_ahead(ctx: CallContext, requests: list[dict[str, Any]]) -> list[tuple[dict[str, Any], torch.Tensor]]:
+    """Evaluate ``requests`` (from :func:`planned_scores`) into the agent's memo, one call per arity;
+    each request with the reply ``score`` will give for it. [] when the agent fails (see the module doc)."""
+    agent = ctx.agent
+    assert isinstance(agent, MemoizedAgent)
+    image, boxes = ctx.view(0)
+    out: list[tuple[dict[str, Any], torch.Tensor]] = []
+    for arity in (0, 1, 2):
+        batch = [r for r in requests if r["num_objects"] == arity]
+        if not batch or (arity > 0 and not boxes):
+            continue
+        try:
+            rows = agent.warm(image, boxes, [r["question"] for r in batch], arity)
+        except Exception as e:  # noqa: BLE001 - not this sample's error: the program's own call meets it
+            log.debug("scoring ahead failed (%s: %.200s); the program's calls will ask", type(e).__name__, e)
+            return out
+        out.extend((r, row) for r, row in zip(batch, rows, strict=True) if row is not None)
+    return out
+
+
+__all__ = ["can_score_ahead", "planned_scores", "score_ahead"]

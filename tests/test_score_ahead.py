@@ -1,0 +1,154 @@
+"""Scoring ahead (neptune_core/executor/score_ahead.py): the literal score calls a program cannot
+skip are evaluated before it, in one batch per arity, and (process isolation) sent with the run.
+
+What must hold: only calls the program cannot skip are planned, at most ``executor.score_ahead``;
+rows are those of runs without it (model_calls aside: the batch is one call, and the program's
+calls become memo hits), the same in both isolation modes; an agent that fails ahead fails the
+sample only where the program makes the call; the sandbox asks for none of the planned calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from neptune_core.executor.score_ahead import planned_scores
+from neptune_core.primitives.base import Limits
+from runners.base import Runner
+from tests.test_sandbox_reuse import IMAGES, ShiftAgent, _row, _runner, _samples
+
+LIMITS = Limits(n=3, max_question_chars=40)
+
+
+def _plan(body: str, *, lazy: bool = False, cap: int = 16, checked: bool = True) -> list[tuple[str, int]]:
+    source = "def execute(score, query, n):\n" + "".join(f"    {line}\n" for line in body.strip("\n").split("\n"))
+    return [(r["question"], r["num_objects"]) for r in planned_scores(source, LIMITS, lazy, cap, checked=checked)]
+
+
+def test_only_literal_calls_before_the_first_branch_are_planned() -> None:
+    body = """
+a = score("Is it red?") & score("Is it big?", num_objects=1)
+b = score("Is it red?") | score("Any cube?", 0)
+c = score("Is it near?", 2).contract(a.iota()("y"))
+d = a if score("Is it odd?", 0).item() > 0.5 else score("Is it even?")
+e = a.exists() and score("Only when a exists?")
+f = [score(q) for q in ["In a comprehension?"]]
+g = score("Typed?", 1, type="class") | score(f"{n} formatted?") | score("Image?", image=0)
+if a.exists():
+    h = score("Inside an if?")
+k = score("After the if?")
+return a
+"""
+    assert _plan(body) == [
+        ("Is it red?", 1),
+        ("Is it big?", 1),
+        ("Any cube?", 0),
+        ("Is it near?", 2),
+        ("Is it odd?", 0),
+    ]
+    # lazy relations hand out handles: their pairs are read later, so arity 2 is left to the program
+    assert ("Is it near?", 2) not in _plan(body, lazy=True)
+
+
+def test_the_plan_stops_at_a_return_a_rebinding_the_cap_and_a_bad_request() -> None:
+    assert _plan('return score("First?").exists()\nx = score("Unreachable?")') == [("First?", 1)]
+    assert _plan('score = query\na = score("Not the primitive?")\nreturn a') == []
+    many = "\n".join(f'a{i} = score("Question {i}?")' for i in range(40)) + "\nreturn a0"
+    assert len(_plan(many, cap=5)) == 5 and _plan(many, cap=5)[0] == ("Question 0?", 1)
+    # too long for executor.max_question_chars, or blank: the program's own call reports it
+    assert _plan(f'a = score("{"x" * 41}") & score(" ") & score("Short?")\nreturn a') == [("Short?", 1)]
+
+
+def test_programs_that_do_not_parse_or_fail_the_check_plan_nothing_when_checked() -> None:
+    assert _plan("a = score('Unclosed?'\nreturn a") == []
+    failing = 'a = score("Is it red?")\nb = a.__class__\nreturn a'
+    assert _plan(failing) == []
+    # beside a sandbox process the program is only parsed (the sandbox checks it): bounded by the cap
+    assert _plan(failing, checked=False, cap=2) == [("Is it red?", 1)]
+    assert (
+        planned_scores("def other(score, query, n):\n    return score('x?')\n", LIMITS, False, 16, checked=False) == []
+    )
+
+
+PROGRAM = (
+    "def execute(score, query, n):\n"
+    "    a = score('Is it red?') & score('Is it a cube?') & score('Is it large?')\n"
+    "    b = score('Is there a sphere?', 0)\n"
+    "    return str(round(a.exists().item() + b.item(), 4)) + query('What colour is it?', a.iota())\n"
+)
+
+
+def _rows(runner: Runner, prefix: str, programs: list[str]) -> list[dict[str, Any]]:
+    return [_row(runner.process(s)) for s in _samples(IMAGES[0], prefix, programs)]
+
+
+@pytest.mark.parametrize("isolation", ["in_process", "process"])
+def test_the_batch_is_one_model_call_and_the_rows_are_unchanged(isolation: str) -> None:
+    plain_agent, ahead_agent = ShiftAgent(), ShiftAgent()
+    plain = _runner(isolation, plain_agent, score_ahead=0)
+    ahead = _runner(isolation, ahead_agent, score_ahead=16)
+    try:
+        want, got = _rows(plain, "s", [PROGRAM]), _rows(ahead, "s", [PROGRAM])
+        assert got[0]["error"] is None
+        assert plain_agent.calls == 5  # three arity-1 questions, one arity-0, one query
+        assert ahead_agent.calls == 3  # the arity-1 questions in one batch, arity 0, the query
+        for row in (*want, *got):
+            row.pop("model_calls")
+            row.pop("config_hash")  # executor.score_ahead is hashed when not the default
+        assert got == want  # answers and trace entries (probabilities, order) as without it
+        if isolation == "process":  # every planned call was answered in the sandbox from the sent replies
+            sandbox = ahead.executor.sandbox
+            assert (sandbox.served, sandbox.replayed) == (1, 4)  # only the query asked
+            assert plain.executor.sandbox.served == 5
+    finally:
+        plain.executor.close()
+        ahead.executor.close()
+
+
+def test_both_isolation_modes_give_the_same_rows_counts_included() -> None:
+    programs = [PROGRAM, PROGRAM.replace("'Is it large?'", "'Is it small?'")]
+    runners = [_runner(isolation, ShiftAgent(), score_ahead=16) for isolation in ("in_process", "process")]
+    runners.append(_runner("in_process", ShiftAgent(), score_ahead=0))
+    try:
+        rows = [_rows(r, "m", programs) for r in runners]
+        assert rows[0] == rows[1]
+        # the second program: two questions known from the first, one new (3 boxes) evaluated ahead,
+        # whose first use is then a memo hit too
+        ahead, plain = rows[0][1]["model_calls"], rows[2][1]["model_calls"]
+        assert ahead["box_evals"] == plain["box_evals"] == 3
+        assert ahead["memo_hits"] == plain["memo_hits"] + 3
+    finally:
+        for r in runners:
+            r.executor.close()
+
+
+class PickyAgent(ShiftAgent):
+    """Cannot answer one question (like the scene oracle outside its vocabulary)."""
+
+    def score(self, image, boxes, questions, arity):
+        if "unanswerable" in " ".join(questions):
+            raise ValueError("outside my vocabulary")
+        return super().score(image, boxes, questions, arity)
+
+
+@pytest.mark.parametrize("isolation", ["in_process", "process"])
+def test_an_agent_failing_ahead_fails_only_the_call_the_program_makes(isolation: str) -> None:
+    skipped = (
+        "def execute(score, query, n):\n"
+        "    a = score('Is it red?')\n"
+        "    b = a.exists().item() > 2 and score('Is it unanswerable?')\n"  # never asked
+        "    return round(a.exists().item(), 4)\n"
+    )
+    asked = "def execute(score, query, n):\n    a = score('Is it red?') & score('Is it unanswerable?')\n    return 1\n"
+    rows = {}
+    for ahead in (0, 16):
+        runner = _runner(isolation, PickyAgent(), score_ahead=ahead)
+        try:
+            rows[ahead] = _rows(runner, "p", [skipped, asked])
+        finally:
+            runner.executor.close()
+    assert rows[16][0]["error"] is None and rows[16][0]["pred"] == rows[0][0]["pred"]
+    assert rows[16][1]["error"] == rows[0][1]["error"]
+    assert rows[16][1]["error"]["type"] == "AgentError" and "outside my vocabulary" in rows[16][1]["error"]["message"]
+    assert rows[16][1]["trace"] == rows[0][1]["trace"]  # the first call is recorded, then the failing one stops it
