@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -69,14 +70,13 @@ def planned_scores(
     if len(params) <= EXECUTE_PARAMETERS.index("score"):
         return []
     execute, name = defs[-1], params[EXECUTE_PARAMETERS.index("score")].arg
-    if any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in ast.walk(execute)):
-        return []  # ``score`` may not be the primitive
     score = get_primitive("score")
     requests: dict[tuple[str, int], dict[str, Any]] = {}
     for stmt in execute.body:
         if not isinstance(stmt, _STRAIGHT):
             break
-        for call in _sure_calls(stmt, name):
+        calls, rebinds = _sure_calls(stmt, name)
+        for call in calls:
             question, arity = call
             if len(requests) >= cap or (arity == 2 and lazy_relations) or call in requests:
                 continue
@@ -84,31 +84,51 @@ def planned_scores(
                 requests[call] = score.request(limits, (question, arity), {})
             except (TypeError, ValueError, SizeLimitError):
                 continue  # the program's own call says what is wrong
-        if isinstance(stmt, ast.Return) or len(requests) >= cap:
-            break
+        if rebinds or isinstance(stmt, ast.Return) or len(requests) >= cap:
+            break  # from here on ``score`` may not be the primitive
     return list(requests.values())
 
 
-def _sure_calls(stmt: ast.stmt, name: str) -> list[tuple[str, int]]:
-    """``(question, num_objects)`` of the literal ``name(...)`` calls that evaluating ``stmt`` always reaches."""
+# the parts of common nodes that are evaluated whenever the node is (others: every child node)
+_EVALUATED: dict[type, Callable[[Any], list[Any]]] = {
+    ast.Assign: lambda n: [n.value, *n.targets],
+    ast.Expr: lambda n: [n.value],
+    ast.Return: lambda n: [n.value] if n.value is not None else [],
+    ast.Call: lambda n: [n.func, *n.args, *(k.value for k in n.keywords)],
+    ast.BinOp: lambda n: [n.left, n.right],
+    ast.UnaryOp: lambda n: [n.operand],
+    ast.Attribute: lambda n: [n.value],
+    ast.Compare: lambda n: [n.left, *n.comparators],
+    ast.Subscript: lambda n: [n.value, n.slice],
+    ast.BoolOp: lambda n: [n.values[0]],  # the others only when the first does not decide
+    ast.IfExp: lambda n: [n.test],  # one branch or the other
+    ast.Tuple: lambda n: n.elts,
+    ast.List: lambda n: n.elts,
+    ast.Name: lambda n: [],
+    ast.Constant: lambda n: [],
+}
+
+
+def _sure_calls(stmt: ast.stmt, name: str) -> tuple[list[tuple[str, int]], bool]:
+    """``(question, num_objects)`` of the literal ``name(...)`` calls that evaluating ``stmt`` always
+    reaches, and whether ``stmt`` binds ``name`` (lambdas and comprehensions are not entered)."""
     found: list[tuple[str, int]] = []
-    stack: list[ast.AST] = [stmt]
+    rebinds = False
+    stack: list[Any] = [stmt]
     while stack:
         node = stack.pop()
-        if isinstance(node, _NOT_ENTERED):
-            continue
-        if isinstance(node, ast.BoolOp):
-            stack.append(node.values[0])
-            continue
-        if isinstance(node, ast.IfExp):
-            stack.append(node.test)
-            continue
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
+        kind = type(node)
+        if kind is ast.Call and type(node.func) is ast.Name and node.func.id == name:
             literal = _literal_call(node)
             if literal is not None:
                 found.append(literal)
-        stack.extend(reversed(list(ast.iter_child_nodes(node))))
-    return found
+        elif kind is ast.Name and node.id == name and type(node.ctx) is not ast.Load:
+            rebinds = True
+        elif kind in _NOT_ENTERED:
+            continue
+        children = _EVALUATED.get(kind)
+        stack.extend(reversed(children(node) if children is not None else list(ast.iter_child_nodes(node))))
+    return found, rebinds
 
 
 def _literal_call(call: ast.Call) -> tuple[str, int] | None:
