@@ -190,6 +190,7 @@ class Runner:
             pending = self._prefetched.pop(sample.id, None)
             program, timings["program"] = pending.result() if pending is not None else _timed_program(self, sample)
             ahead_ms = timings["program"] if pending is not None else 0.0  # generated before t_total started
+            self.executor.prepare(program.source)  # a sandbox process checks it while the boxes come
             row["program"] = program.source
             row["program_origin"] = program.origin
             if program.key:

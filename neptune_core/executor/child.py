@@ -15,6 +15,7 @@ the result goes back as JSON (neptune_core/executor/wire.py).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
@@ -31,6 +32,7 @@ from typing import Any
 import torch
 
 from neptune_core.config import ExecutorConfig
+from neptune_core.executor.checker import ProgramCheckError, parse_checked
 from neptune_core.executor.guards import (
     AgentError,
     PrimitiveLimitError,
@@ -285,7 +287,11 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
                 return
             if request is None:
                 return
-            source, n, scope, mass_threshold, prefill = request
+            if request[0] == "check":  # the next program, ahead of its run: its parse and check are cached
+                with contextlib.suppress(ProgramCheckError):  # not reported here: its run reports it
+                    parse_checked(request[1])
+                continue
+            _, source, n, scope, mass_threshold, prefill = request
             primitives.begin(scope, SandboxRun(Limits.of(n, config.max_question_chars), mass_threshold), prefill)
             _set_cpu_limit(config.time_limit_s)
             result = run_program(source, n, config, semantics, primitives)

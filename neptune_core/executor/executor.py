@@ -104,6 +104,12 @@ class Executor:
         if self._sandbox is not None:
             self._sandbox.close()
 
+    def prepare(self, source: str) -> None:
+        """Say which program :meth:`run` will run next, as soon as it is known: a sandbox process checks
+        it while this process gets the sample's boxes (a hint; nothing in-process)."""
+        if self.isolation == "process" and self._sandbox is not None:
+            self._sandbox.prepare(source)
+
     def run(
         self,
         source: str,

@@ -243,6 +243,16 @@ class SandboxProcess:
         return rss
 
     # ---- one program ----------------------------------------------------------------
+    def prepare(self, source: str) -> None:
+        """Have an idle sandbox parse and check ``source`` now (kept in its checker's cache), while this
+        process gets the sample's boxes; :meth:`run` then finds it done. A sandbox that is not
+        running is left alone: :meth:`run` starts one (or reports why it cannot)."""
+        if self.alive():
+            try:
+                self._conn.send_bytes(pickle.dumps(("check", source), protocol=pickle.HIGHEST_PROTOCOL))  # type: ignore[union-attr]
+            except OSError:
+                return  # gone since: the run finds out and records how
+
     def run(
         self, source: str, ctx: CallContext, ahead: Callable[[], list[tuple[dict[str, Any], Any]]] | None = None
     ) -> ProgramResult:
@@ -263,7 +273,7 @@ class SandboxProcess:
         assert conn is not None
         scope = ctx.reply_scope()
         mass_threshold = ctx.lazy.mass_threshold if ctx.lazy is not None else None
-        request = (source, ctx.limits.counts or ctx.limits.n, scope, mass_threshold, ahead is not None)
+        request = ("run", source, ctx.limits.counts or ctx.limits.n, scope, mass_threshold, ahead is not None)
         try:
             conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
             if ahead is not None:  # always sent when announced (the sandbox reads it before its first call)

@@ -90,6 +90,9 @@ def rounded(values: Any) -> Any:
     return round(float(values), 4)
 
 
+_UNSET = object()
+
+
 def _no_audit(call: ast.Call) -> list[str]:
     return []
 
@@ -217,6 +220,7 @@ class CallContext:
         self.omitted = 0
         self.calls = 0
         self.seconds = 0.0  # time inside primitives (not program time)
+        self._scope: str | None | object = _UNSET  # reply_scope, once known
 
     @property
     def several_images(self) -> bool:
@@ -235,14 +239,18 @@ class CallContext:
     def reply_scope(self) -> str | None:
         """A key that names what the replies of ``reuse`` primitives depend on besides the request: the
         agent's memo of every image (:meth:`VisionAgent.memo_scope`) and the boxes. None: no such
-        guarantee (the agent does not memoise, or its results carry gradients)."""
-        parts = []
-        for image, boxes in self.views:
-            scope = self.agent.memo_scope(image)
-            if scope is None:
-                return None
-            parts.append(f"{scope}|{boxes!r}")
-        return "\n".join(parts)
+        guarantee (the agent does not memoise, or its results carry gradients). Taken at the first
+        call, for the whole run (the sandbox keeps replies under it from the start)."""
+        if self._scope is _UNSET:
+            parts: list[str] | None = []
+            for image, boxes in self.views:
+                scope = self.agent.memo_scope(image)
+                if scope is None:
+                    parts = None
+                    break
+                parts.append(f"{scope}|{boxes!r}")
+            self._scope = None if parts is None else "\n".join(parts)
+        return self._scope  # type: ignore[return-value]
 
     def record(self, entry: dict[str, Any]) -> None:
         if len(self.trace) < self.max_entries:
