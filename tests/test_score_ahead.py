@@ -9,11 +9,14 @@ sample only where the program makes the call; the sandbox asks for none of the p
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from typing import Any
 
 import pytest
 
-from neptune_core.executor.score_ahead import planned_scores
+from neptune_core.executor.score_ahead import bound_requests, planned_calls
 from neptune_core.primitives.base import Limits
 from runners.base import Runner
 from tests.test_sandbox_reuse import IMAGES, ShiftAgent, _row, _runner, _samples
@@ -21,9 +24,11 @@ from tests.test_sandbox_reuse import IMAGES, ShiftAgent, _row, _runner, _samples
 LIMITS = Limits(n=3, max_question_chars=40)
 
 
-def _plan(body: str, *, lazy: bool = False, cap: int = 16, checked: bool = True) -> list[tuple[str, int]]:
+def _plan(body: str, *, lazy: bool = False, cap: int = 16) -> list[tuple[str, int]]:
     source = "def execute(score, query, n):\n" + "".join(f"    {line}\n" for line in body.strip("\n").split("\n"))
-    return [(r["question"], r["num_objects"]) for r in planned_scores(source, LIMITS, lazy, cap, checked=checked)]
+    return [
+        (r["question"], r["num_objects"]) for r in bound_requests(planned_calls(source, cap, lazy), LIMITS, cap, lazy)
+    ]
 
 
 def test_only_literal_calls_before_the_first_branch_are_planned() -> None:
@@ -60,15 +65,17 @@ def test_the_plan_stops_at_a_return_a_rebinding_the_cap_and_a_bad_request() -> N
     assert _plan(f'a = score("{"x" * 41}") & score(" ") & score("Short?")\nreturn a') == [("Short?", 1)]
 
 
-def test_programs_that_do_not_parse_or_fail_the_check_plan_nothing_when_checked() -> None:
+def test_programs_that_fail_the_check_plan_nothing_and_sent_plans_are_checked() -> None:
     assert _plan("a = score('Unclosed?'\nreturn a") == []
-    failing = 'a = score("Is it red?")\nb = a.__class__\nreturn a'
-    assert _plan(failing) == []
-    # beside a sandbox process the program is only parsed (the sandbox checks it): bounded by the cap
-    assert _plan(failing, checked=False, cap=2) == [("Is it red?", 1)]
-    assert (
-        planned_scores("def other(score, query, n):\n    return score('x?')\n", LIMITS, False, 16, checked=False) == []
+    assert _plan('a = score("Is it red?")\nb = a.__class__\nreturn a') == []
+    # a plan from a sandbox process is checked like its requests: shape, types, the cap, the primitive's bind
+    sent = [["Is it red?", 1], ["Is it red?", 1], "junk", [3, 1], ["Bool arity?", True], ["Pair?", 2], ["x" * 41, 1]]
+    assert [r["question"] for r in bound_requests(sent, LIMITS, 16, True)] == ["Is it red?"]
+    assert [r["question"] for r in bound_requests(sent, LIMITS, 16, False)] == ["Is it red?", "Pair?"]
+    assert bound_requests([["Q?", 1]] * 3 + [["Late?", 1]], LIMITS, 3, False) == bound_requests(
+        [["Q?", 1]], LIMITS, 3, False
     )
+    assert bound_requests({"not": "a list"}, LIMITS, 16, False) == []
 
 
 PROGRAM = (
@@ -152,3 +159,52 @@ def test_an_agent_failing_ahead_fails_only_the_call_the_program_makes(isolation:
     assert rows[16][1]["error"] == rows[0][1]["error"]
     assert rows[16][1]["error"]["type"] == "AgentError" and "outside my vocabulary" in rows[16][1]["error"]["message"]
     assert rows[16][1]["trace"] == rows[0][1]["trace"]  # the first call is recorded, then the failing one stops it
+
+
+def test_the_sandbox_plans_programs_sent_ahead_and_the_rows_match_in_process_runs() -> None:
+    programs = [PROGRAM, PROGRAM.replace("'Is it large?'", "'Is it small?'"), PROGRAM.replace("red", "blue")]
+    in_process = _runner("in_process", ShiftAgent(), score_ahead=16)
+    sandboxed = _runner("process", ShiftAgent(), score_ahead=16)
+    try:
+        sandboxed.executor.start()  # running, so every program is sent ahead (Runner.process: Executor.prepare)
+        rows = _rows(sandboxed, "a", programs)
+        assert rows == _rows(in_process, "a", programs)
+        sandbox = sandboxed.executor.sandbox
+        assert sandbox._hints == 3 and sandbox.starts == 1
+        kinds = [e["primitive"] for row in rows for e in row["trace"]]
+        assert kinds.count("score") == 12 and kinds.count("query") == 3
+        # every score call was answered in the sandbox (sent with the run); only queries were asked
+        assert sandbox.served + sandbox.replayed == 15 and 1 <= sandbox.served <= 3
+    finally:
+        sandboxed.executor.close()
+
+
+def test_a_program_sent_ahead_that_does_not_run_or_a_sandbox_gone_meanwhile_changes_nothing() -> None:
+    want = _rows(_runner("in_process", ShiftAgent(), score_ahead=16), "w", [PROGRAM])
+    runner = _runner("process", ShiftAgent(), score_ahead=16)
+    try:
+        executor = runner.executor
+        executor.start()
+        executor.prepare("def execute(score, query, n):\n    return score('Never run?').exists().item()\n")
+        assert _rows(runner, "w", [PROGRAM]) == want  # its own program, sent ahead again, is the one run
+        executor.prepare(PROGRAM)
+        os.kill(executor.sandbox.pid, signal.SIGKILL)  # gone before the run: a fresh sandbox runs it
+        time.sleep(0.2)
+        sample = _samples(IMAGES[0], "w", [PROGRAM])[0]
+        outcome = executor.run(PROGRAM, runner.agent, sample.load_image(), [list(b) for b in want[0]["boxes"]])
+        assert outcome.error is None and executor.sandbox.starts == 2
+    finally:
+        runner.executor.close()
+
+
+@pytest.mark.parametrize("isolation", ["in_process", "process"])
+def test_a_program_that_fails_the_check_is_not_scored_ahead(isolation: str) -> None:
+    agent = ShiftAgent()
+    runner = _runner(isolation, agent, score_ahead=16)
+    bad = "def execute(score, query, n):\n    a = score('Is it red?')\n    return a.__class__\n"
+    try:
+        runner.executor.start()
+        rows = _rows(runner, "b", [PROGRAM, bad])
+        assert rows[1]["error"]["type"] == "ProgramCheckError" and agent.calls == 3  # the first program's only
+    finally:
+        runner.executor.close()

@@ -24,7 +24,7 @@ from PIL import Image
 
 from neptune_core.config import ISOLATIONS, ExecutorConfig
 from neptune_core.executor.program import ProgramResult, run_program
-from neptune_core.executor.score_ahead import can_score_ahead, planned_scores, score_ahead
+from neptune_core.executor.score_ahead import bound_requests, can_score_ahead, planned_calls, score_ahead
 from neptune_core.types import Box, ErrorRecord
 from probabilistic_tensor import LazyPolicy, Semantics
 from vision_agents.base import VisionAgent
@@ -108,7 +108,7 @@ class Executor:
         """Say which program :meth:`run` will run next, as soon as it is known: a sandbox process checks
         it while this process gets the sample's boxes (a hint; nothing in-process)."""
         if self.isolation == "process" and self._sandbox is not None:
-            self._sandbox.prepare(source)
+            self._sandbox.prepare(source, lazy_relations=self.lazy is not None)
 
     def run(
         self,
@@ -131,24 +131,23 @@ class Executor:
         ctx = CallContext(
             agent, image, list(boxes), self.config, lazy=self.lazy, more_images=more_images, perception=perception
         )
-        ahead = can_score_ahead(ctx, self.config.score_ahead)
+        cap, lazy = self.config.score_ahead, self.lazy is not None
+        ahead = can_score_ahead(ctx, cap)
         if self.isolation == "process":
-            result = self.sandbox.run(source, ctx, (lambda: self._score_ahead(source, ctx, False)) if ahead else None)
+
+            def evaluate(calls: Any) -> list[tuple[dict[str, Any], Any]]:
+                return score_ahead(ctx, bound_requests(calls, ctx.limits, cap, lazy))
+
+            result = self.sandbox.run(source, ctx, evaluate if ahead else None)
         else:
             if ahead:
-                self._score_ahead(source, ctx, True)
+                score_ahead(ctx, bound_requests(planned_calls(source, cap, lazy), ctx.limits, cap, lazy))
 
             def call(name: str, request: dict[str, Any], program_seconds: float) -> Any:
                 return get_primitive(name).call(ctx, request, trusted=True)
 
             result = run_program(source, ctx.limits.counts or ctx.limits.n, self.config, self.semantics, call)
         return _outcome(result, ctx)
-
-    def _score_ahead(self, source: str, ctx: CallContext, checked: bool) -> list[tuple[dict[str, Any], Any]]:
-        """The program's planned score calls, evaluated into the agent's memo (score_ahead.py)."""
-        limit = self.config.score_ahead
-        planned = planned_scores(source, ctx.limits, self.lazy is not None, limit, checked=checked)
-        return score_ahead(ctx, planned) if planned else []
 
 
 def _outcome(result: ProgramResult, ctx: CallContext) -> ExecutionOutcome:

@@ -1,10 +1,12 @@
 """Score calls a program will make, evaluated before it runs, in one batch per arity.
 
 Most programs open with ``score("literal question", k)`` calls in straight-line code. Before
-a run, the parent reads the checked program for such calls (:func:`planned_scores`) and has
-the agent evaluate them together (:func:`score_ahead`): one forwarded model call per arity
-instead of one per question, and, with process isolation, the replies travel to the sandbox
-process with the run (child.py keeps them like reused replies), so the program's calls need
+a run, the checked program is read for such calls (:func:`planned_calls`: with process
+isolation by the sandbox process, which checks the program as soon as it is known, see
+:meth:`Executor.prepare`), and the parent has the agent evaluate them together
+(:func:`bound_requests`, :func:`score_ahead`): one forwarded model call per arity instead of
+one per question. With process isolation the replies travel to the sandbox process right
+after the run request (child.py keeps them like reused replies), so the program's calls need
 no round trip. The program's calls are then served from the agent's memo: the trace and the
 row are what they would have been, except that ``model_calls`` counts the batch as one call.
 
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from neptune_core.executor.checker import MAX_SOURCE_CHARS, ProgramCheckError, parse_checked
+from neptune_core.executor.checker import ProgramCheckError, parse_checked
 from neptune_core.executor.guards import SizeLimitError
 from neptune_core.primitives import EXECUTE_PARAMETERS
 from vision_agents.base import MemoizedAgent
@@ -48,44 +50,52 @@ def can_score_ahead(ctx: CallContext, cap: int) -> bool:
     return cap > 0 and isinstance(ctx.agent, MemoizedAgent) and ctx.reply_scope() is not None
 
 
-def planned_scores(
-    source: str, limits: Limits, lazy_relations: bool, cap: int, *, checked: bool
-) -> list[dict[str, Any]]:
-    """The ``score`` requests (as the primitive binds them) that ``source`` makes before it can branch,
-    at most ``cap``, each once; [] for a program that does not parse or has no ``execute``.
-    ``lazy_relations``: arity-2 calls return a lazy relation's handle, so they are left to the program.
-    ``checked``: parse through the checker's cache (in-process, where the run parses it the same way);
-    else only parse it (beside a sandbox process, which checks it: a program that fails the check
-    costs at most ``cap`` evaluations here)."""
-    from neptune_core.primitives import get_primitive
-
-    if len(source) > MAX_SOURCE_CHARS:
-        return []  # the run reports it
+def planned_calls(source: str, cap: int, lazy_relations: bool) -> list[tuple[str, int]]:
+    """``(question, num_objects)`` of the literal ``score`` calls ``source`` makes before it can branch, each
+    once, at most ``cap``; [] for a program that fails the check (its run reports it). Reads the
+    checker's cached tree: a sandbox process runs this on the program it is sent ahead of its run
+    (:meth:`SandboxProcess.prepare`), the parent when there was none. ``lazy_relations``: arity-2
+    calls return a lazy relation's handle, so they are left to the program."""
     try:
-        tree = parse_checked(source) if checked else ast.parse(source)
-    except (ProgramCheckError, SyntaxError, ValueError, RecursionError, MemoryError):
-        return []  # the run reports it
-    defs = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "execute"]
-    params = defs[-1].args.args if defs else []
-    if len(params) <= EXECUTE_PARAMETERS.index("score"):
+        tree = parse_checked(source)
+    except ProgramCheckError:
         return []
-    execute, name = defs[-1], params[EXECUTE_PARAMETERS.index("score")].arg
-    score = get_primitive("score")
-    requests: dict[tuple[str, int], dict[str, Any]] = {}
+    execute = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "execute"][-1]
+    name = execute.args.args[EXECUTE_PARAMETERS.index("score")].arg
+    calls: dict[tuple[str, int], None] = {}
     for stmt in execute.body:
         if not isinstance(stmt, _STRAIGHT):
             break
-        calls, rebinds = _sure_calls(stmt, name)
-        for call in calls:
-            question, arity = call
-            if len(requests) >= cap or (arity == 2 and lazy_relations) or call in requests:
-                continue
-            try:
-                requests[call] = score.request(limits, (question, arity), {})
-            except (TypeError, ValueError, SizeLimitError):
-                continue  # the program's own call says what is wrong
-        if rebinds or isinstance(stmt, ast.Return) or len(requests) >= cap:
+        found, rebinds = _sure_calls(stmt, name)
+        for call in found:
+            if len(calls) < cap and not (call[1] == 2 and lazy_relations):
+                calls[call] = None
+        if rebinds or isinstance(stmt, ast.Return) or len(calls) >= cap:
             break  # from here on ``score`` may not be the primitive
+    return list(calls)
+
+
+def bound_requests(calls: Any, limits: Limits, cap: int, lazy_relations: bool) -> list[dict[str, Any]]:
+    """The ``score`` requests of ``calls`` (from :func:`planned_calls`, perhaps sent by a sandbox process:
+    checked like any request from there), at most ``cap``; a call whose arguments the primitive refuses
+    is left out (the program's own call reports it)."""
+    from neptune_core.primitives import get_primitive
+
+    score = get_primitive("score")
+    requests: dict[tuple[str, int], dict[str, Any]] = {}
+    for call in calls[:cap] if isinstance(calls, list) else ():
+        if not (isinstance(call, (list, tuple)) and len(call) == 2):
+            continue
+        question, arity = call
+        key = (question, arity)
+        if not isinstance(question, str) or type(arity) is not int or key in requests:
+            continue
+        if arity == 2 and lazy_relations:
+            continue
+        try:
+            requests[key] = score.request(limits, (question, arity), {})
+        except (TypeError, ValueError, SizeLimitError):
+            continue
     return list(requests.values())
 
 
@@ -149,7 +159,7 @@ def _literal_call(call: ast.Call) -> tuple[str, int] | None:
 
 
 def score_ahead(ctx: CallContext, requests: list[dict[str, Any]]) -> list[tuple[dict[str, Any], torch.Tensor]]:
-    """Evaluate ``requests`` (from :func:`planned_scores`) into the agent's memo, one call per arity;
+    """Evaluate ``requests`` (from :func:`bound_requests`) into the agent's memo, one call per arity;
     each request with the reply ``score`` will give for it. [] when the agent fails (see the module doc)."""
     agent = ctx.agent
     assert isinstance(agent, MemoizedAgent)
@@ -168,4 +178,4 @@ def score_ahead(ctx: CallContext, requests: list[dict[str, Any]]) -> list[tuple[
     return out
 
 
-__all__ = ["can_score_ahead", "planned_scores", "score_ahead"]
+__all__ = ["bound_requests", "can_score_ahead", "planned_calls", "score_ahead"]
