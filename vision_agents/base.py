@@ -241,6 +241,7 @@ class MemoizedAgent(VisionAgent):
     Results that carry gradients (``vlm_trainable``) are kept for the current sample only, so
     no sample backpropagates into another's graph. Each result keeps the trace info of the
     call that produced it (the latest call's info for a question, when a call was partly served).
+    A call served whole from the memo may return a view of the kept values: read it, do not write to it.
 
     Forwarded evaluations and answers are counted as model calls and served ones as memo hits
     (:mod:`vision_agents.calls`); ``calls`` counts the calls forwarded to the wrapped agent.
@@ -313,7 +314,8 @@ class MemoizedAgent(VisionAgent):
                 if served > 0:
                     count(memo_hits=served)
                 infos = [memo.infos.get((q, arity), {}) for q in questions]
-                return torch.stack(rows), infos  # type: ignore[arg-type]
+                # one question (most calls): a view of the kept row, no new tensor (callers do not write to it)
+                return (rows[0].unsqueeze(0) if len(rows) == 1 else torch.stack(rows)), infos  # type: ignore[union-attr,arg-type]
         n = len(boxes)
         tuples = [tuple(boxes[i] for i in idx) for idx in itertools.product(range(n), repeat=arity)]
         keys = list(itertools.product(grid, repeat=arity)) if arity > 0 else None

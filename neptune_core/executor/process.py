@@ -294,28 +294,41 @@ class SandboxProcess:
         time would still meet RLIMIT_CPU.
         """
         t0 = time.perf_counter()
-        planned = self._take_plan()
-        self.start()
-        conn = self._conn
-        assert conn is not None
+        hinted = self._hinted if self._hinted is not None and self._hinted[1] == source else None
+        if hinted is None:
+            self._take_plan()  # of a program sent ahead that did not run
         scope = ctx.reply_scope()
         mass_threshold = ctx.lazy.mass_threshold if ctx.lazy is not None else None
-        request = ("run", source, ctx.limits.counts or ctx.limits.n, scope, mass_threshold, ahead is not None)
+        request = pickle.dumps(
+            ("run", source, ctx.limits.counts or ctx.limits.n, scope, mass_threshold, ahead is not None),
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+        calls: Any = None
+        if hinted is not None:  # sent ahead: the sandbox checks and plans it, then takes the run request
+            self._hinted = None
+            try:
+                self._conn.send_bytes(request)  # type: ignore[union-attr]
+                calls = self._plan(hinted[0])
+            except (OSError, EOFError, _NoPlan):  # gone before the program started: a fresh sandbox runs it
+                self._discard(kill=True)
+                hinted = None
         try:
-            conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
+            if hinted is None:
+                self.start()
+                self._conn.send_bytes(request)  # type: ignore[union-attr]
             if ahead is not None:  # always sent when announced (the sandbox reads it before its first call)
-                if planned is not None and planned[0] == source:
-                    calls = planned[1]
-                else:
+                if calls is None:
                     calls = planned_calls(source, self.config.score_ahead, ctx.lazy is not None)
                 try:
                     replies = [("score", req, to_wire(reply)) for req, reply in ahead(calls)]
                 except BaseException:  # the sandbox waits for a message that will not come: not reusable
                     self._discard(kill=True)
                     raise
-                conn.send_bytes(pickle.dumps(("prefill", replies), protocol=pickle.HIGHEST_PROTOCOL))
+                self._conn.send_bytes(pickle.dumps(("prefill", replies), protocol=pickle.HIGHEST_PROTOCOL))  # type: ignore[union-attr]
         except OSError:
             return self._died(t0)
+        conn = self._conn
+        assert conn is not None
         # the first replayed call that failed: the next call gets it, and the run ends with it
         failed: tuple | None = None
         told = False  # whether a call has answered with ``failed``
