@@ -26,9 +26,9 @@ LIMITS = Limits(n=3, max_question_chars=40)
 
 def _plan(body: str, *, lazy: bool = False, cap: int = 16) -> list[tuple[str, int]]:
     source = "def execute(score, query, n):\n" + "".join(f"    {line}\n" for line in body.strip("\n").split("\n"))
-    return [
-        (r["question"], r["num_objects"]) for r in bound_requests(planned_calls(source, cap, lazy), LIMITS, cap, lazy)
-    ]
+    calls = planned_calls(source, cap, lazy, checker_cache=True)
+    assert calls == planned_calls(source, cap, lazy, checker_cache=False)  # the same plan in both modes
+    return [(r["question"], r["num_objects"]) for r in bound_requests(calls, LIMITS, cap, lazy)]
 
 
 def test_only_literal_calls_before_the_first_branch_are_planned() -> None:
@@ -65,17 +65,15 @@ def test_the_plan_stops_at_a_return_a_rebinding_the_cap_and_a_bad_request() -> N
     assert _plan(f'a = score("{"x" * 41}") & score(" ") & score("Short?")\nreturn a') == [("Short?", 1)]
 
 
-def test_programs_that_fail_the_check_plan_nothing_and_sent_plans_are_checked() -> None:
+def test_the_plan_is_that_of_the_parsed_program_and_its_requests_are_bound_like_the_programs() -> None:
     assert _plan("a = score('Unclosed?'\nreturn a") == []
-    assert _plan('a = score("Is it red?")\nb = a.__class__\nreturn a') == []
-    # a plan from a sandbox process is checked like its requests: shape, types, the cap, the primitive's bind
-    sent = [["Is it red?", 1], ["Is it red?", 1], "junk", [3, 1], ["Bool arity?", True], ["Pair?", 2], ["x" * 41, 1]]
-    assert [r["question"] for r in bound_requests(sent, LIMITS, 16, True)] == ["Is it red?"]
-    assert [r["question"] for r in bound_requests(sent, LIMITS, 16, False)] == ["Is it red?", "Pair?"]
-    assert bound_requests([["Q?", 1]] * 3 + [["Late?", 1]], LIMITS, 3, False) == bound_requests(
-        [["Q?", 1]], LIMITS, 3, False
-    )
-    assert bound_requests({"not": "a list"}, LIMITS, 16, False) == []
+    # a program that fails the check is planned as parsed (the check runs in the sandbox meanwhile)
+    assert _plan('a = score("Is it red?")\nb = a.__class__\nreturn a') == [("Is it red?", 1)]
+    assert planned_calls("def other(score, query, n):\n    return score('x?')\n", 16, False, checker_cache=False) == []
+    calls = [("Is it red?", 1), ("Is it red?", 1), "junk", (3, 1), ("Bool arity?", True), ("Pair?", 2), ("x" * 41, 1)]
+    assert [r["question"] for r in bound_requests(calls, LIMITS, 16, True)] == ["Is it red?"]
+    assert [r["question"] for r in bound_requests(calls, LIMITS, 16, False)] == ["Is it red?", "Pair?"]
+    assert len(bound_requests([("Q?", 1), ("R?", 1), ("S?", 1)], LIMITS, 2, False)) == 2
 
 
 PROGRAM = (
@@ -161,7 +159,7 @@ def test_an_agent_failing_ahead_fails_only_the_call_the_program_makes(isolation:
     assert rows[16][1]["trace"] == rows[0][1]["trace"]  # the first call is recorded, then the failing one stops it
 
 
-def test_the_sandbox_plans_programs_sent_ahead_and_the_rows_match_in_process_runs() -> None:
+def test_programs_sent_ahead_run_with_their_replies_and_the_rows_match_in_process_runs() -> None:
     programs = [PROGRAM, PROGRAM.replace("'Is it large?'", "'Is it small?'"), PROGRAM.replace("red", "blue")]
     in_process = _runner("in_process", ShiftAgent(), score_ahead=16)
     sandboxed = _runner("process", ShiftAgent(), score_ahead=16)
@@ -170,11 +168,10 @@ def test_the_sandbox_plans_programs_sent_ahead_and_the_rows_match_in_process_run
         rows = _rows(sandboxed, "a", programs)
         assert rows == _rows(in_process, "a", programs)
         sandbox = sandboxed.executor.sandbox
-        assert sandbox._hints == 3 and sandbox.starts == 1
         kinds = [e["primitive"] for row in rows for e in row["trace"]]
         assert kinds.count("score") == 12 and kinds.count("query") == 3
         # every score call was answered in the sandbox (sent with the run); only queries were asked
-        assert sandbox.served + sandbox.replayed == 15 and 1 <= sandbox.served <= 3
+        assert sandbox.served + sandbox.replayed == 15 and 1 <= sandbox.served <= 3 and sandbox.starts == 1
     finally:
         sandboxed.executor.close()
 
@@ -197,14 +194,17 @@ def test_a_program_sent_ahead_that_does_not_run_or_a_sandbox_gone_meanwhile_chan
         runner.executor.close()
 
 
-@pytest.mark.parametrize("isolation", ["in_process", "process"])
-def test_a_program_that_fails_the_check_is_not_scored_ahead(isolation: str) -> None:
-    agent = ShiftAgent()
-    runner = _runner(isolation, agent, score_ahead=16)
-    bad = "def execute(score, query, n):\n    a = score('Is it red?')\n    return a.__class__\n"
-    try:
-        runner.executor.start()
-        rows = _rows(runner, "b", [PROGRAM, bad])
-        assert rows[1]["error"]["type"] == "ProgramCheckError" and agent.calls == 3  # the first program's only
-    finally:
-        runner.executor.close()
+def test_a_program_that_fails_the_check_is_scored_ahead_alike_in_both_modes() -> None:
+    bad = "def execute(score, query, n):\n    a = score('Is it shiny?')\n    return a.__class__\n"
+    rows, calls = [], []
+    for isolation in ("in_process", "process"):
+        agent = ShiftAgent()
+        runner = _runner(isolation, agent, score_ahead=16)
+        try:
+            runner.executor.start()
+            rows.append(_rows(runner, "b", [bad])[0])
+            calls.append(agent.calls)
+        finally:
+            runner.executor.close()
+    assert rows[0] == rows[1] and rows[0]["error"]["type"] == "ProgramCheckError"
+    assert calls == [1, 1] and rows[0]["model_calls"]["box_evals"] == 3  # one wasted batch, counted alike

@@ -15,6 +15,7 @@ the result goes back as JSON (neptune_core/executor/wire.py).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
@@ -31,6 +32,7 @@ from typing import Any
 import torch
 
 from neptune_core.config import ExecutorConfig
+from neptune_core.executor.checker import ProgramCheckError, parse_checked
 from neptune_core.executor.guards import (
     AgentError,
     PrimitiveLimitError,
@@ -39,7 +41,6 @@ from neptune_core.executor.guards import (
     call_limit_error,
 )
 from neptune_core.executor.program import run_program
-from neptune_core.executor.score_ahead import planned_calls
 from neptune_core.executor.wire import encode_value, from_wire, poll_briefly, wire_size
 from neptune_core.primitives import get_primitive
 from neptune_core.primitives.base import Limits, SandboxRun
@@ -286,10 +287,9 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
                 return
             if request is None:
                 return
-            if request[0] == "check":  # the next program, ahead of its run: checked (cached) and planned
-                _, source, hint, lazy_relations = request
-                calls = planned_calls(source, config.score_ahead, lazy_relations) if config.score_ahead else []
-                pipe.send({"op": "plan", "id": hint, "calls": calls})
+            if request[0] == "check":  # the next program, ahead of its run: its parse and check are cached
+                with contextlib.suppress(ProgramCheckError):  # not reported here: its run reports it
+                    parse_checked(request[1])
                 continue
             _, source, n, scope, mass_threshold, prefill = request
             primitives.begin(scope, SandboxRun(Limits.of(n, config.max_question_chars), mass_threshold), prefill)

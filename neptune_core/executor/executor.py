@@ -108,7 +108,7 @@ class Executor:
         """Say which program :meth:`run` will run next, as soon as it is known: a sandbox process checks
         it while this process gets the sample's boxes (a hint; nothing in-process)."""
         if self.isolation == "process" and self._sandbox is not None:
-            self._sandbox.prepare(source, lazy_relations=self.lazy is not None)
+            self._sandbox.prepare(source)
 
     def run(
         self,
@@ -131,23 +131,24 @@ class Executor:
         ctx = CallContext(
             agent, image, list(boxes), self.config, lazy=self.lazy, more_images=more_images, perception=perception
         )
-        cap, lazy = self.config.score_ahead, self.lazy is not None
-        ahead = can_score_ahead(ctx, cap)
+        ahead = can_score_ahead(ctx, self.config.score_ahead)
         if self.isolation == "process":
-
-            def evaluate(calls: Any) -> list[tuple[dict[str, Any], Any]]:
-                return score_ahead(ctx, bound_requests(calls, ctx.limits, cap, lazy))
-
-            result = self.sandbox.run(source, ctx, evaluate if ahead else None)
+            result = self.sandbox.run(source, ctx, (lambda: self._score_ahead(source, ctx, False)) if ahead else None)
         else:
             if ahead:
-                score_ahead(ctx, bound_requests(planned_calls(source, cap, lazy), ctx.limits, cap, lazy))
+                self._score_ahead(source, ctx, True)
 
             def call(name: str, request: dict[str, Any], program_seconds: float) -> Any:
                 return get_primitive(name).call(ctx, request, trusted=True)
 
             result = run_program(source, ctx.limits.counts or ctx.limits.n, self.config, self.semantics, call)
         return _outcome(result, ctx)
+
+    def _score_ahead(self, source: str, ctx: CallContext, checker_cache: bool) -> list[tuple[dict[str, Any], Any]]:
+        """The program's planned score calls, evaluated into the agent's memo (score_ahead.py)."""
+        cap, lazy = self.config.score_ahead, self.lazy is not None
+        calls = planned_calls(source, cap, lazy, checker_cache=checker_cache)
+        return score_ahead(ctx, bound_requests(calls, ctx.limits, cap, lazy)) if calls else []
 
 
 def _outcome(result: ProgramResult, ctx: CallContext) -> ExecutionOutcome:

@@ -47,18 +47,12 @@ from neptune_core.executor.guards import (
     safe_message,
 )
 from neptune_core.executor.program import ProgramResult
-from neptune_core.executor.score_ahead import planned_calls
 from neptune_core.executor.wire import MAX_MESSAGE_BYTES, decode_value, poll_briefly, to_wire
 from neptune_core.types import ErrorRecord
 from probabilistic_tensor import Semantics
 
 if TYPE_CHECKING:  # imported where used: neptune_core.primitives imports this package's guards
     from neptune_core.primitives.base import CallContext, Primitive
-
-
-class _NoPlan(Exception):
-    """The sandbox did not send the plan of a program sent ahead (it is then stopped as crashed)."""
-
 
 WATCHDOG_FACTOR = 1.5  # the watchdog kills at this multiple of executor.time_limit_s of program time
 RSS_SLACK_MB = 128  # the parent kills a sandbox whose resident memory exceeds memory_mb by this much
@@ -150,8 +144,6 @@ class SandboxProcess:
         self.peak_rss_mb = 0.0  # the largest resident memory any of this object's sandboxes reached
         self.baseline_mb: float | None = None  # private memory of a fresh sandbox
         self.starts = 0
-        self._hints = 0  # programs sent ahead of their runs (prepare)
-        self._hinted: tuple[int, str] | None = None  # the one whose plan is due from the sandbox
         self.served = 0  # primitive calls answered over the pipe
         self.replayed = 0  # calls the sandbox answered from a reused reply, run here afterwards
         self.last_exit_code: int | None = None
@@ -229,7 +221,6 @@ class SandboxProcess:
 
     def _discard(self, kill: bool) -> None:
         """End the current sandbox, if any (asked to exit, or killed), and note its exit code."""
-        self._hinted = None  # a new sandbox has not seen the program sent ahead
         if self._pid is not None:
             self._note_peak()
             info = self._finalizer.detach() if self._finalizer is not None else None
@@ -252,41 +243,24 @@ class SandboxProcess:
         return rss
 
     # ---- one program ----------------------------------------------------------------
-    def prepare(self, source: str, *, lazy_relations: bool) -> None:
-        """Send ``source`` to an idle sandbox ahead of its run: it parses and checks it (kept in its
-        checker's cache) and plans its score calls (score_ahead.planned_calls, sent back) while this
-        process gets the sample's boxes. A sandbox that is not running is left alone: :meth:`run`
-        starts one (or reports why it cannot) and plans here."""
-        self._take_plan()  # of a program sent ahead that did not run
+    def prepare(self, source: str) -> None:
+        """Have an idle sandbox parse and check ``source`` now (kept in its checker's cache), while this
+        process gets the sample's boxes; :meth:`run` then finds it done. A sandbox that is not
+        running is left alone: :meth:`run` starts one (or reports why it cannot)."""
         if self.alive():
-            self._hints += 1
-            hint = ("check", source, self._hints, lazy_relations)
             try:
-                self._conn.send_bytes(pickle.dumps(hint, protocol=pickle.HIGHEST_PROTOCOL))  # type: ignore[union-attr]
+                self._conn.send_bytes(pickle.dumps(("check", source), protocol=pickle.HIGHEST_PROTOCOL))  # type: ignore[union-attr]
             except OSError:
                 return  # gone since: the run finds out and records how
-            self._hinted = (self._hints, source)
-
-    def _take_plan(self) -> tuple[str, Any] | None:
-        """(source, calls) of the program sent ahead, once its plan is read; None when none was sent or
-        the sandbox did not plan it (then it is discarded: it died, or broke the protocol)."""
-        if self._hinted is None:
-            return None
-        (hint, source), self._hinted = self._hinted, None
-        try:
-            return source, self._plan(hint)
-        except (OSError, EOFError, _NoPlan):
-            self._discard(kill=True)
-            return None
 
     def run(
-        self, source: str, ctx: CallContext, ahead: Callable[[Any], list[tuple[dict[str, Any], Any]]] | None = None
+        self, source: str, ctx: CallContext, ahead: Callable[[], list[tuple[dict[str, Any], Any]]] | None = None
     ) -> ProgramResult:
         """Run ``source`` in the sandbox, serving its primitive calls from ``ctx``.
 
-        ``ahead(calls)``: evaluates the score calls the program will make (score_ahead.py), planned by
-        the sandbox when the program was sent ahead (:meth:`prepare`), else here; their replies follow
-        the run request in one message, kept by the sandbox like reused replies.
+        ``ahead``: evaluates the score calls the program will make (score_ahead.py) while the
+        sandbox checks the program; their replies follow the run request in one message, kept by
+        the sandbox like reused replies.
 
         Program time is the sandbox's own count (it excludes the round trips of primitive
         calls), reported with each call, plus the time since the parent last handed it work;
@@ -294,41 +268,23 @@ class SandboxProcess:
         time would still meet RLIMIT_CPU.
         """
         t0 = time.perf_counter()
-        hinted = self._hinted if self._hinted is not None and self._hinted[1] == source else None
-        if hinted is None:
-            self._take_plan()  # of a program sent ahead that did not run
+        self.start()
+        conn = self._conn
+        assert conn is not None
         scope = ctx.reply_scope()
         mass_threshold = ctx.lazy.mass_threshold if ctx.lazy is not None else None
-        request = pickle.dumps(
-            ("run", source, ctx.limits.counts or ctx.limits.n, scope, mass_threshold, ahead is not None),
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
-        calls: Any = None
-        if hinted is not None:  # sent ahead: the sandbox checks and plans it, then takes the run request
-            self._hinted = None
-            try:
-                self._conn.send_bytes(request)  # type: ignore[union-attr]
-                calls = self._plan(hinted[0])
-            except (OSError, EOFError, _NoPlan):  # gone before the program started: a fresh sandbox runs it
-                self._discard(kill=True)
-                hinted = None
+        request = ("run", source, ctx.limits.counts or ctx.limits.n, scope, mass_threshold, ahead is not None)
         try:
-            if hinted is None:
-                self.start()
-                self._conn.send_bytes(request)  # type: ignore[union-attr]
+            conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
             if ahead is not None:  # always sent when announced (the sandbox reads it before its first call)
-                if calls is None:
-                    calls = planned_calls(source, self.config.score_ahead, ctx.lazy is not None)
                 try:
-                    replies = [("score", req, to_wire(reply)) for req, reply in ahead(calls)]
+                    replies = [("score", req, to_wire(reply)) for req, reply in ahead()]
                 except BaseException:  # the sandbox waits for a message that will not come: not reusable
                     self._discard(kill=True)
                     raise
-                self._conn.send_bytes(pickle.dumps(("prefill", replies), protocol=pickle.HIGHEST_PROTOCOL))  # type: ignore[union-attr]
+                conn.send_bytes(pickle.dumps(("prefill", replies), protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             return self._died(t0)
-        conn = self._conn
-        assert conn is not None
         # the first replayed call that failed: the next call gets it, and the run ends with it
         failed: tuple | None = None
         told = False  # whether a call has answered with ``failed``
@@ -384,26 +340,10 @@ class SandboxProcess:
                 handed = time.perf_counter()
             elif op == "done":
                 return self._finish(message, t0, failed)
-
             elif op == "crash":
                 return self._died(t0, str(message.get("error"))[:300])
             else:
                 return self._stop(SandboxCrash(f"the sandbox process sent an unknown message {str(op)[:40]!r}"), t0)
-
-    def _plan(self, hint: int) -> Any:
-        """The score calls the sandbox planned for program ``hint``; _NoPlan when none comes,
-        EOFError/OSError when it died."""
-        assert self._conn is not None and self._poller is not None
-        if not poll_briefly(self._poller.poll, time.perf_counter()) and not self._poller.poll(1000.0 * self.watchdog_s):
-            raise _NoPlan("did not plan the program it was sent")
-        try:
-            message = json.loads(self._conn.recv_bytes(MAX_MESSAGE_BYTES))
-            op, key = message["op"], message.get("id")
-        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
-            raise _NoPlan("sent a malformed message where a plan was due") from None
-        if op != "plan" or key != hint:
-            raise _NoPlan(f"sent {str(op)[:40]!r} where the plan of program {hint} was due")
-        return message.get("calls")
 
     def _serve(self, ctx: CallContext, message: dict[str, Any], reusable: bool) -> tuple:
         """One primitive call: the parent side runs it; errors travel back to the program. ``reusable``:

@@ -1,22 +1,22 @@
 """Score calls a program will make, evaluated before it runs, in one batch per arity.
 
 Most programs open with ``score("literal question", k)`` calls in straight-line code. Before
-a run, the checked program is read for such calls (:func:`planned_calls`: with process
-isolation by the sandbox process, which checks the program as soon as it is known, see
-:meth:`Executor.prepare`), and the parent has the agent evaluate them together
-(:func:`bound_requests`, :func:`score_ahead`): one forwarded model call per arity instead of
-one per question. With process isolation the replies travel to the sandbox process right
-after the run request (child.py keeps them like reused replies), so the program's calls need
-no round trip. The program's calls are then served from the agent's memo: the trace and the
-row are what they would have been, except that ``model_calls`` counts the batch as one call.
+a run, the parent reads the program for such calls (:func:`planned_calls`, :func:`bound_requests`)
+and has the agent evaluate them together (:func:`score_ahead`): one forwarded model call per
+arity instead of one per question. With process isolation the replies travel to the sandbox
+process right after the run request, while it sets the run up (child.py keeps them like reused
+replies), so the program's calls need no round trip. The program's calls are then served from
+the agent's memo: the trace and the row are what they would have been, except that
+``model_calls`` counts the batch as one call and the program's calls as memo hits.
 
 Only calls the program cannot skip are taken: statements of ``execute`` before its first
 compound statement (if, for, while, try, def) or return, outside the branches of ``and``,
 ``or`` and ``x if c else y``, lambdas and comprehensions; question and ``num_objects`` as
-literals, no other argument; never when the program rebinds ``score``. A call that can still
-be skipped (an earlier call raises) costs one wasted evaluation, at most
-``executor.score_ahead`` per run (0 turns this off). Only for agents whose replies may be
-reused (:meth:`CallContext.reply_scope`): a memoising agent, no gradients.
+literals, no other argument; none after a statement that rebinds ``score``. A call that can
+still be skipped (an earlier call raises, or the program fails the checker, which runs in the
+sandbox process) costs one wasted evaluation, at most ``executor.score_ahead`` per run (0 turns
+this off); the plan is the same in both isolation modes, so are the rows. Only for agents whose
+replies may be reused (:meth:`CallContext.reply_scope`): a memoising agent, no gradients.
 
 A failure while evaluating ahead is not the sample's: nothing is kept, and the program's own
 call meets the same error where it makes it (recorded on the row as usual).
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from neptune_core.executor.checker import ProgramCheckError, parse_checked
+from neptune_core.executor.checker import MAX_SOURCE_CHARS, ProgramCheckError, parse_checked
 from neptune_core.executor.guards import SizeLimitError
 from neptune_core.primitives import EXECUTE_PARAMETERS
 from vision_agents.base import MemoizedAgent
@@ -50,18 +50,19 @@ def can_score_ahead(ctx: CallContext, cap: int) -> bool:
     return cap > 0 and isinstance(ctx.agent, MemoizedAgent) and ctx.reply_scope() is not None
 
 
-def planned_calls(source: str, cap: int, lazy_relations: bool) -> list[tuple[str, int]]:
-    """``(question, num_objects)`` of the literal ``score`` calls ``source`` makes before it can branch, each
-    once, at most ``cap``; [] for a program that fails the check (its run reports it). Reads the
-    checker's cached tree: a sandbox process runs this on the program it is sent ahead of its run
-    (:meth:`SandboxProcess.prepare`), the parent when there was none. ``lazy_relations``: arity-2
-    calls return a lazy relation's handle, so they are left to the program."""
-    try:
-        tree = parse_checked(source)
-    except ProgramCheckError:
+def planned_calls(source: str, cap: int, lazy_relations: bool, *, checker_cache: bool) -> list[tuple[str, int]]:
+    """``(question, num_objects)`` of the literal ``score`` calls ``source`` makes before it can branch,
+    each once, at most ``cap``; [] for a program that does not parse or has no ``execute(score, ...)``.
+    ``lazy_relations``: arity-2 calls return a lazy relation's handle, so they are left to the program.
+    ``checker_cache``: take the tree from the checker's cache (in-process, where the run checks the
+    program right after), else parse it here (beside a sandbox process, which checks it meanwhile);
+    either way the plan is that of the parsed program."""
+    tree = _tree(source, checker_cache)
+    defs = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "execute"] if tree else []
+    params = defs[-1].args.args if defs else []
+    if len(params) <= EXECUTE_PARAMETERS.index("score"):
         return []
-    execute = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "execute"][-1]
-    name = execute.args.args[EXECUTE_PARAMETERS.index("score")].arg
+    execute, name = defs[-1], params[EXECUTE_PARAMETERS.index("score")].arg
     calls: dict[tuple[str, int], None] = {}
     for stmt in execute.body:
         if not isinstance(stmt, _STRAIGHT):
@@ -75,10 +76,27 @@ def planned_calls(source: str, cap: int, lazy_relations: bool) -> list[tuple[str
     return list(calls)
 
 
-def bound_requests(calls: Any, limits: Limits, cap: int, lazy_relations: bool) -> list[dict[str, Any]]:
-    """The ``score`` requests of ``calls`` (from :func:`planned_calls`, perhaps sent by a sandbox process:
-    checked like any request from there), at most ``cap``; a call whose arguments the primitive refuses
-    is left out (the program's own call reports it)."""
+def _tree(source: str, checker_cache: bool) -> ast.Module | None:
+    """The parsed program (None when it does not parse: its run reports why)."""
+    if checker_cache:
+        try:
+            return parse_checked(source)
+        except ProgramCheckError:
+            pass  # not checked: parsed below, so that both isolation modes plan the same calls
+    if len(source) > MAX_SOURCE_CHARS:
+        return None
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def bound_requests(
+    calls: list[tuple[str, int]], limits: Limits, cap: int, lazy_relations: bool
+) -> list[dict[str, Any]]:
+    """The ``score`` requests of ``calls`` (from :func:`planned_calls`) as the primitive binds them, at
+    most ``cap``, each once; a call whose arguments the primitive refuses (too long, blank) is left out
+    (the program's own call reports it). Anything but (str, int) pairs is left out too."""
     from neptune_core.primitives import get_primitive
 
     score = get_primitive("score")
