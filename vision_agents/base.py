@@ -322,9 +322,9 @@ class MemoizedAgent(VisionAgent):
         values, infos = self._score(image, tuples, questions, arity, grid=boxes, keys=keys, stores=(memo, graph))
         values = values.reshape(len(questions), *((n,) * arity))
         if not values.requires_grad and not graph.scores:
-            kept = values.clone()
+            values = values.clone()  # the memo's own copy (a backend may reuse its output), given out as on a hit
             for i, q in enumerate(questions):
-                memo.rows[(q, arity, grid)] = kept[i]
+                memo.rows[(q, arity, grid)] = values[i]
         return values, infos
 
     def warm(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> list[torch.Tensor | None]:
@@ -378,6 +378,7 @@ class MemoizedAgent(VisionAgent):
         missing_q = [q for q in uniq_q if gaps[q]]
         fresh_info: dict[str, dict[str, Any]] = {}
         forwarded = 0
+        whole: torch.Tensor | None = None  # the backend's own answer to exactly this call, when it made one
         if missing_q:
             gap = set().union(*(gaps[q] for q in missing_q))
             todo = [k for k in distinct if k in gap]
@@ -386,6 +387,7 @@ class MemoizedAgent(VisionAgent):
                 out, infos = self.inner.score_with_info(image, grid, missing_q, arity)
                 flat = out.reshape(len(missing_q), -1)
                 todo = keys
+                whole = flat if missing_q == questions else None
             else:
                 by_key = dict(zip(keys, tuples, strict=True))
                 flat, infos = score_tuples(self.inner, image, [by_key[k] for k in todo], missing_q, arity)
@@ -414,6 +416,8 @@ class MemoizedAgent(VisionAgent):
             fresh_info[q] if q in fresh_info else graph.infos.get((q, arity), memo.infos.get((q, arity), {}))
             for q in questions
         ]
+        if whole is not None and not whole.requires_grad:
+            return whole, out_infos  # what the rows below would rebuild from the memo, value for value
         dtype, device = memo.like
         if not keys:
             return torch.zeros(len(questions), 0, dtype=dtype, device=device), out_infos

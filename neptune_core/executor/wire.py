@@ -108,11 +108,13 @@ def to_wire(reply: Any) -> Any:
     """A primitive's reply for the pipe: a torch tensor becomes ("tensor", raw bytes, dtype name, shape)
     (pickling a torch tensor itself would route it through shared memory; raw bytes are the cheapest)."""
     if isinstance(reply, torch.Tensor):
-        t = reply.detach().cpu()
+        t = reply.detach()
         dtype = str(t.dtype).removeprefix("torch.")
+        if t.device.type != "cpu":
+            t = t.cpu()
         if t.dtype == torch.bfloat16:  # numpy has no bfloat16: travel as float32, exactly
             t = t.float()
-        return ("tensor", t.contiguous().numpy().tobytes(), dtype, tuple(t.shape))
+        return ("tensor", t.numpy().tobytes(), dtype, tuple(t.shape))  # tobytes: C order, whatever the strides
     return reply
 
 
