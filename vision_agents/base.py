@@ -317,7 +317,7 @@ class MemoizedAgent(VisionAgent):
                 # one question (most calls): a view of the kept row, no new tensor (callers do not write to it)
                 return (rows[0].unsqueeze(0) if len(rows) == 1 else torch.stack(rows)), infos  # type: ignore[union-attr,arg-type]
         n = len(boxes)
-        tuples = [tuple(boxes[i] for i in idx) for idx in itertools.product(range(n), repeat=arity)]
+        tuples = list(itertools.product(boxes, repeat=arity))  # every box tuple, in grid order
         keys = list(itertools.product(grid, repeat=arity)) if arity > 0 else None
         values, infos = self._score(image, tuples, questions, arity, grid=boxes, keys=keys, stores=(memo, graph))
         values = values.reshape(len(questions), *((n,) * arity))
