@@ -372,6 +372,8 @@ class MemoizedAgent(VisionAgent):
 
         def missing(q: str) -> list[tuple]:
             plain, grad = known(q)
+            if not plain and not grad:  # a question new to this image (most calls that get here)
+                return list(distinct)
             return [k for k in distinct if k not in plain and k not in grad]
 
         gaps = {q: missing(q) for q in uniq_q}
@@ -380,8 +382,11 @@ class MemoizedAgent(VisionAgent):
         forwarded = 0
         whole: torch.Tensor | None = None  # the backend's own answer to exactly this call, when it made one
         if missing_q:
-            gap = set().union(*(gaps[q] for q in missing_q))
-            todo = [k for k in distinct if k in gap]
+            if all(len(gaps[q]) == len(distinct) for q in missing_q):
+                todo = list(distinct)
+            else:
+                gap = set().union(*(gaps[q] for q in missing_q))
+                todo = [k for k in distinct if k in gap]
             self.calls += 1
             if grid is not None and len(todo) == len(distinct):  # nothing known: the backend's own full call
                 out, infos = self.inner.score_with_info(image, grid, missing_q, arity)
