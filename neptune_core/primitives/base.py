@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from neptune_core.executor.guards import AgentError, SizeLimitError, call_limit_error
 from neptune_core.types import Box
 
@@ -91,6 +93,13 @@ def rounded(values: Any) -> Any:
 
 
 _UNSET = object()
+
+
+def trace_probs(data: torch.Tensor) -> Any:
+    """A primitive's probabilities for its trace entry: :func:`rounded` values of ``data`` (as float32)."""
+    if data.dtype != torch.float32:
+        data = data.float()
+    return rounded(data.tolist() if data.device.type == "cpu" else data.cpu().tolist())
 
 
 def _no_audit(call: ast.Call) -> list[str]:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from neptune_core.executor.guards import AgentError
-from neptune_core.primitives.base import CallContext, Limits, Primitive, check_question, rounded
+from neptune_core.primitives.base import CallContext, Limits, Primitive, check_question, trace_probs
 from neptune_core.primitives.video_context import arg_of, audit_call, frames_in, mask_argument, times_of, video_of
 from probabilistic_tensor import ProbabilisticTensor, Semantics
 
@@ -47,7 +47,7 @@ def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor:
         "frames": indices,
         "times": times_of(video, indices),
         "as_video": bool(getattr(agent, "takes_video", False)),
-        "probs": rounded(out.detach().float().cpu().tolist()),
+        "probs": trace_probs(out),
         "chosen": int(torch.argmax(out)),
     }
     if info:

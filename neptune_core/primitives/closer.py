@@ -19,7 +19,7 @@ import torch
 
 from neptune_core.executor.guards import AgentError
 from neptune_core.primitives import images
-from neptune_core.primitives.base import CallContext, Limits, Primitive, rounded
+from neptune_core.primitives.base import CallContext, Limits, Primitive, trace_probs
 from probabilistic_tensor import ProbabilisticTensor, Semantics
 
 DOC = """The depth model's soft relation "x is closer to the camera than y" (a function programs call
@@ -58,7 +58,7 @@ def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor:
         "primitive": "closer",
         "farther": request["farther"],
         "depths": [round(float(d), 4) for d in distances],
-        "probs": rounded(data.detach().float().cpu().tolist()),
+        "probs": trace_probs(data),
         "depth": info,  # depth model, reduction, temperature, mask or box per object
     }
     if ctx.several_images:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neptune_core.primitives.base import CallContext, Limits, Primitive, check_question, rounded
+from neptune_core.primitives.base import CallContext, Limits, Primitive, check_question, trace_probs
 from neptune_core.primitives.video_context import (
     FRAME_VAR,
     audit_call,
@@ -59,8 +59,8 @@ def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor:
             "question": question,
             "which": which,
             "times": [round(t, 3) for t in video.frames.times],
-            "p_event": rounded(p.detach().float().cpu().tolist()),
-            "probs": rounded(data.detach().float().cpu().tolist()),
+            "p_event": trace_probs(p),
+            "probs": trace_probs(data),
             "frame": k,
             "time": round(video.frames.times[k], 3),
             "found": bool(float(p.max()) > 0.5),

@@ -11,7 +11,14 @@ import torch
 from neptune_core.executor.guards import AgentError
 from neptune_core.executor.lazy_score import LazyEntry, fetch_entries, lazy_relation
 from neptune_core.primitives import images
-from neptune_core.primitives.base import CallContext, Limits, Primitive, SandboxRun, check_question, rounded
+from neptune_core.primitives.base import (
+    CallContext,
+    Limits,
+    Primitive,
+    SandboxRun,
+    check_question,
+    trace_probs,
+)
 from probabilistic_tensor import LazyPolicy, ProbabilisticTensor, Semantics
 from vision_agents.prompting import class_question
 
@@ -78,7 +85,7 @@ def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor | dict[str, A
         "question": question,
         "arity": arity,
         "type": kind,
-        "probs": rounded(data.detach().float().cpu().tolist()),
+        "probs": trace_probs(data),
     }
     if ctx.several_images:
         entry["image"] = request["image"]

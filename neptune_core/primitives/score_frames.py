@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neptune_core.primitives.base import CallContext, Limits, Primitive, check_question, rounded
+from neptune_core.primitives.base import CallContext, Limits, Primitive, check_question, trace_probs
 from neptune_core.primitives.video_context import (
     FRAME_VAR,
     OBJECT_VARS,
@@ -45,7 +45,7 @@ def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor:
         "question": question,
         "arity": arity,
         "times": [round(t, 3) for t in video.frames.times],
-        "probs": rounded(data.detach().float().cpu().tolist()),
+        "probs": trace_probs(data),
     }
     notes = [dict(info, frame=k) for k, info in enumerate(infos) if info]
     if notes:  # the report and the summary read "unknown_concepts" of the whole call
