@@ -57,8 +57,11 @@ def planned_calls(source: str, cap: int, lazy_relations: bool, *, checker_cache:
     ``checker_cache``: take the tree from the checker's cache (in-process, where the run checks the
     program right after), else parse it here (beside a sandbox process, which checks it meanwhile);
     either way the plan is that of the parsed program."""
-    tree = _tree(source, checker_cache)
-    defs = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "execute"] if tree else []
+    try:
+        tree = _parsed(source, checker_cache)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []  # the run reports why
+    defs = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "execute"]
     params = defs[-1].args.args if defs else []
     if len(params) <= EXECUTE_PARAMETERS.index("score"):
         return []
@@ -76,45 +79,36 @@ def planned_calls(source: str, cap: int, lazy_relations: bool, *, checker_cache:
     return list(calls)
 
 
-def _tree(source: str, checker_cache: bool) -> ast.Module | None:
-    """The parsed program (None when it does not parse: its run reports why)."""
+def _parsed(source: str, checker_cache: bool) -> ast.Module:
+    """The parsed program; SyntaxError or ValueError when it does not parse."""
     if checker_cache:
         try:
             return parse_checked(source)
         except ProgramCheckError:
             pass  # not checked: parsed below, so that both isolation modes plan the same calls
     if len(source) > MAX_SOURCE_CHARS:
-        return None
-    try:
-        return ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
+        raise ValueError(f"the program has more than {MAX_SOURCE_CHARS} characters")
+    return ast.parse(source)
 
 
 def bound_requests(
     calls: list[tuple[str, int]], limits: Limits, cap: int, lazy_relations: bool
 ) -> list[dict[str, Any]]:
     """The ``score`` requests of ``calls`` (from :func:`planned_calls`) as the primitive binds them, at
-    most ``cap``, each once; a call whose arguments the primitive refuses (too long, blank) is left out
-    (the program's own call reports it). Anything but (str, int) pairs is left out too."""
+    most ``cap``; a call whose arguments the primitive refuses (too long, blank) is left out (the
+    program's own call reports it)."""
     from neptune_core.primitives import get_primitive
 
     score = get_primitive("score")
-    requests: dict[tuple[str, int], dict[str, Any]] = {}
-    for call in calls[:cap] if isinstance(calls, list) else ():
-        if not (isinstance(call, (list, tuple)) and len(call) == 2):
-            continue
-        question, arity = call
-        key = (question, arity)
-        if not isinstance(question, str) or type(arity) is not int or key in requests:
-            continue
+    requests = []
+    for question, arity in calls[:cap]:
         if arity == 2 and lazy_relations:
             continue
         try:
-            requests[key] = score.request(limits, (question, arity), {})
+            requests.append(score.request(limits, (question, arity), {}))
         except (TypeError, ValueError, SizeLimitError):
             continue
-    return list(requests.values())
+    return requests
 
 
 # the parts of common nodes that are evaluated whenever the node is (others: every child node)
