@@ -1,10 +1,11 @@
-"""Framework overhead per question with the oracle backend (no model cost), in both isolation
-modes side by side: ``executor.isolation`` "in_process" and "process" (the sandbox process).
+"""Framework overhead per question with the oracle backend (no model: the oracle's own reading of
+the scene is timed too, as is the CLEVR translator in place of an LLM), in both isolation modes
+side by side: ``executor.isolation`` "in_process" and "process" (the sandbox process).
 
 Generates the synthetic CLEVR world in memory (so no image decoding is timed), then times
 Runner.process for every question: program translation, gt detection, the sandboxed execution
-with the algebra (and, in process mode, every score/query round trip to the sandbox process),
-judging and building the bounded result line. The two runners alternate pass by pass, so
+with the algebra (the score calls evaluated ahead, and, in process mode, every score/query round
+trip to the sandbox process), judging and building the bounded result line. The two runners alternate pass by pass, so
 machine load falls on both alike.
 
     python bench/bench_overhead.py [--questions 1000] [--repeats 3]
