@@ -114,6 +114,11 @@ class _Pipe:
         return pickle.loads(self.conn.recv_bytes())
 
 
+def _reply_key(name: str, request: dict[str, Any]) -> str:
+    """What a kept reply is found by: the primitive and its request."""
+    return f"{name}\0{json.dumps(request)}"
+
+
 class _Primitives:
     """The program's side of primitive calls: forward each over the pipe and wait for the reply.
 
@@ -158,10 +163,13 @@ class _Primitives:
         if tag != "prefill":
             raise SandboxViolation(f"the parent sent {tag!r:.40} where replies evaluated ahead were due")
         for name, request, reply in replies if self.scope is not None else ():
-            key = f"{name}\0{json.dumps(request)}"
-            if self.kept_bytes < _MAX_KEPT_BYTES:
-                self.replies[key] = reply
-                self.kept_bytes += len(key) + wire_size(reply)
+            self._keep(_reply_key(name, request), reply)
+
+    def _keep(self, key: str, reply: Any) -> None:
+        """Keep ``reply`` (as it came over the pipe) for reuse under ``key``, while the copies fit."""
+        if self.kept_bytes < _MAX_KEPT_BYTES:
+            self.replies[key] = reply
+            self.kept_bytes += len(key) + wire_size(reply)
 
     def __call__(self, name: str, request: dict[str, Any], program_seconds: float) -> Any:
         self.calls += 1
@@ -177,7 +185,7 @@ class _Primitives:
                 return expect
         key = None
         if self.scope is not None:
-            key = f"{name}\0{json.dumps(request)}"
+            key = _reply_key(name, request)
             kept = self.replies.get(key)
             if kept is not None:
                 self.pipe.send({"op": "replay", "name": name, "request": request, "program_seconds": program_seconds})
@@ -185,9 +193,8 @@ class _Primitives:
         self.pipe.send({"op": "call", "name": name, "request": request, "program_seconds": program_seconds})
         reply = self.pipe.receive()
         if reply[0] == "ok":
-            if key is not None and reply[2] and self.kept_bytes < _MAX_KEPT_BYTES:
-                self.replies[key] = reply[1]
-                self.kept_bytes += len(key) + wire_size(reply[1])
+            if key is not None and reply[2]:
+                self._keep(key, reply[1])
             return from_wire(reply[1])
         _, kind, message = reply
         cls = _REPLY_ERRORS.get(kind)
