@@ -7,6 +7,7 @@ value into a prediction and decides whether it is correct).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import time
@@ -137,17 +138,19 @@ class Runner:
         analysis/benchmarks.py), for every row, errors included. Default: nothing."""
         return {}
 
-    def process(self, sample: Sample) -> dict[str, Any]:
+    def process(self, sample: Sample, *, following: Sample | None = None) -> dict[str, Any]:
         """Run one sample end to end; any failure is recorded on its line, never raised.
 
         Uses the sample's program if :meth:`process_all` generated it ahead, else generates it.
+        ``following``: the sample to process next; its program is generated while this sample's
+        program runs in a sandbox process (when this process would otherwise wait for it).
         The row's ``model_calls`` counts the model calls the sample caused (vision_agents/calls.py).
         """
         # autograd only where a run asks for it (vlm_trainable): results that carry gradients are kept
         # per sample by the memo (vision_agents.base.MemoizedAgent), so a backend with trainable
         # weights (the classic heads) would otherwise share nothing between an image's questions
         with counting() as calls, torch.set_grad_enabled(self.config.vlm_trainable):
-            row = self._process(sample)
+            row = self._process(sample, following)
         row["model_calls"] = calls.to_dict()
         return row
 
@@ -170,7 +173,7 @@ class Runner:
             "config_hash": self.config_hash,
         }
 
-    def _process(self, sample: Sample) -> dict[str, Any]:
+    def _process(self, sample: Sample, following: Sample | None = None) -> dict[str, Any]:
         row = self.new_row(sample)
         timings: dict[str, float] = row["timings"]
         t_total = time.perf_counter()
@@ -218,7 +221,13 @@ class Runner:
             t0 = time.perf_counter()
             more_images = list(zip(images[1:], more_boxes, strict=True))
             outcome = self.executor.run(
-                program.source, self.agent, image, boxes, more_images=more_images, perception=self.perception
+                program.source,
+                self.agent,
+                image,
+                boxes,
+                more_images=more_images,
+                perception=self.perception,
+                idle=self._generate_ahead(following) if following is not None else None,
             )
             timings["execute"] = _ms(t0)
             row["trace"] = outcome.trace
@@ -249,8 +258,11 @@ class Runner:
         self.executor.start()  # the sandbox process, before any model is loaded
         workers = int(getattr(self.generator, "concurrency", 1) or 1)
         if workers <= 1 or len(samples) <= 1:
-            for sample in samples:
-                yield self.process(sample)
+            try:
+                for i, sample in enumerate(samples):
+                    yield self.process(sample, following=samples[i + 1] if i + 1 < len(samples) else None)
+            finally:
+                self._prefetched.clear()
             return
         programs = ahead(self._start_ahead, samples, workers=workers, window=4 * workers)
         try:
@@ -261,6 +273,23 @@ class Runner:
             programs.close()  # cancels what has not started; threads in flight are daemons
             self._prefetched.clear()
             self._pending.clear()
+
+    def _generate_ahead(self, sample: Sample) -> Iterator[None]:
+        """In steps, while another sample's program runs in a sandbox process: generate ``sample``'s
+        program for :meth:`process` to find (a failure is kept for that sample's row), then tell the
+        executor (which plans its scores, and has the sandbox check it next). The program is
+        generated in a context of its own: nothing is counted on the current row."""
+        if sample.id in self._prefetched:
+            return
+        done: Future[tuple[Program, float]] = Future()
+        try:
+            done.set_result(contextvars.Context().run(_timed_program, self, sample))
+        except Exception as e:  # the sample's own error, raised where process() takes its program
+            done.set_exception(e)
+        self._prefetched[sample.id] = done
+        if done.exception() is None:
+            yield
+            self.executor.prepare(done.result()[0].source)
 
     def _start_ahead(self, sample: Sample) -> tuple[Program, float]:
         """Run in a prefetch thread: start the verifiers' own work (e.g. captioning), then generate the program."""

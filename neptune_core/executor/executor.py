@@ -16,7 +16,7 @@ program: every failure becomes ``outcome.error``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +77,7 @@ class Executor:
         if self.isolation not in ISOLATIONS:
             raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}, got {self.isolation!r}")
         self._sandbox: Any = None
+        self._plan: tuple[str, list[tuple[str, int]]] | None = None  # a prepared program and its planned calls
 
     @property
     def sandbox(self) -> Any:
@@ -105,10 +106,17 @@ class Executor:
             self._sandbox.close()
 
     def prepare(self, source: str) -> None:
-        """Say which program :meth:`run` will run next, as soon as it is known: a sandbox process checks
-        it while this process gets the sample's boxes (a hint; nothing in-process)."""
-        if self.isolation == "process" and self._sandbox is not None:
-            self._sandbox.prepare(source)
+        """Say which program :meth:`run` will run next, as soon as it is known (a hint; nothing
+        in-process): a sandbox process checks it while this process gets the sample's boxes (or,
+        asked during a run, right after it), and the score calls to evaluate ahead are planned here."""
+        if self.isolation != "process" or self._sandbox is None:
+            return
+        self._sandbox.prepare(source)
+        if self.config.score_ahead > 0 and (self._plan is None or self._plan[0] != source):
+            self._plan = (
+                source,
+                planned_calls(source, self.config.score_ahead, self.lazy is not None, checker_cache=False),
+            )
 
     def run(
         self,
@@ -119,12 +127,16 @@ class Executor:
         *,
         more_images: Sequence[tuple[Image.Image, list[Box]]] = (),
         perception: Any = None,
+        idle: Iterator[None] | None = None,
     ) -> ExecutionOutcome:
         """Check ``source`` and run its ``execute(score, query, len(boxes))``.
 
         ``more_images``: the sample's other images with their boxes (``image=1``, ``image=2``...).
         ``perception``: the run's masks, depths and marking (vision_agents/perception.py) for the
-        primitives that use them (``closer``); None: those primitives say that none is configured."""
+        primitives that use them (``closer``); None: those primitives say that none is configured.
+        ``idle``: this process's own work, in steps, to do while a sandbox process runs the program
+        (a step whenever this process would otherwise wait; the runner generates the next sample's
+        program); not done in-process."""
         from neptune_core.primitives import get_primitive
         from neptune_core.primitives.base import CallContext
 
@@ -133,7 +145,9 @@ class Executor:
         )
         ahead = can_score_ahead(ctx, self.config.score_ahead)
         if self.isolation == "process":
-            result = self.sandbox.run(source, ctx, (lambda: self._score_ahead(source, ctx, False)) if ahead else None)
+            result = self.sandbox.run(
+                source, ctx, (lambda: self._score_ahead(source, ctx, False)) if ahead else None, idle=idle
+            )
         else:
             if ahead:
                 self._score_ahead(source, ctx, True)
@@ -147,7 +161,10 @@ class Executor:
     def _score_ahead(self, source: str, ctx: CallContext, checker_cache: bool) -> list[tuple[dict[str, Any], Any]]:
         """The program's planned score calls, evaluated into the agent's memo (score_ahead.py)."""
         cap, lazy = self.config.score_ahead, self.lazy is not None
-        calls = planned_calls(source, cap, lazy, checker_cache=checker_cache)
+        if self._plan is not None and self._plan[0] == source:  # planned when prepared
+            calls = self._plan[1]
+        else:
+            calls = planned_calls(source, cap, lazy, checker_cache=checker_cache)
         return score_ahead(ctx, bound_requests(calls, ctx.limits, cap, lazy)) if calls else []
 
 

@@ -30,7 +30,7 @@ import select
 import signal
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +58,7 @@ WATCHDOG_FACTOR = 1.5  # the watchdog kills at this multiple of executor.time_li
 RSS_SLACK_MB = 128  # the parent kills a sandbox whose resident memory exceeds memory_mb by this much
 START_TIMEOUT_S = 120.0  # the first start imports torch in the fork server
 _POLL_S = 0.05  # how often the parent looks at the sandbox's memory while it runs
+_DONE = object()  # an ``idle`` iterator with no step left
 
 
 class SandboxStartError(UserError):
@@ -152,6 +153,9 @@ class SandboxProcess:
         self._ps: psutil.Process | None = None
         self._finalizer: weakref.finalize | None = None
         self._poller: Any = None
+        self._checked: str | None = None  # the program this sandbox was last given to check ahead
+        self._next: str | None = None  # a program to give it to check as soon as the current run ends
+        self._running = False
 
     # ---- lifecycle ------------------------------------------------------------------
     @property
@@ -228,6 +232,7 @@ class SandboxProcess:
                 server, pid, conn, _ = info[2]
                 self.last_exit_code = _shutdown(server, pid, conn, kill)
         self._pid, self._conn, self._ps, self._finalizer = None, None, None, None
+        self._checked = None
 
     def _note_peak(self) -> None:
         if self._pid is not None:
@@ -245,22 +250,39 @@ class SandboxProcess:
     # ---- one program ----------------------------------------------------------------
     def prepare(self, source: str) -> None:
         """Have an idle sandbox parse and check ``source`` now (kept in its checker's cache), while this
-        process gets the sample's boxes; :meth:`run` then finds it done. A sandbox that is not
-        running is left alone: :meth:`run` starts one (or reports why it cannot)."""
+        process gets the sample's boxes; :meth:`run` then finds it done. Asked during a run (the next
+        sample's program, generated while this one runs), it is sent as soon as the run ends. A
+        sandbox that is not running is left alone: :meth:`run` starts one (or reports why it cannot)."""
+        if source == self._checked:
+            return
+        if self._running:
+            self._next = source
+            return
         if self.alive():
-            try:
-                self._conn.send_bytes(pickle.dumps(("check", source), protocol=pickle.HIGHEST_PROTOCOL))  # type: ignore[union-attr]
-            except OSError:
-                return  # gone since: the run finds out and records how
+            self._send_check(source)
+
+    def _send_check(self, source: str) -> None:
+        try:
+            self._conn.send_bytes(pickle.dumps(("check", source), protocol=pickle.HIGHEST_PROTOCOL))  # type: ignore[union-attr]
+        except OSError:
+            return  # gone since: the run finds out and records how
+        self._checked = source
 
     def run(
-        self, source: str, ctx: CallContext, ahead: Callable[[], list[tuple[dict[str, Any], Any]]] | None = None
+        self,
+        source: str,
+        ctx: CallContext,
+        ahead: Callable[[], list[tuple[dict[str, Any], Any]]] | None = None,
+        idle: Iterator[None] | None = None,
     ) -> ProgramResult:
         """Run ``source`` in the sandbox, serving its primitive calls from ``ctx``.
 
         ``ahead``: evaluates the score calls the program will make (score_ahead.py) while the
         sandbox checks the program; their replies follow the run request in one message, kept by
-        the sandbox like reused replies.
+        the sandbox like reused replies. ``idle``: work of this process's own (e.g. the next
+        sample's program), one step (``next``) each time the sandbox is busy and this process
+        would wait, until it is done or the run ends; a call the sandbox makes meanwhile waits for
+        the step (not program time).
 
         Program time is the sandbox's own count (it excludes the round trips of primitive
         calls), reported with each call, plus the time since the parent last handed it work;
@@ -269,6 +291,23 @@ class SandboxProcess:
         """
         t0 = time.perf_counter()
         self.start()
+        self._running = True
+        try:
+            return self._run(source, ctx, ahead, idle, t0)
+        except BaseException:  # e.g. Ctrl-C inside an ``idle`` step: the sandbox is mid-run, so not reusable
+            self._discard(kill=True)
+            raise
+        finally:
+            self._running, self._next = False, None
+
+    def _run(
+        self,
+        source: str,
+        ctx: CallContext,
+        ahead: Callable[[], list[tuple[dict[str, Any], Any]]] | None,
+        idle: Iterator[None] | None,
+        t0: float,
+    ) -> ProgramResult:
         conn = self._conn
         assert conn is not None
         scope = ctx.reply_scope()
@@ -300,6 +339,10 @@ class SandboxProcess:
                     ),
                     t0,
                 )
+            if idle is not None and not self._poller.poll(0):
+                if next(idle, _DONE) is _DONE:
+                    idle = None
+                continue  # the watchdog's count, from here
             if not poll_briefly(self._poller.poll, handed) and not self._poller.poll(1000.0 * min(remaining, _POLL_S)):
                 if self._rss_mb() > self.rss_limit_mb:
                     return self._stop(
@@ -339,6 +382,8 @@ class SandboxProcess:
                     return self._died(t0)
                 handed = time.perf_counter()
             elif op == "done":
+                if self._next is not None:  # the next program, checked there while this result is read here
+                    self._send_check(self._next)
                 return self._finish(message, t0, failed)
             elif op == "crash":
                 return self._died(t0, str(message.get("error"))[:300])
