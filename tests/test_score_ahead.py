@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 
+from neptune_core.config import ExecutorConfig, RunConfig
 from neptune_core.executor.score_ahead import bound_requests, planned_calls
 from neptune_core.primitives.base import Limits
+from neptune_core.types import Program, Sample
 from runners.base import Runner
-from tests.test_sandbox_reuse import IMAGES, ShiftAgent, _row, _runner, _samples
+from tests.test_sandbox_reuse import IMAGES, FixedBoxes, GivenPrograms, ShiftAgent, _row, _runner, _samples
 
 LIMITS = Limits(n=3, max_question_chars=40)
 
@@ -208,3 +210,60 @@ def test_a_program_that_fails_the_check_is_scored_ahead_alike_in_both_modes() ->
             runner.executor.close()
     assert rows[0] == rows[1] and rows[0]["error"]["type"] == "ProgramCheckError"
     assert calls == [1, 1] and rows[0]["model_calls"]["box_evals"] == 3  # one wasted batch, counted alike
+
+
+class _FailsOn(GivenPrograms):
+    """The given programs, except that generating the one of sample ``bad`` fails; notes for each
+    program whether a sandbox process was running another sample's program meanwhile."""
+
+    def __init__(self, bad: str) -> None:
+        self.bad = bad
+        self.generated: list[tuple[str, bool]] = []
+        self.executor: Any = None
+
+    def program_for(self, sample: Sample) -> Program:
+        sandbox = self.executor._sandbox
+        self.generated.append((sample.id, bool(sandbox is not None and sandbox._running)))
+        if sample.id == self.bad:
+            raise RuntimeError(f"no program for {sample.id}")
+        return super().program_for(sample)
+
+
+def test_the_run_loop_generates_the_next_program_while_the_sandbox_runs_and_rows_are_unchanged() -> None:
+    programs = [PROGRAM, PROGRAM.replace("red", "blue"), PROGRAM.replace("'Is it large?'", "'Is it small?'"), PROGRAM]
+    rows, generated = [], []
+    for isolation in ("in_process", "process"):
+        generator = _FailsOn("l1")
+        config = RunConfig(dataset="jsonl", report=False, executor=ExecutorConfig(isolation=isolation, score_ahead=16))
+        runner = Runner(config, agent=ShiftAgent(), detector=FixedBoxes(), generator=generator)
+        generator.executor = runner.executor
+        try:
+            rows.append([_row(r) for r in runner.process_all(_samples(IMAGES[0], "l", programs))])
+            assert runner._prefetched == {}  # nothing left behind
+        finally:
+            runner.executor.close()
+        generated.append(generator.generated)
+    assert rows[0] == rows[1]  # the same rows (counts and traces included) in both modes
+    assert [r["error"]["stage"] if r["error"] else None for r in rows[1]] == [None, "program", None, None]
+    assert "no program for l1" in rows[1][1]["error"]["message"]  # the failure is that sample's, not l0's
+    # each program generated once, in order; with a sandbox, while it ran the one before (l1 ran none)
+    assert generated[0] == [("l0", False), ("l1", False), ("l2", False), ("l3", False)]
+    assert generated[1] == [("l0", False), ("l1", True), ("l2", False), ("l3", True)]
+
+
+class _Slow(GivenPrograms):
+    """Generating a program takes longer than the watchdog allows a program (an LLM, say)."""
+
+    def program_for(self, sample: Sample) -> Program:
+        time.sleep(1.0)
+        return super().program_for(sample)
+
+
+def test_generating_ahead_for_longer_than_the_watchdog_does_not_stop_the_program_that_ran() -> None:
+    config = RunConfig(dataset="jsonl", report=False, executor=ExecutorConfig(time_limit_s=0.2, score_ahead=16))
+    runner = Runner(config, agent=ShiftAgent(), detector=FixedBoxes(), generator=_Slow())
+    try:
+        rows = list(runner.process_all(_samples(IMAGES[0], "t", [PROGRAM, PROGRAM])))
+    finally:
+        runner.executor.close()
+    assert [r["error"] for r in rows] == [None, None] and runner.executor.sandbox.starts == 1

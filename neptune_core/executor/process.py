@@ -331,7 +331,7 @@ class SandboxProcess:
         handed = time.perf_counter()  # when the sandbox was last given work
         while True:
             remaining = self.watchdog_s - used - (time.perf_counter() - handed)
-            if remaining <= 0:
+            if remaining <= 0 and not self._poller.poll(0):  # (a message waiting says how long it ran)
                 return self._stop(
                     ProgramTimeout(
                         f"the program ran longer than {self.watchdog_s:g} s of program time and was stopped by the "

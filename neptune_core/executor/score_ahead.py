@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import ast
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from neptune_core.executor.checker import MAX_SOURCE_CHARS, ProgramCheckError, parse_checked
+from neptune_core.executor.checker import MAX_AST_DEPTH, MAX_SOURCE_CHARS, ProgramCheckError, parse_checked
 from neptune_core.executor.guards import SizeLimitError
 from neptune_core.primitives import EXECUTE_PARAMETERS
 from vision_agents.base import MemoizedAgent
@@ -70,7 +69,10 @@ def planned_calls(source: str, cap: int, lazy_relations: bool, *, checker_cache:
     for stmt in execute.body:
         if not isinstance(stmt, _STRAIGHT):
             break
-        found, rebinds = _sure_calls(stmt, name)
+        try:
+            found, rebinds = _sure_calls(stmt, name)
+        except RecursionError:
+            break  # too deep for the checker: the run reports it
         for call in found:
             if len(calls) < cap and not (call[1] == 2 and lazy_relations):
                 calls[call] = None
@@ -112,44 +114,64 @@ def bound_requests(
 
 
 # the parts of common nodes that are evaluated whenever the node is (others: every child node)
-_EVALUATED: dict[type, Callable[[Any], list[Any]]] = {
-    ast.Assign: lambda n: [n.value, *n.targets],
-    ast.Expr: lambda n: [n.value],
-    ast.Return: lambda n: [n.value] if n.value is not None else [],
-    ast.Call: lambda n: [n.func, *n.args, *(k.value for k in n.keywords)],
-    ast.BinOp: lambda n: [n.left, n.right],
-    ast.UnaryOp: lambda n: [n.operand],
-    ast.Attribute: lambda n: [n.value],
-    ast.Compare: lambda n: [n.left, *n.comparators],
-    ast.Subscript: lambda n: [n.value, n.slice],
-    ast.BoolOp: lambda n: [n.values[0]],  # the others only when the first does not decide
-    ast.IfExp: lambda n: [n.test],  # one branch or the other
-    ast.Tuple: lambda n: n.elts,
-    ast.List: lambda n: n.elts,
-    ast.Name: lambda n: [],
-    ast.Constant: lambda n: [],
+_EVALUATED: dict[type, tuple[str, ...]] = {
+    ast.Assign: ("value", "targets"),
+    ast.Expr: ("value",),
+    ast.Return: ("value",),
+    ast.Call: ("func", "args", "keywords"),
+    ast.keyword: ("value",),
+    ast.BinOp: ("left", "right"),
+    ast.UnaryOp: ("operand",),
+    ast.Attribute: ("value",),
+    ast.Compare: ("left", "comparators"),
+    ast.Subscript: ("value", "slice"),
+    ast.IfExp: ("test",),  # one branch or the other
+    ast.Tuple: ("elts",),
+    ast.List: ("elts",),
+    ast.Name: (),
+    ast.Constant: (),
 }
 
 
 def _sure_calls(stmt: ast.stmt, name: str) -> tuple[list[tuple[str, int]], bool]:
     """``(question, num_objects)`` of the literal ``name(...)`` calls that evaluating ``stmt`` always
-    reaches, and whether ``stmt`` binds ``name`` (lambdas and comprehensions are not entered)."""
+    reaches, in evaluation order, and whether ``stmt`` binds ``name`` (lambdas and comprehensions
+    are not entered). RecursionError for a statement nested deeper than the checker allows."""
     found: list[tuple[str, int]] = []
     rebinds = False
-    stack: list[Any] = [stmt]
-    while stack:
-        node = stack.pop()
+
+    def visit(node: Any, depth: int = 0) -> None:
+        nonlocal rebinds
+        if depth > MAX_AST_DEPTH:  # the checker refuses the program; its plan does not matter
+            raise RecursionError(f"nested more than {MAX_AST_DEPTH} deep")
+        depth += 1
         kind = type(node)
         if kind is ast.Call and type(node.func) is ast.Name and node.func.id == name:
             literal = _literal_call(node)
             if literal is not None:
                 found.append(literal)
-        elif kind is ast.Name and node.id == name and type(node.ctx) is not ast.Load:
-            rebinds = True
-        elif kind in _NOT_ENTERED:
-            continue
-        children = _EVALUATED.get(kind)
-        stack.extend(reversed(children(node) if children is not None else list(ast.iter_child_nodes(node))))
+        elif kind is ast.Name:
+            rebinds = rebinds or (node.id == name and type(node.ctx) is not ast.Load)
+            return
+        elif kind is ast.Constant or kind in _NOT_ENTERED:
+            return
+        elif kind is ast.BoolOp:  # the other values only when the first does not decide
+            visit(node.values[0], depth)
+            return
+        fields = _EVALUATED.get(kind)
+        if fields is None:
+            for child in ast.iter_child_nodes(node):
+                visit(child, depth)
+            return
+        for f in fields:
+            part = getattr(node, f)
+            if type(part) is list:
+                for child in part:
+                    visit(child, depth)
+            elif part is not None:
+                visit(part, depth)
+
+    visit(stmt)
     return found, rebinds
 
 
