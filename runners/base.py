@@ -71,6 +71,7 @@ class Runner:
         self.config_hash = config.config_hash()
         self.samples: list[Sample] | None = None  # the samples of the last run()
         self._prefetched: dict[str, Future] = {}  # programs being generated ahead by process_all
+        self._following: Sample | None = None  # the sample process_all processes next (see _generate_ahead)
         self._pending: dict[str, Any] = {}  # verifier work started ahead by process_all
         self._prepared = False
 
@@ -138,19 +139,17 @@ class Runner:
         analysis/benchmarks.py), for every row, errors included. Default: nothing."""
         return {}
 
-    def process(self, sample: Sample, *, following: Sample | None = None) -> dict[str, Any]:
+    def process(self, sample: Sample) -> dict[str, Any]:
         """Run one sample end to end; any failure is recorded on its line, never raised.
 
         Uses the sample's program if :meth:`process_all` generated it ahead, else generates it.
-        ``following``: the sample to process next; its program is generated while this sample's
-        program runs in a sandbox process (when this process would otherwise wait for it).
         The row's ``model_calls`` counts the model calls the sample caused (vision_agents/calls.py).
         """
         # autograd only where a run asks for it (vlm_trainable): results that carry gradients are kept
         # per sample by the memo (vision_agents.base.MemoizedAgent), so a backend with trainable
         # weights (the classic heads) would otherwise share nothing between an image's questions
         with counting() as calls, torch.set_grad_enabled(self.config.vlm_trainable):
-            row = self._process(sample, following)
+            row = self._process(sample)
         row["model_calls"] = calls.to_dict()
         return row
 
@@ -173,7 +172,8 @@ class Runner:
             "config_hash": self.config_hash,
         }
 
-    def _process(self, sample: Sample, following: Sample | None = None) -> dict[str, Any]:
+    def _process(self, sample: Sample) -> dict[str, Any]:
+        following, self._following = self._following, None
         row = self.new_row(sample)
         timings: dict[str, float] = row["timings"]
         t_total = time.perf_counter()
@@ -260,8 +260,11 @@ class Runner:
         if workers <= 1 or len(samples) <= 1:
             try:
                 for i, sample in enumerate(samples):
-                    yield self.process(sample, following=samples[i + 1] if i + 1 < len(samples) else None)
+                    # the next sample's program is generated while this one's runs in a sandbox process
+                    self._following = samples[i + 1] if i + 1 < len(samples) else None
+                    yield self.process(sample)
             finally:
+                self._following = None
                 self._prefetched.clear()
             return
         programs = ahead(self._start_ahead, samples, workers=workers, window=4 * workers)

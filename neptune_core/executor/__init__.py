@@ -14,7 +14,9 @@ ordinary bugs and most hostile programs a clear error. The sandbox process (``pr
 inherited file descriptors, a watchdog on program time in the parent, and a fresh process
 after any kill. ``program.run_program`` is the same code on both sides; ``answers`` has
 to_answer; ``score_ahead`` evaluates the score calls a program cannot skip, in one batch, before
-it runs (:meth:`Executor.prepare` hands a sandbox process the program as soon as it is known). The primitives (score, query, ...) are declared in neptune_core/primitives/.
+it runs (:meth:`Executor.prepare` hands a sandbox process the program as soon as it is known, and
+plans those calls; ``executor.run(..., idle=steps)`` does the caller's own work, such as the next
+sample's program, while the sandbox runs). The primitives (score, query, ...) are declared in neptune_core/primitives/.
 
 To give programs a new builtin or method, add it in ``sandbox.py`` (and guard it in
 ``operators.py`` if it allocates or walks its argument); a new syntax element needs a node
