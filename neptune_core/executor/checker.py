@@ -86,6 +86,8 @@ _INSPECTED: frozenset[type] = frozenset(
     }
 )
 _ANNOTATION_FIELDS = ("annotation", "returns")
+# each node type's fields that may hold nodes ("ctx" is only Load/Store; Name's "id" is a string)
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {ast.Name: ()}
 
 
 def _line(node: ast.AST) -> str:
@@ -127,13 +129,18 @@ def _collect(tree: ast.Module) -> tuple[list[tuple[ast.AST, bool]], set[str], li
                 problems.append(f"{_line(node)}: '{kind.__name__.lower()}' outside a loop")
         elif kind is ast.Return and not in_func:
             problems.append(f"{_line(node)}: 'return' outside a function")
+        elif kind is ast.Constant:
+            continue  # a leaf (its value is no node)
+        fields = _CHILD_FIELDS.get(kind)
+        if fields is None:
+            fields = _CHILD_FIELDS[kind] = tuple(f for f in kind._fields if f != "ctx")
+        if not fields:
+            continue  # operators, and names once noted above
         if kind is ast.FunctionDef or kind is ast.Lambda:
             in_loop, in_func = False, True
         loop_body = {id(b) for b in node.body} if kind is ast.For or kind is ast.While else None
         children: list[tuple[ast.AST, int, bool, bool, bool]] = []
-        for name in node._fields:
-            if name == "ctx":
-                continue
+        for name in fields:
             value = getattr(node, name, None)
             if value is None:
                 continue
