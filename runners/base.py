@@ -43,6 +43,8 @@ from vision_agents.perception import Perception
 
 log = logging.getLogger(__name__)
 
+IDLE_GENERATION_MS = 50.0  # programs that take longer are not generated while a sandbox process runs
+
 
 class Runner:
     """Runs one config over its dataset and writes results.jsonl + summary.json.
@@ -72,6 +74,7 @@ class Runner:
         self.samples: list[Sample] | None = None  # the samples of the last run()
         self._prefetched: dict[str, Future] = {}  # programs being generated ahead by process_all
         self._following: Sample | None = None  # the sample process_all processes next (see _generate_ahead)
+        self._generate_in_idle = True  # until a program takes longer than IDLE_GENERATION_MS
         self._pending: dict[str, Any] = {}  # verifier work started ahead by process_all
         self._prepared = False
 
@@ -193,6 +196,8 @@ class Runner:
             pending = self._prefetched.pop(sample.id, None)
             program, timings["program"] = pending.result() if pending is not None else _timed_program(self, sample)
             ahead_ms = timings["program"] if pending is not None else 0.0  # generated before t_total started
+            if timings["program"] > IDLE_GENERATION_MS:  # too slow to generate while a sandbox runs (see below)
+                self._generate_in_idle = False
             self.executor.prepare(program.source)  # a sandbox process checks it while the boxes come
             row["program"] = program.source
             row["program_origin"] = program.origin
@@ -227,7 +232,7 @@ class Runner:
                 boxes,
                 more_images=more_images,
                 perception=self.perception,
-                idle=self._generate_ahead(following) if following is not None else None,
+                idle=self._generate_ahead(following) if following is not None and self._generate_in_idle else None,
             )
             timings["execute"] = _ms(t0)
             row["trace"] = outcome.trace
@@ -281,7 +286,11 @@ class Runner:
         """In steps, while another sample's program runs in a sandbox process: generate ``sample``'s
         program for :meth:`process` to find (a failure is kept for that sample's row), then tell the
         executor (which plans its scores, and has the sandbox check it next). The program is
-        generated in a context of its own: nothing is counted on the current row."""
+        generated in a context of its own: nothing is counted on the current row.
+
+        Only while programs come fast (at most IDLE_GENERATION_MS each, e.g. a translator or a
+        program cache): a step cannot be interrupted, so a slow one (an LLM request) would hold back
+        the sandbox's calls and the watchdog's decision on a program that runs too long."""
         if sample.id in self._prefetched:
             return
         done: Future[tuple[Program, float]] = Future()

@@ -251,19 +251,30 @@ def test_the_run_loop_generates_the_next_program_while_the_sandbox_runs_and_rows
     assert generated[1] == [("l0", False), ("l1", True), ("l2", False), ("l3", True)]
 
 
-class _Slow(GivenPrograms):
-    """Generating a program takes longer than the watchdog allows a program (an LLM, say)."""
+class _SlowOnce(_FailsOn):
+    """Generating sample ``slow``'s program takes longer than the watchdog allows a program (an LLM, say)."""
+
+    def __init__(self, slow: str) -> None:
+        super().__init__(bad="")
+        self.slow = slow
 
     def program_for(self, sample: Sample) -> Program:
-        time.sleep(1.0)
+        if sample.id == self.slow:
+            time.sleep(1.0)
         return super().program_for(sample)
 
 
-def test_generating_ahead_for_longer_than_the_watchdog_does_not_stop_the_program_that_ran() -> None:
+def test_a_slow_program_generated_ahead_does_not_stop_the_program_that_ran_and_ends_generating_ahead() -> None:
+    generator = _SlowOnce("t1")
     config = RunConfig(dataset="jsonl", report=False, executor=ExecutorConfig(time_limit_s=0.2, score_ahead=16))
-    runner = Runner(config, agent=ShiftAgent(), detector=FixedBoxes(), generator=_Slow())
+    runner = Runner(config, agent=ShiftAgent(), detector=FixedBoxes(), generator=generator)
+    generator.executor = runner.executor
     try:
-        rows = list(runner.process_all(_samples(IMAGES[0], "t", [PROGRAM, PROGRAM])))
+        rows = list(runner.process_all(_samples(IMAGES[0], "t", [PROGRAM] * 4)))
     finally:
         runner.executor.close()
-    assert [r["error"] for r in rows] == [None, None] and runner.executor.sandbox.starts == 1
+    # t1's program took 1 s, generated while t0's program ran: the watchdog (0.3 s of program time)
+    # reads t0's result, sent meanwhile, instead of stopping it
+    assert [r["error"] for r in rows] == [None] * 4 and runner.executor.sandbox.starts == 1
+    # a program that slow is not generated during a run again (a step cannot be interrupted)
+    assert generator.generated == [("t0", False), ("t1", True), ("t2", False), ("t3", False)]
