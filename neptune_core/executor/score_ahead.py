@@ -128,9 +128,7 @@ _EVALUATED: dict[type, tuple[str, ...]] = {
     ast.IfExp: ("test",),  # one branch or the other
     ast.Tuple: ("elts",),
     ast.List: ("elts",),
-    ast.Name: (),
-    ast.Constant: (),
-}
+}  # names and constants end the walk in _sure_calls
 
 
 def _sure_calls(stmt: ast.stmt, name: str) -> tuple[list[tuple[str, int]], bool]:
