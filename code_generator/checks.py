@@ -16,6 +16,7 @@ import builtins
 from collections.abc import Callable
 
 from neptune_core.primitives import EXECUTE_PARAMETERS, PRIMITIVE_NAMES
+from neptune_core.pysource import parse_python
 
 PRIMITIVES = (*PRIMITIVE_NAMES, "n")
 SIGNATURE = f"execute({', '.join(EXECUTE_PARAMETERS)}, n)"
@@ -191,7 +192,7 @@ _SEMANTIC_CHECKS: list[Callable[[ast.Module], list[str]]] = [_undefined, _primit
 def check_program(source: str) -> list[str]:
     """All problems with ``source``, one message each; an empty list means it may run."""
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError as e:
         return [f"syntax error at line {e.lineno}: {e.msg}"]
     problems = _whitelist_problems(source)

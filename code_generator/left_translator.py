@@ -41,6 +41,7 @@ from neptune_core.clevr_vocab import (
     unary_question,
 )
 from neptune_core.errors import UserError
+from neptune_core.pysource import parse_python
 from neptune_core.types import Program, Sample
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ def parse_left(program: str) -> ast.expr:
     if not isinstance(program, str) or not program.strip():
         raise LeftTranslationError(f"a LEFT program must be a non-empty string, got {program!r:.120}")
     try:
-        return ast.parse(program.strip(), mode="eval").body
+        return parse_python(program.strip(), mode="eval").body
     except SyntaxError as e:
         raise LeftTranslationError(f"LEFT program does not parse: {e.msg} (column {e.offset})") from None
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 
 from code_generator.checks import find_execute
+from neptune_core.pysource import parse_python
 
 _PT_METHODS = {"exists", "forall", "iota", "implies", "contract"}
 _PT_FUNCS = {"score", "exists", "forall", "implies", "and_op", "or_op", "not_op", "iota"}
@@ -140,7 +141,7 @@ def repair(source: str) -> tuple[str, list[str]]:
     A source that does not parse is returned unchanged.
     """
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError:
         return source, []
     notes: list[str] = []

@@ -18,6 +18,7 @@ from neptune_core.executor.sandbox import (
     SAFE_BUILTIN_NAMES,
 )
 from neptune_core.primitives import EXECUTE_PARAMETERS
+from neptune_core.pysource import parse_python
 from probabilistic_tensor import PROGRAM_API
 
 MAX_AST_DEPTH = 50
@@ -240,7 +241,7 @@ def _parse_checked_cached(source: str) -> ast.Module:
     if len(source) > MAX_SOURCE_CHARS:
         raise ProgramCheckError([f"line 1: the program has {len(source)} characters; the limit is {MAX_SOURCE_CHARS}"])
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError as e:
         raise ProgramCheckError([f"line {e.lineno}: syntax error: {e.msg}"]) from None
     except (RecursionError, MemoryError, ValueError) as e:

@@ -33,6 +33,7 @@ import torch
 from neptune_core.executor.checker import MAX_AST_DEPTH, MAX_SOURCE_CHARS, ProgramCheckError, parse_checked
 from neptune_core.executor.guards import SizeLimitError
 from neptune_core.primitives import EXECUTE_PARAMETERS
+from neptune_core.pysource import parse_python
 from vision_agents.base import MemoizedAgent
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ def _parsed(source: str, checker_cache: bool) -> ast.Module:
             pass  # not checked: parsed below, so that both isolation modes plan the same calls
     if len(source) > MAX_SOURCE_CHARS:
         raise ValueError(f"the program has more than {MAX_SOURCE_CHARS} characters")
-    return ast.parse(source)
+    return parse_python(source)
 
 
 def bound_requests(

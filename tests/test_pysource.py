@@ -1,0 +1,80 @@
+"""parse_python: parsing from several threads at once (CPython 3.11's AST constructor race)."""
+
+from __future__ import annotations
+
+import ast
+import gc
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from neptune_core.pysource import parse_python
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = "\n".join(f"x{i} = f(g(h({i}, [a, b, {{'k': (c, d)}}])))" for i in range(50))
+
+
+def _parse_with_another_parse_inside(parse) -> tuple[bool, dict[str, object]]:  # noqa: ANN001
+    """Parse SOURCE on this thread; at the first garbage collection during that parse (3.11 collects
+    while the AST constructor allocates), another thread parses too and this one waits up to 0.5 s
+    for it: the interleaving that made ``ast.parse`` fail with a SystemError."""
+    results: dict[str, object] = {}
+    state = {"parsing": False, "fired": False}  # plain flags: the callback may run inside any lock's methods
+    other = threading.Thread(target=lambda: results.__setitem__("other", _outcome(parse)))
+    me = threading.current_thread()
+
+    def collecting(phase: str, info: dict) -> None:
+        if phase == "start" and state["parsing"] and not state["fired"] and threading.current_thread() is me:
+            state["fired"] = True
+            other.start()
+            other.join(0.5)  # with the lock, the other parse waits for this one instead
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)
+    gc.callbacks.append(collecting)
+    try:
+        state["parsing"] = True
+        results["this"] = _outcome(parse)
+        state["parsing"] = False
+    finally:
+        gc.callbacks.remove(collecting)
+        gc.set_threshold(*threshold)
+    if state["fired"]:
+        other.join(10)
+    return state["fired"], results
+
+
+def _outcome(parse) -> object:  # noqa: ANN001
+    try:
+        return ast.dump(parse(SOURCE))
+    except Exception as e:  # the failure is what the test looks at
+        return e
+
+
+def test_a_parse_in_another_thread_midway_does_not_break_either():
+    fired, results = _parse_with_another_parse_inside(parse_python)
+    if not fired:
+        assert sys.version_info >= (3, 12), "Python 3.11 collects garbage inside the AST constructor"
+        pytest.skip("this Python does not collect garbage inside the AST constructor: no race to provoke")
+    expected = ast.dump(ast.parse(SOURCE))
+    assert results == {"this": expected, "other": expected}
+
+
+def test_eval_mode_and_errors_are_those_of_ast_parse():
+    assert ast.dump(parse_python("a + 1", mode="eval")) == ast.dump(ast.parse("a + 1", mode="eval"))
+    with pytest.raises(SyntaxError):
+        parse_python("def (")
+
+
+def test_nothing_in_the_package_calls_ast_parse_itself():
+    """Every parse goes through parse_python: one thread's bare ast.parse can break another's."""
+    callers = [
+        str(path.relative_to(ROOT))
+        for path in ROOT.rglob("*.py")
+        if path.parts[len(ROOT.parts)] not in {"tests", ".venv", "experiments"}
+        and path.name != "pysource.py"
+        and "ast.parse(" in path.read_text(encoding="utf-8")
+    ]
+    assert callers == []
