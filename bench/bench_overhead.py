@@ -65,18 +65,22 @@ def main() -> None:
         print(f"{runner.executor.isolation}: executor started in {1000 * (time.perf_counter() - t0):.1f} ms")
         runner.process(samples[0])  # warm-up: lazy builds, first torch calls
     per_q: dict[str, list[float]] = {mode: [] for mode in MODES}
+    pass_medians: dict[str, list[float]] = {mode: [] for mode in MODES}  # how much the machine's speed drifts
     cpu_ms: dict[str, float] = dict.fromkeys(MODES, 0.0)  # CPU time of this process + the sandbox process
     wrong = dict.fromkeys(MODES, 0)
     rows_differ = 0
     for _ in range(args.repeats):
         for mode, runner in runners.items():
             c0 = _cpu_seconds(runner)
+            times: list[float] = []
             t = time.perf_counter()
             for row in runner.process_all(samples):  # the run loop, as run.py drives it (no file written)
-                per_q[mode].append((time.perf_counter() - t) * 1000.0)
+                times.append((time.perf_counter() - t) * 1000.0)
                 wrong[mode] += 0 if row["correct"] else 1
                 t = time.perf_counter()
             cpu_ms[mode] += (_cpu_seconds(runner) - c0) * 1000.0
+            per_q[mode].extend(times)
+            pass_medians[mode].append(statistics.median(times))
     sandbox = runners["process"].executor.sandbox
     runs = args.repeats * len(samples) + 1  # the warm-up included
     print(
@@ -93,7 +97,8 @@ def main() -> None:
         print(
             f"{mode:>10}: {len(times)} questions timed ({args.repeats} passes), wrong or errored: {wrong[mode]}; "
             f"overhead per question: median {medians[mode]:.3f} ms, p90 {times[int(0.9 * len(times))]:.3f} ms, "
-            f"mean {statistics.fmean(times):.3f} ms; CPU (both processes) {cpu_ms[mode] / len(times):.3f} ms"
+            f"mean {statistics.fmean(times):.3f} ms; CPU (both processes) {cpu_ms[mode] / len(times):.3f} ms; "
+            f"median of each pass: {', '.join(f'{m:.3f}' for m in pass_medians[mode])} ms"
         )
     print(
         f"process isolation costs {medians['process'] - medians['in_process']:+.3f} ms per question "
