@@ -13,6 +13,8 @@ import re
 import textwrap
 from dataclasses import dataclass, field
 
+from neptune_core.pysource import parse_python
+
 
 class ExtractionError(ValueError):
     """The reply holds no program."""
@@ -38,9 +40,9 @@ def parse_object_names(text: str) -> list[str]:
         try:
             items = json.loads(text)
         except json.JSONDecodeError:
-            try:
-                items = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
+            try:  # a Python list (single quotes), parsed behind parse_python's lock (a string given to literal_eval is not)
+                items = ast.literal_eval(parse_python(text, mode="eval"))
+            except (ValueError, SyntaxError, RecursionError):
                 items = text.strip("[]").split(",")
     else:
         items = text.split(",")

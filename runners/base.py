@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
+from concurrent.futures import wait as wait_for
 from pathlib import Path
 from typing import Any
 
@@ -189,11 +190,13 @@ class Runner:
             self.agent.begin_sample(sample)
             self.detector.begin_sample(sample)
             self.perception.begin_sample(sample)
+            pending = self._prefetched.pop(sample.id, None)
+            if pending is not None:  # a prefetch thread starts the verifiers' work before it generates the program
+                wait_for([pending])
             # verifiers' own work (e.g. captioning) runs beside program generation and execution
             started = self._pending.pop(sample.id) if sample.id in self._pending else self.verify.start(sample, image)
 
             stage = "program"
-            pending = self._prefetched.pop(sample.id, None)
             program, timings["program"] = pending.result() if pending is not None else _timed_program(self, sample)
             ahead_ms = timings["program"] if pending is not None else 0.0  # generated before t_total started
             if timings["program"] > IDLE_GENERATION_MS:  # too slow to generate while a sandbox runs (see below)
@@ -272,6 +275,7 @@ class Runner:
                 self._following = None
                 self._prefetched.clear()
             return
+        _ = self.verify  # built here, not by the prefetch threads at once
         programs = ahead(self._start_ahead, samples, workers=workers, window=4 * workers)
         try:
             for sample, program in programs:
@@ -280,6 +284,9 @@ class Runner:
         finally:
             programs.close()  # cancels what has not started; threads in flight are daemons
             self._prefetched.clear()
+            for started in self._pending.values():  # verifier work for samples the loop did not reach
+                if started is not None:
+                    started.cancel()
             self._pending.clear()
 
     def _generate_ahead(self, sample: Sample) -> Iterator[None]:
