@@ -163,3 +163,32 @@ def test_scene_captioner_and_crops() -> None:
     assert crop_box(image, [10, 5, 20, 15]).size == (12, 12)  # 10 % margin each side, clipped to the image
     with pytest.raises(ValueError, match="no area"):
         crop_box(image, [50, 50, 60, 60])
+
+
+def test_a_captioner_captions_one_image_at_a_time_whatever_the_threads() -> None:
+    """The verify stage captions in several threads; one model (and its tokenizer) sees one call at a time."""
+    import threading
+    import time
+
+    from vision_agents.captioners import Captioner
+
+    class Recording(Captioner):
+        def __init__(self) -> None:
+            self.inside = self.most = 0
+
+        def caption_image(self, image: Image.Image) -> str:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            time.sleep(0.02)
+            self.inside -= 1
+            return f" {image.size[0]} wide "
+
+    captioner = Recording()
+    image = Image.new("RGB", (40, 30))
+    out: list[str] = []
+    threads = [threading.Thread(target=lambda: out.append(captioner.caption(image, [0, 0, 20, 20]))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == [f"{crop_box(image, [0, 0, 20, 20]).size[0]} wide"] * 4 and captioner.most == 1

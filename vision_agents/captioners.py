@@ -18,6 +18,7 @@ implement ``caption_image`` (and ``from_config`` / ``preflight``), add a lazy li
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
@@ -64,8 +65,12 @@ class Captioner(ABC):
         """A detailed caption of ``image``."""
 
     def caption(self, image: Image.Image, box: Box | None = None, *, sample: Sample | None = None) -> str:
-        """A caption of ``image``, or of ``box``'s region. Thread-safe: captions may run beside the program."""
-        return self.caption_image(image if box is None else crop_box(image, box)).strip()
+        """A caption of ``image``, or of ``box``'s region. Thread-safe: captions run beside the program, in
+        the verify stage's threads, one at a time per captioner (a model, its lazy loading and a fast
+        tokenizer are not made for several threads at once)."""
+        region = image if box is None else crop_box(image, box)
+        with self.__dict__.setdefault("_caption_lock", threading.Lock()):  # setdefault: one lock, even when raced
+            return self.caption_image(region).strip()
 
 
 class Florence2Captioner(Captioner):
