@@ -52,6 +52,9 @@ class Captioner(ABC):
     """Writes a caption of an image (or of one box's region)."""
 
     name = "captioner"
+    # whether calls are serialised (a local model); False for a captioner that is safe to call from
+    # several threads at once, e.g. one that sends requests to a server
+    one_at_a_time = True
 
     @classmethod
     def from_config(cls, config: RunConfig) -> Captioner:
@@ -66,9 +69,11 @@ class Captioner(ABC):
 
     def caption(self, image: Image.Image, box: Box | None = None, *, sample: Sample | None = None) -> str:
         """A caption of ``image``, or of ``box``'s region. Thread-safe: captions run beside the program, in
-        the verify stage's threads, one at a time per captioner (a model, its lazy loading and a fast
-        tokenizer are not made for several threads at once)."""
+        the verify stage's threads, one at a time per captioner unless it says otherwise (``one_at_a_time``:
+        a model, its lazy loading and a fast tokenizer are not made for several threads at once)."""
         region = image if box is None else crop_box(image, box)
+        if not self.one_at_a_time:
+            return self.caption_image(region).strip()
         with self.__dict__.setdefault("_caption_lock", threading.Lock()):  # setdefault: one lock, even when raced
             return self.caption_image(region).strip()
 
@@ -162,6 +167,7 @@ class OpenAICaptioner(Captioner):
     """An OpenAI-compatible VLM server asked :data:`DESCRIBE_PROMPT` (retries as ``OpenAIVisionAgent``)."""
 
     name = "openai_vlm"
+    one_at_a_time = False  # requests to a server, which may answer several at once
 
     def __init__(self, base_url: str, *, model: str = "", max_new_tokens: int = 128) -> None:
         from vision_agents.openai_vlm import OpenAIVisionAgent
@@ -198,6 +204,7 @@ class SceneCaptioner(Captioner):
     """Captions written from CLEVR scene annotations (offline oracle; needs samples with scenes)."""
 
     name = "scene"
+    one_at_a_time = False  # reads the sample's scene
 
     @staticmethod
     def describe(obj: dict) -> str:
