@@ -191,7 +191,7 @@ class Runner:
             self.detector.begin_sample(sample)
             self.perception.begin_sample(sample)
             pending = self._prefetched.pop(sample.id, None)
-            if pending is not None:  # a prefetch thread starts the verifiers' work before it generates the program
+            if pending is not None and not pending.done():  # a prefetch thread starts the verifiers' work first
                 wait_for([pending])
             # verifiers' own work (e.g. captioning) runs beside program generation and execution
             started = self._pending.pop(sample.id) if sample.id in self._pending else self.verify.start(sample, image)
