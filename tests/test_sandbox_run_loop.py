@@ -381,6 +381,29 @@ def test_parent_memory_watchdog_stops_a_sandbox_over_its_resident_limit() -> Non
         sandbox.close()
 
 
+def test_an_interrupt_while_scoring_ahead_leaves_no_sandbox_waiting_for_the_replies() -> None:
+    """The run request announces replies evaluated ahead; an interrupt before they are sent ends that sandbox."""
+    from neptune_core.executor.process import SandboxProcess
+    from neptune_core.primitives.base import CallContext
+
+    config = ExecutorConfig()
+    sandbox = SandboxProcess(config, runner_semantics())
+
+    def interrupted() -> list:
+        raise KeyboardInterrupt
+
+    try:
+        sandbox.start()
+        first = sandbox.pid
+        with pytest.raises(KeyboardInterrupt):
+            sandbox.run(wrap("return 1"), CallContext(HashAgent(), IMAGE, BOXES, config), interrupted)
+        assert sandbox.pid is None and sandbox.last_exit_code == -signal.SIGKILL
+        again = sandbox.run(wrap("return 1"), CallContext(HashAgent(), IMAGE, BOXES, config))
+        assert again.error is None and again.value == 1 and sandbox.pid not in (None, first)
+    finally:
+        sandbox.close()
+
+
 def runner_semantics():
     from probabilistic_tensor import Semantics
 

@@ -315,12 +315,10 @@ class SandboxProcess:
         request = ("run", source, ctx.limits.counts or ctx.limits.n, scope, mass_threshold, ahead is not None)
         try:
             conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
-            if ahead is not None:  # always sent when announced (the sandbox reads it before its first call)
-                try:
-                    replies = [("score", req, to_wire(reply)) for req, reply in ahead()]
-                except BaseException:  # the sandbox waits for a message that will not come: not reusable
-                    self._discard(kill=True)
-                    raise
+            # always sent when announced (the sandbox reads it before its first call); should ahead() fail, the
+            # sandbox waits for a message that will not come: run() discards it
+            if ahead is not None:
+                replies = [("score", req, to_wire(reply)) for req, reply in ahead()]
                 conn.send_bytes(pickle.dumps(("prefill", replies), protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             return self._died(t0)
