@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -72,9 +73,9 @@ class Captioner(ABC):
         the verify stage's threads, one at a time per captioner unless it says otherwise (``one_at_a_time``:
         a model, its lazy loading and a fast tokenizer are not made for several threads at once)."""
         region = image if box is None else crop_box(image, box)
-        if not self.one_at_a_time:
-            return self.caption_image(region).strip()
-        with self.__dict__.setdefault("_caption_lock", threading.Lock()):  # setdefault: one lock, even when raced
+        # setdefault: one lock per captioner, even when the first calls race
+        turn = self.__dict__.setdefault("_caption_lock", threading.Lock()) if self.one_at_a_time else nullcontext()
+        with turn:
             return self.caption_image(region).strip()
 
 
