@@ -257,26 +257,27 @@ def evaluated(value: Any) -> Any:
     Containers holding no lazy tensor come back as they are (the same objects); shared
     sub-containers are visited once. Check a program's result for size before calling this.
     """
-    seen: dict[int, Any] = {}
+    return _walk(value, {})
 
-    def walk(v: Any) -> Any:
-        if isinstance(v, LazyTensor):
-            return ProbabilisticTensor._make(v.data, v.vars, v.semantics, v.kind)
-        if not isinstance(v, (list, tuple, dict)):
-            return v
-        key = id(v)
-        if key in seen:
-            return seen[key]
-        seen[key] = v  # a container that reaches itself keeps its own (lazy-free) identity
-        if isinstance(v, dict):
-            items = {k: walk(x) for k, x in v.items()}
-            changed = any(items[k] is not x for k, x in v.items())
-            out: Any = items if changed else v
-        else:
-            parts = [walk(x) for x in v]
-            changed = any(a is not b for a, b in zip(parts, v, strict=True))
-            out = (parts if isinstance(v, list) else tuple(parts)) if changed else v
-        seen[key] = out
-        return out
 
-    return walk(value)
+def _walk(v: Any, seen: dict[int, Any]) -> Any:
+    """:func:`evaluated` of ``v``; ``seen``: container id -> what it became (module-level, not a
+    closure calling itself, which would leave a reference cycle per call)."""
+    if isinstance(v, LazyTensor):
+        return ProbabilisticTensor._make(v.data, v.vars, v.semantics, v.kind)
+    if not isinstance(v, (list, tuple, dict)):
+        return v
+    key = id(v)
+    if key in seen:
+        return seen[key]
+    seen[key] = v  # a container that reaches itself keeps its own (lazy-free) identity
+    if isinstance(v, dict):
+        items = {k: _walk(x, seen) for k, x in v.items()}
+        changed = any(items[k] is not x for k, x in v.items())
+        out: Any = items if changed else v
+    else:
+        parts = [_walk(x, seen) for x in v]
+        changed = any(a is not b for a, b in zip(parts, v, strict=True))
+        out = (parts if isinstance(v, list) else tuple(parts)) if changed else v
+    seen[key] = out
+    return out

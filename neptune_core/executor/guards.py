@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from neptune_core.config import ExecutorConfig
+from probabilistic_tensor import ProbabilisticTensor
 
 # Largest integer (in bits) that ** and * may produce; 10**1000 is ~3300 bits.
 MAX_INT_BITS = 10_000
@@ -165,42 +166,43 @@ def deep_size(obj: Any, limit: int, tensor_vars: dict[str, int] | None = None) -
     counting shared sub-containers every time they occur (what a C-level compare, hash or repr
     walks). Exceptions count their arguments. Stops early once above ``limit``. When
     ``tensor_vars`` is given, it collects each ProbabilisticTensor variable's largest size."""
-    from probabilistic_tensor import ProbabilisticTensor
+    return _size(obj, 0, limit, {}, tensor_vars)
 
-    memo: dict[int, int] = {}
 
-    def size(x: Any, depth: int) -> int:
-        if isinstance(x, str):
-            return len(x)
-        if isinstance(x, ProbabilisticTensor):
-            shape = x.shape  # .shape, not .data: a lazy relation is measured without being evaluated
-            if tensor_vars is not None:
-                for v, objects in zip(x.vars, shape, strict=False):
-                    tensor_vars[v] = max(tensor_vars.get(v, 0), int(objects))
-            return math.prod(shape)
-        if isinstance(x, BaseException):
-            x = x.args
-        elif not isinstance(x, _CONTAINERS):
-            return 0
-        key = id(x)
-        if key in memo:
-            return memo[key]
-        if depth > 50:
-            return limit + 1
-        memo[key] = limit + 1  # a container reaching itself counts as too large
-        items = list(x.items()) if isinstance(x, dict) else list(x)
-        total = len(items)
-        for item in items:
-            if total > limit:
-                break
-            if isinstance(item, tuple) and isinstance(x, dict):
-                total += size(item[0], depth + 1) + size(item[1], depth + 1)
-            else:
-                total += size(item, depth + 1)
-        memo[key] = total
-        return total
-
-    return size(obj, 0)
+def _size(x: Any, depth: int, limit: int, memo: dict[int, int], tensor_vars: dict[str, int] | None) -> int:
+    """:func:`deep_size` of ``x`` at ``depth``; ``memo``: container id -> its size (module-level, not
+    a closure calling itself, which would leave a reference cycle per call)."""
+    if isinstance(x, str):
+        return len(x)
+    if isinstance(x, ProbabilisticTensor):
+        shape = x.shape  # .shape, not .data: a lazy relation is measured without being evaluated
+        if tensor_vars is not None:
+            for v, objects in zip(x.vars, shape, strict=False):
+                tensor_vars[v] = max(tensor_vars.get(v, 0), int(objects))
+        return math.prod(shape)
+    if isinstance(x, BaseException):
+        x = x.args
+    elif not isinstance(x, _CONTAINERS):
+        return 0
+    key = id(x)
+    if key in memo:
+        return memo[key]
+    if depth > 50:
+        return limit + 1
+    memo[key] = limit + 1  # a container reaching itself counts as too large
+    items = list(x.items()) if isinstance(x, dict) else list(x)
+    total = len(items)
+    for item in items:
+        if total > limit:
+            break
+        if isinstance(item, tuple) and isinstance(x, dict):
+            total += _size(item[0], depth + 1, limit, memo, tensor_vars) + _size(
+                item[1], depth + 1, limit, memo, tensor_vars
+            )
+        else:
+            total += _size(item, depth + 1, limit, memo, tensor_vars)
+    memo[key] = total
+    return total
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -183,6 +183,12 @@ class Interpreter:
         self._check_callable(func)
         return func(*args)
 
+    def release(self) -> None:
+        """Forget the program's globals once the run is over. Its top-level functions refer to them
+        (and to this interpreter): a reference cycle per run, which only a garbage collection
+        pass would free, with everything the run made."""
+        self.globals.vars.clear()
+
     # ---- statements ------------------------------------------------------------------
     def exec_body(self, body: list[ast.stmt], scope: Scope) -> None:
         b = self.budget

@@ -20,6 +20,7 @@ largest share of a distribution's mass a contraction skipped, ``dropped_mass``, 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -110,11 +111,12 @@ def lazy_relation(
     ``fetch(entries, dropped_mass) -> values`` answers each fetch; ``dropped_mass`` is the
     largest share of mass a contraction has skipped so far (noted before the fetch it leads to).
     """
-    holder: list[LazyStore] = []
+    stores: list[weakref.ref[LazyStore]] = []  # weak: the store holds ``get``; no reference cycle
 
     def get(entries: Entries) -> torch.Tensor:
-        return fetch(entries, holder[0].dropped_mass)
+        store = stores[0]()  # alive: only the store's own fetch calls this
+        return fetch(entries, store.dropped_mass if store is not None else 0.0)
 
     relation = LazyTensor.relation(n, get, semantics, policy)
-    holder.append(relation.store)
+    stores.append(weakref.ref(relation.store))
     return relation

@@ -127,6 +127,8 @@ def run_program(
         where = f"line {interp.lineno}: " if interp is not None and interp.lineno else ""
         result.error = ErrorRecord(type=type(e).__name__, message=f"{where}{safe_message(e)}"[:2000])
     finally:
+        if interp is not None:
+            interp.release()
         if sys.getrecursionlimit() != previous_limit:
             sys.setrecursionlimit(previous_limit)
     result.operations = budget.operations

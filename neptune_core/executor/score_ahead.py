@@ -137,41 +137,42 @@ def _sure_calls(stmt: ast.stmt, name: str) -> tuple[list[tuple[str, int]], bool]
     reaches, in evaluation order, and whether ``stmt`` binds ``name`` (lambdas and comprehensions
     are not entered). RecursionError for a statement nested deeper than the checker allows."""
     found: list[tuple[str, int]] = []
-    rebinds = False
-
-    def visit(node: Any, depth: int = 0) -> None:
-        nonlocal rebinds
-        if depth > MAX_AST_DEPTH:  # the checker refuses the program; its plan does not matter
-            raise RecursionError(f"nested more than {MAX_AST_DEPTH} deep")
-        depth += 1
-        kind = type(node)
-        if kind is ast.Call and type(node.func) is ast.Name and node.func.id == name:
-            literal = _literal_call(node)
-            if literal is not None:
-                found.append(literal)
-        elif kind is ast.Name:
-            rebinds = rebinds or (node.id == name and type(node.ctx) is not ast.Load)
-            return
-        elif kind is ast.Constant or kind in _NOT_ENTERED:
-            return
-        elif kind is ast.BoolOp:  # the other values only when the first does not decide
-            visit(node.values[0], depth)
-            return
-        fields = _EVALUATED.get(kind)
-        if fields is None:
-            for child in ast.iter_child_nodes(node):
-                visit(child, depth)
-            return
-        for f in fields:
-            part = getattr(node, f)
-            if type(part) is list:
-                for child in part:
-                    visit(child, depth)
-            elif part is not None:
-                visit(part, depth)
-
-    visit(stmt)
+    rebinds = _visit(stmt, name, found, 0)
     return found, rebinds
+
+
+def _visit(node: Any, name: str, found: list[tuple[str, int]], depth: int) -> bool:
+    """Walk ``node`` for :func:`_sure_calls`, appending to ``found``; whether it binds ``name``.
+    (A module-level function, not a closure calling itself: that would be a reference cycle per
+    call, left to the garbage collector.)"""
+    if depth > MAX_AST_DEPTH:  # the checker refuses the program; its plan does not matter
+        raise RecursionError(f"nested more than {MAX_AST_DEPTH} deep")
+    depth += 1
+    kind = type(node)
+    if kind is ast.Call and type(node.func) is ast.Name and node.func.id == name:
+        literal = _literal_call(node)
+        if literal is not None:
+            found.append(literal)
+    elif kind is ast.Name:
+        return node.id == name and type(node.ctx) is not ast.Load
+    elif kind is ast.Constant or kind in _NOT_ENTERED:
+        return False
+    elif kind is ast.BoolOp:  # the other values only when the first does not decide
+        return _visit(node.values[0], name, found, depth)
+    rebinds = False
+    fields = _EVALUATED.get(kind)
+    if fields is None:
+        for child in ast.iter_child_nodes(node):
+            rebinds |= _visit(child, name, found, depth)
+        return rebinds
+    for f in fields:
+        part = getattr(node, f)
+        if type(part) is list:
+            for child in part:
+                rebinds |= _visit(child, name, found, depth)
+        elif part is not None:
+            rebinds |= _visit(part, name, found, depth)
+    return rebinds
 
 
 def _literal_call(call: ast.Call) -> tuple[str, int] | None:
