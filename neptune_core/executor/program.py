@@ -59,13 +59,17 @@ class ProgramResult:
     fresh_process: bool = False
 
 
-def _program_callable(prim: Primitive, limits: Limits, semantics: Semantics, budget: Budget, call: CallPrimitive):
+def _forwarder(budget: Budget, call: CallPrimitive) -> Callable[[str, dict[str, Any]], Any]:
     def forward(name: str, request: dict[str, Any]) -> Any:
         """A request to the parent (a primitive call, or a value's follow-up such as a lazy relation's pairs)."""
         program_seconds = budget.program_seconds()
         with budget.primitive_time():
             return call(name, request, program_seconds)
 
+    return forward
+
+
+def _program_callable(prim: Primitive, limits: Limits, semantics: Semantics, forward: Callable[..., Any]):
     def primitive(*args: Any, **kwargs: Any) -> Any:
         request = prim.request(limits, args, kwargs)
         reply = forward(prim.name, request)
@@ -98,8 +102,9 @@ def run_program(
         limits = Limits.of(n, config.max_question_chars)
         n = limits.n
         names = make_builtins(budget, result.printed)
+        forward = _forwarder(budget, call)
         for name, prim in all_primitives().items():
-            names[name] = _program_callable(prim, limits, semantics, budget, call)
+            names[name] = _program_callable(prim, limits, semantics, forward)
         interp = Interpreter(budget, names)
         if previous_limit < needed:
             sys.setrecursionlimit(min(needed + _current_depth(), _MAX_RECURSION_LIMIT))

@@ -11,6 +11,7 @@ methods that compare or hash elements one in :data:`_WALKING`.
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -219,17 +220,30 @@ def make_builtins(budget: Budget, printed: list[str]) -> dict[str, Any]:
         if len(printed) < 100:
             printed.append(sep[:_PRINT_CHARS].join(pieces)[:_PRINT_CHARS])
 
-    table: dict[str, Any] = {
-        "len": len, "set": set, "list": list, "dict": dict, "tuple": tuple, "min": min_, "max": max_,
-        "sorted": sorted_, "abs": abs, "any": any, "all": all, "enumerate": enumerate, "zip": zip,
-        "int": int, "float": float, "str": str, "bool": bool, "round": round, "reversed": reversed,
-        "isinstance": isinstance, "range": range_, "sum": sum_, "print": print_,
-    }  # fmt: skip
-    for name in EXCEPTION_NAMES:
-        table[name] = getattr(builtins, name)
+    table = dict(_shared_builtins())
+    table.update(min=min_, max=max_, sorted=sorted_, range=range_, sum=sum_, print=print_)
+    return table
+
+
+# the builtins that are harmless as they are (the others are wrapped per run by make_builtins)
+_PLAIN_BUILTINS = {
+    "len": len, "set": set, "list": list, "dict": dict, "tuple": tuple, "abs": abs, "any": any, "all": all,
+    "enumerate": enumerate, "zip": zip, "int": int, "float": float, "str": str, "bool": bool, "round": round,
+    "reversed": reversed, "isinstance": isinstance,
+}  # fmt: skip
+_WRAPPED_BUILTINS = frozenset({"min", "max", "sorted", "range", "sum", "print"})
+
+
+@functools.cache
+def _shared_builtins() -> dict[str, Any]:
+    """What every run's builtins share (make_builtins copies it): the plain builtins, the exception
+    classes and the algebra's API."""
+    table: dict[str, Any] = dict(_PLAIN_BUILTINS)
+    table.update((name, getattr(builtins, name)) for name in EXCEPTION_NAMES)
     table.update(PROGRAM_API)
-    missing = set(SAFE_BUILTIN_NAMES) - set(table)
-    assert not missing, missing
+    missing = set(SAFE_BUILTIN_NAMES) - set(table) - _WRAPPED_BUILTINS
+    if missing:
+        raise RuntimeError(f"builtins listed in SAFE_BUILTIN_NAMES but not provided: {sorted(missing)}")
     return table
 
 
