@@ -115,7 +115,9 @@ def lazy_relation(
 
     def get(entries: Entries) -> torch.Tensor:
         store = stores[0]()  # alive: only the store's own fetch calls this
-        return fetch(entries, store.dropped_mass if store is not None else 0.0)
+        if store is None:
+            raise RuntimeError("a lazy relation's fetch was called after its store was freed")
+        return fetch(entries, store.dropped_mass)
 
     relation = LazyTensor.relation(n, get, semantics, policy)
     stores.append(weakref.ref(relation.store))
