@@ -337,3 +337,18 @@ def execute(score, query, n):
 def test_plain_backend_adds_no_info() -> None:
     out = run('def execute(score, query, n):\n    return score("Is it red?").exists()\n')
     assert out.error is None and "info" not in out.trace[0]
+
+
+def test_every_listed_builtin_is_provided_and_each_run_has_its_own() -> None:
+    """The names the checker lets programs use (SAFE_BUILTIN_NAMES, exceptions, the algebra) all exist
+    in a run's builtins; the guarded ones are bound to that run's budget, the shared part is copied."""
+    from neptune_core.executor.guards import Budget
+    from neptune_core.executor.sandbox import EXCEPTION_NAMES, SAFE_BUILTIN_NAMES, make_builtins
+    from probabilistic_tensor import PROGRAM_API
+
+    first, second = (make_builtins(Budget(ExecutorConfig()), []) for _ in range(2))
+    assert set(SAFE_BUILTIN_NAMES) | set(EXCEPTION_NAMES) | set(PROGRAM_API) <= set(first)
+    assert first is not second and first["len"] is second["len"] is len
+    assert all(first[name] is not second[name] for name in ("min", "max", "sorted", "range", "sum", "print"))
+    first["len"] = None  # a run's table is its own
+    assert second["len"] is len
