@@ -230,6 +230,11 @@ class _ImageMemo:
         self.answers: dict[tuple, tuple[str, dict[str, Any]]] = {}  # (box key, question) -> (answer, info)
 
 
+def _served(questions: list[str], grid: tuple, arity: int) -> int:
+    """The entries a call of ``questions`` over the boxes ``grid`` (box keys) is served from the memo."""
+    return len(set(questions)) * (1 if arity == 0 else len(set(grid)) ** arity)
+
+
 class MemoizedAgent(VisionAgent):
     """Wraps a VisionAgent so that an evaluation reaches the model once per image, not once per call.
 
@@ -310,7 +315,7 @@ class MemoizedAgent(VisionAgent):
         if not graph.scores:  # a call made before: its rows, counted as the entries they hold
             rows = [memo.rows.get((q, arity, grid)) for q in questions]
             if questions and all(r is not None for r in rows):
-                served = len(set(questions)) * (1 if arity == 0 else len(set(grid)) ** arity)
+                served = _served(questions, grid, arity)
                 if served > 0:
                     count(memo_hits=served)
                 infos = [memo.infos.get((q, arity), {}) for q in questions]
@@ -326,6 +331,21 @@ class MemoizedAgent(VisionAgent):
             for i, q in enumerate(questions):
                 memo.rows[(q, arity, grid)] = values[i]
         return values, infos
+
+    def held(
+        self, image: Image.Image, boxes: list[Box], question: str, arity: int
+    ) -> tuple[torch.Tensor, int, dict[str, Any]] | None:
+        """What ``score_with_info(image, boxes, [question], arity)`` gives from the memo, without calling
+        it (nothing is counted): the row, the memo hits the call counts and the info; None when that
+        call would ask the model (or pass through to an agent that memoises itself)."""
+        if self.inner.memoises_itself:
+            return None
+        memo, graph = self._stores(image)
+        grid = tuple(map(box_key, boxes))
+        row = None if graph.scores else memo.rows.get((question, arity, grid))
+        if row is None:
+            return None
+        return row, _served([question], grid, arity), memo.infos.get((question, arity), {})
 
     def warm(self, image: Image.Image, boxes: list[Box], questions: list[str], arity: int) -> list[torch.Tensor | None]:
         """Each question's memoised row over ``boxes`` (None where the memo keeps none: results with

@@ -400,8 +400,9 @@ class SandboxProcess:
             return ("error", type(e).__name__, safe_message(e))
 
     def _replay(self, ctx: CallContext, message: dict[str, Any]) -> tuple | None:
-        """Run a call the sandbox answered from a reused reply as if asked: its trace entry and counts.
-        A failure comes back as an error reply (the program's next call raises it, and the run ends
+        """Run a call the sandbox answered from a reused reply as if asked: its trace entry and counts
+        (from the agent's memo without calling it, where the primitive can: ``Primitive.known``). A
+        failure comes back as an error reply (the program's next call raises it, and the run ends
         with it: the program went on with a reply the parent no longer gives); None when it went through."""
         try:
             primitive = _named_primitive(message)
@@ -409,7 +410,12 @@ class SandboxProcess:
             if not (primitive.predict is not None if predicted else primitive.reuse):
                 raise SandboxCrash(f"the sandbox process answered {primitive.name}() itself, which it may not")
             self.replayed += 1
-            reply = primitive.call(ctx, message.get("request"))
+            request = primitive.checked(ctx.limits, message.get("request"))
+            known = None if predicted or primitive.known is None else primitive.known(ctx, request)
+            if known is not None:
+                ctx.replay(known)
+                return None
+            reply = primitive.call(ctx, request, trusted=True)
             if predicted and reply != message["expect"]:
                 raise SandboxCrash(
                     f"the sandbox process answered {primitive.name}() with {message['expect']!r:.100}, not {reply!r:.100}"

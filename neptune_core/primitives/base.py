@@ -23,6 +23,7 @@ import torch
 
 from neptune_core.executor.guards import AgentError, SizeLimitError, call_limit_error
 from neptune_core.types import Box
+from vision_agents.calls import ModelCalls, count_all
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -97,9 +98,12 @@ _UNSET = object()
 
 def trace_probs(data: torch.Tensor) -> Any:
     """A primitive's probabilities for its trace entry: :func:`rounded` values of ``data`` (as float32)."""
-    if data.dtype != torch.float32:
+    if data.dtype is not torch.float32:
         data = data.float()
-    return rounded(data.tolist() if data.device.type == "cpu" else data.cpu().tolist())
+    values = data.tolist() if data.is_cpu else data.cpu().tolist()
+    if type(values) is list and (not values or type(values[0]) is float):  # one row (most calls): floats already
+        return [round(v, 4) for v in values]
+    return rounded(values)
 
 
 def _no_audit(call: ast.Call) -> list[str]:
@@ -127,6 +131,9 @@ class Primitive:
     ``predict(request, run)``: the reply the sandbox can give itself, or None to ask (a lazy
     relation's handle: its index and size are known there, :class:`SandboxRun`); the call is then
     reported like a reused one, and the parent checks that its own reply is the same.
+    ``known(ctx, request)``: for a ``reuse`` primitive, what ``run`` would record and count when the
+    agent's memo already holds the reply (:class:`KnownCall`), found without calling the agent, or
+    None (then ``run`` is called): how a parent records a call its sandbox answered from a kept reply.
     ``wrap`` may take a fourth argument, ``forward(name, request) -> reply``: a value that asks
     the parent for more later (a lazy relation fetching pairs) sends follow-up requests through
     it, like a primitive call (counted, timed as primitive time, checked again by the parent).
@@ -143,6 +150,7 @@ class Primitive:
     needs: str = ""
     reuse: bool = False
     predict: Callable[[dict[str, Any], SandboxRun], Any] | None = None
+    known: Callable[[CallContext, dict[str, Any]], KnownCall | None] | None = None
     _sig: inspect.Signature = field(init=False, repr=False, compare=False)
     _positional: tuple[int, int] = field(init=False, repr=False, compare=False)
     _names: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -175,19 +183,35 @@ class Primitive:
                 raise TypeError(f"{self.name}(): {e}") from None
         return self.bind(limits, *args, **kwargs)
 
+    def checked(self, limits: Limits, request: Any) -> dict[str, Any]:
+        """A request from a sandbox process, checked again as ``bind`` checks a program's arguments."""
+        if not isinstance(request, dict) or not all(isinstance(k, str) for k in request):
+            raise TypeError(f"{self.name}(): malformed request")
+        return self.request(limits, (), request)
+
     def call(self, ctx: CallContext, request: Any, *, trusted: bool = False) -> Any:
         """Parent side: count the call, check the request again unless it comes from this process
         (``trusted``: in-process isolation; a sandbox process is never trusted), run."""
         ctx.count_call(self.name)
         if not trusted:
-            if not isinstance(request, dict) or not all(isinstance(k, str) for k in request):
-                raise TypeError(f"{self.name}(): malformed request")
-            request = self.request(ctx.limits, (), request)
+            request = self.checked(ctx.limits, request)
         t0 = time.perf_counter()
         try:
             return self.run(ctx, request)
         finally:
             ctx.seconds += time.perf_counter() - t0
+
+
+@dataclass
+class KnownCall:
+    """What a call records and counts, known before the program makes it (e.g. a score call evaluated
+    ahead, neptune_core/executor/score_ahead.py): its trace entries, its model calls and its time,
+    put on the run by :meth:`CallContext.replay` when the program makes the call."""
+
+    name: str
+    entries: list[dict[str, Any]]
+    calls: ModelCalls
+    seconds: float
 
 
 class CallContext:
@@ -260,6 +284,15 @@ class CallContext:
                 parts.append(f"{scope}|{boxes!r}")
             self._scope = None if parts is None else "\n".join(parts)
         return self._scope  # type: ignore[return-value]
+
+    def replay(self, known: KnownCall) -> None:
+        """Put a call known ahead on the run as the program's own call: counted (and limited) like any
+        call, its trace entries recorded, its model calls counted. Once per KnownCall."""
+        self.count_call(known.name)
+        for entry in known.entries:
+            self.record(entry)
+        self.seconds += known.seconds
+        count_all(known.calls)
 
     def record(self, entry: dict[str, Any]) -> None:
         if len(self.trace) < self.max_entries:

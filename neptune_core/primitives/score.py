@@ -13,6 +13,7 @@ from neptune_core.executor.lazy_score import LazyEntry, fetch_entries, lazy_rela
 from neptune_core.primitives import images
 from neptune_core.primitives.base import (
     CallContext,
+    KnownCall,
     Limits,
     Primitive,
     SandboxRun,
@@ -20,6 +21,8 @@ from neptune_core.primitives.base import (
     trace_probs,
 )
 from probabilistic_tensor import LazyPolicy, ProbabilisticTensor, Semantics
+from vision_agents.base import MemoizedAgent
+from vision_agents.calls import ModelCalls
 from vision_agents.prompting import class_question
 
 DOC = (
@@ -80,19 +83,41 @@ def run(ctx: CallContext, request: dict[str, Any]) -> torch.Tensor | dict[str, A
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else out.__class__.__name__
             raise AgentError(f"vision agent '{agent.name}' returned {got} for score(); expected {(1, *shape)}")
         data = out[0]
+    ctx.record(_entry(ctx, request, question, data, infos[0]))
+    return data
+
+
+def _entry(ctx: CallContext, request: dict[str, Any], question: str, data: torch.Tensor, info: dict[str, Any]) -> dict:
+    """The trace entry of a (non-lazy) call: ``question`` as asked (a class question spelled out), its values."""
     entry = {
         "primitive": "score",
         "question": question,
-        "arity": arity,
-        "type": kind,
+        "arity": request["num_objects"],
+        "type": request["type"],
         "probs": trace_probs(data),
     }
     if ctx.several_images:
         entry["image"] = request["image"]
-    if infos[0]:
-        entry["info"] = infos[0]
-    ctx.record(entry)
-    return data
+    if info:
+        entry["info"] = info
+    return entry
+
+
+def known_call(ctx: CallContext, request: dict[str, Any]) -> KnownCall | None:
+    """What :func:`run` records and counts for ``request`` when the agent's memo holds its row, found
+    without calling the agent (``Primitive.known``); None for a call that would reach the model, a
+    lazy relation, or an agent that cannot say (not a MemoizedAgent)."""
+    agent = ctx.agent
+    image, boxes = ctx.view(request["image"])
+    arity = request["num_objects"]
+    if not isinstance(agent, MemoizedAgent) or (arity > 0 and not boxes) or (arity == 2 and ctx.lazy is not None):
+        return None
+    question = class_question(request["question"]) if request["type"] == "class" else request["question"]
+    found = agent.held(image, boxes, question, arity)
+    if found is None:
+        return None
+    row, hits, info = found
+    return KnownCall("score", [_entry(ctx, request, question, row, info)], ModelCalls(memo_hits=hits), 0.0)
 
 
 def predict(request: dict[str, Any], run: SandboxRun) -> dict[str, Any] | None:
@@ -194,7 +219,7 @@ def render(entry: dict[str, Any]) -> str:
 
 SCORE = Primitive(
     name="score", doc=DOC, returns="ProbabilisticTensor", bind=bind, run=run, wrap=wrap, audit=audit, render=render,
-    reuse=True, predict=predict,
+    reuse=True, predict=predict, known=known_call,
 )  # fmt: skip
 SCORE_PAIRS = Primitive(name="score_pairs", doc=PAIRS_DOC, returns="Tensor", bind=bind_pairs, run=run_pairs,
                         wrap=wrap_pairs)  # fmt: skip
