@@ -53,6 +53,12 @@ def _dumps(row: dict[str, Any]) -> str:
     return json.dumps(row, allow_nan=True)
 
 
+# the quick first look of bound_row: the same text as _dumps wherever that is all ASCII (nothing to escape,
+# so no lone surrogate either), without the circular-reference bookkeeping (a circular row still fails:
+# RecursionError)
+_QUICK = json.JSONEncoder(ensure_ascii=False, check_circular=False, allow_nan=True)
+
+
 def _needs_cleaning(line: str) -> bool:
     return _ESCAPED_SURROGATE.search(line) is not None
 
@@ -115,6 +121,9 @@ def error_row(row: dict[str, Any], error_type: str, message: str) -> dict[str, A
 def bound_row(row: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     """``row`` made writable: clean, JSON-serialisable and at most ``max_bytes`` (see the module doc)."""
     try:
+        line = _QUICK.encode(row)
+        if line.isascii() and len(line) <= max_bytes:
+            return row
         line = _dumps(row)
         if len(line) <= max_bytes and not _needs_cleaning(line):
             return row

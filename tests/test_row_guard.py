@@ -37,6 +37,17 @@ def test_bound_row_passes_ordinary_rows_through_unchanged() -> None:
     assert bound_row(row, 10_000) is row
 
 
+def test_bound_row_measures_the_text_the_writer_writes() -> None:
+    # non-ASCII text is written escaped (six characters each): the size cap counts those
+    row = {"id": "a", "pred": "\u00e9" * 1000, "trace": []}
+    assert bound_row(row, 2_000)["error"]["type"] == "RowNotWritable"  # 1000 characters, 6000 as written
+    assert bound_row(row, 7_000) is row
+    assert len(json_line(row)) <= 7_000
+    circular: dict = {"id": "c", "trace": []}
+    circular["self"] = circular
+    assert bound_row(circular, 10_000)["error"]["type"] == "RowNotWritable"
+
+
 def test_bound_row_cleans_text_and_numbers() -> None:
     row = {"id": "a", "pred": "x\ud800", "trace": [{"info": {"p": np.float32(0.5), "t": torch.tensor([1.0, 2.0])}}]}
     out = bound_row(row, 10_000)
