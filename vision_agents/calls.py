@@ -84,15 +84,3 @@ def count(**kwargs: Any) -> None:
     calls = _CURRENT.get()
     if calls is not None:
         calls.add(**kwargs)
-
-
-def count_all(counted: ModelCalls) -> None:
-    """Add the counts of another (closed) :func:`counting` block to the open one, e.g. those of a call
-    made ahead of time and put on the sample later (neptune_core/primitives/base.py: ``Rehearsal``)."""
-    calls = _CURRENT.get()
-    if calls is None:
-        return
-    for arity, n in counted.box_evals_by_arity.items():
-        if n:
-            calls.add(arity=arity, box_evals=n)
-    calls.add(queries=counted.queries, detections=counted.detections, memo_hits=counted.memo_hits)

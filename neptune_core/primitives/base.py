@@ -23,7 +23,7 @@ import torch
 
 from neptune_core.executor.guards import AgentError, SizeLimitError, call_limit_error
 from neptune_core.types import Box
-from vision_agents.calls import ModelCalls, count_all
+from vision_agents.calls import count
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -204,14 +204,13 @@ class Primitive:
 
 @dataclass
 class KnownCall:
-    """What a call records and counts, known before the program makes it (e.g. a score call evaluated
-    ahead, neptune_core/executor/score_ahead.py): its trace entries, its model calls and its time,
-    put on the run by :meth:`CallContext.replay` when the program makes the call."""
+    """What a call of primitive ``name`` records and counts when the agent's memo already holds its
+    reply (``Primitive.known``): its trace entry and the memo hits it counts (it reaches no model).
+    :meth:`CallContext.replay` puts it on the run as the program's call."""
 
     name: str
-    entries: list[dict[str, Any]]
-    calls: ModelCalls
-    seconds: float
+    entry: dict[str, Any]
+    memo_hits: int
 
 
 class CallContext:
@@ -286,13 +285,11 @@ class CallContext:
         return self._scope  # type: ignore[return-value]
 
     def replay(self, known: KnownCall) -> None:
-        """Put a call known ahead on the run as the program's own call: counted (and limited) like any
-        call, its trace entries recorded, its model calls counted. Once per KnownCall."""
+        """Put a known call on the run as the program's own call: counted (and limited) like any call,
+        its trace entry recorded, its memo hits counted."""
         self.count_call(known.name)
-        for entry in known.entries:
-            self.record(entry)
-        self.seconds += known.seconds
-        count_all(known.calls)
+        self.record(known.entry)
+        count(memo_hits=known.memo_hits)
 
     def record(self, entry: dict[str, Any]) -> None:
         if len(self.trace) < self.max_entries:

@@ -22,7 +22,6 @@ from neptune_core.primitives.base import (
 )
 from probabilistic_tensor import LazyPolicy, ProbabilisticTensor, Semantics
 from vision_agents.base import MemoizedAgent
-from vision_agents.calls import ModelCalls
 from vision_agents.prompting import class_question
 
 DOC = (
@@ -117,7 +116,7 @@ def known_call(ctx: CallContext, request: dict[str, Any]) -> KnownCall | None:
     if found is None:
         return None
     row, hits, info = found
-    return KnownCall("score", [_entry(ctx, request, question, row, info)], ModelCalls(memo_hits=hits), 0.0)
+    return KnownCall("score", _entry(ctx, request, question, row, info), hits)
 
 
 def predict(request: dict[str, Any], run: SandboxRun) -> dict[str, Any] | None:
