@@ -13,6 +13,7 @@ which the report draws image by image (analysis/report.py).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from PIL import Image
@@ -33,8 +34,15 @@ def detect_each(detector: Detector, images: list[Image.Image], object_names: lis
 
 
 def rounded_boxes(detection: Detection) -> list[Box]:
-    """A detection's boxes as the row stores them (pixels, 2 decimals)."""
-    return [[round(float(v), 2) for v in b] for b in detection.boxes]
+    """A detection's boxes as the row stores them (pixels, 2 decimals), each a new list."""
+    return [list(_rounded(tuple(map(float, b)))) for b in detection.boxes]
+
+
+@functools.lru_cache(maxsize=4096)
+def _rounded(box: tuple[float, ...]) -> tuple[float, ...]:
+    """``box`` rounded to 2 decimals (kept: an image's questions meet the same boxes again and again,
+    and ``round(x, 2)`` is a slow call)."""
+    return tuple(round(v, 2) for v in box)
 
 
 def images_field(sample: Sample, boxes: list[list[Box]]) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Hashable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -41,7 +42,7 @@ from neptune_core.executor.guards import (
     call_limit_error,
 )
 from neptune_core.executor.program import run_program
-from neptune_core.executor.wire import encode_value, from_wire, poll_briefly, wire_size
+from neptune_core.executor.wire import encode_value, from_wire, poll_briefly, request_key, wire_size
 from neptune_core.primitives import get_primitive
 from neptune_core.primitives.base import Limits, SandboxRun
 from neptune_core.types import ErrorRecord
@@ -114,9 +115,11 @@ class _Pipe:
         return pickle.loads(self.conn.recv_bytes())
 
 
-def _reply_key(name: str, request: dict[str, Any]) -> str:
-    """What a kept reply is found by: the primitive and its request."""
-    return f"{name}\0{json.dumps(request)}"
+def _key_bytes(key: Hashable) -> int:
+    """About how many bytes a :func:`request_key` holds."""
+    if isinstance(key, str):
+        return len(key)
+    return 64 + sum(len(item[1]) for item in key[1:] if isinstance(item[1], str))  # type: ignore[index,attr-defined]
 
 
 class _Primitives:
@@ -136,7 +139,7 @@ class _Primitives:
         self.pipe = pipe
         self.max_calls = max_calls
         self.scope: str | None = None
-        self.replies: dict[str, Any] = {}  # name + request -> reply as it came over the pipe
+        self.replies: dict[Hashable, Any] = {}  # request_key -> reply as it came over the pipe
         self.kept_bytes = 0
         self.calls = 0
         self.run = SandboxRun(Limits(n=0, max_question_chars=0), None)
@@ -163,13 +166,13 @@ class _Primitives:
         if tag != "prefill":
             raise SandboxViolation(f"the parent sent {tag!r:.40} where replies evaluated ahead were due")
         for name, request, reply in replies if self.scope is not None else ():
-            self._keep(_reply_key(name, request), reply)
+            self._keep(request_key(name, request), reply)
 
-    def _keep(self, key: str, reply: Any) -> None:
+    def _keep(self, key: Hashable, reply: Any) -> None:
         """Keep ``reply`` (as it came over the pipe) for reuse under ``key``, while the copies fit."""
         if self.kept_bytes < _MAX_KEPT_BYTES:
             self.replies[key] = reply
-            self.kept_bytes += len(key) + wire_size(reply)
+            self.kept_bytes += _key_bytes(key) + wire_size(reply)
 
     def __call__(self, name: str, request: dict[str, Any], program_seconds: float) -> Any:
         self.calls += 1
@@ -185,7 +188,7 @@ class _Primitives:
                 return expect
         key = None
         if self.scope is not None:
-            key = _reply_key(name, request)
+            key = request_key(name, request)
             kept = self.replies.get(key)
             if kept is not None:
                 self.pipe.send({"op": "replay", "name": name, "request": request, "program_seconds": program_seconds})

@@ -47,7 +47,7 @@ from neptune_core.executor.guards import (
     safe_message,
 )
 from neptune_core.executor.program import ProgramResult
-from neptune_core.executor.wire import MAX_MESSAGE_BYTES, decode_value, poll_briefly, to_wire
+from neptune_core.executor.wire import MAX_MESSAGE_BYTES, decode_value, poll_briefly, request_key, to_wire
 from neptune_core.types import ErrorRecord
 from probabilistic_tensor import Semantics
 
@@ -58,6 +58,7 @@ WATCHDOG_FACTOR = 1.5  # the watchdog kills at this multiple of executor.time_li
 RSS_SLACK_MB = 128  # the parent kills a sandbox whose resident memory exceeds memory_mb by this much
 START_TIMEOUT_S = 120.0  # the first start imports torch in the fork server
 _POLL_S = 0.05  # how often the parent looks at the sandbox's memory while it runs
+_KNOWN_REQUESTS = 4096  # checked requests of replayed calls remembered per reply scope
 _DONE = object()  # an ``idle`` iterator with no step left
 
 
@@ -156,6 +157,9 @@ class SandboxProcess:
         self._checked: str | None = None  # the program this sandbox was last given to check ahead
         self._next: str | None = None  # a program to give it to check as soon as the current run ends
         self._running = False
+        # requests of replayed calls as checked here, for one reply scope (whose boxes the limits come from)
+        self._requests_scope: str | None = None
+        self._requests: dict[Any, dict[str, Any]] = {}
 
     # ---- lifecycle ------------------------------------------------------------------
     @property
@@ -410,7 +414,7 @@ class SandboxProcess:
             if not (primitive.predict is not None if predicted else primitive.reuse):
                 raise SandboxCrash(f"the sandbox process answered {primitive.name}() itself, which it may not")
             self.replayed += 1
-            request = primitive.checked(ctx.limits, message.get("request"))
+            request = self._checked_request(primitive, ctx, message.get("request"))
             known = None if predicted or primitive.known is None else primitive.known(ctx, request)
             if known is not None:
                 ctx.replay(known)
@@ -423,6 +427,26 @@ class SandboxProcess:
         except Exception as e:  # a call that fails now: the program's view is not the parent's
             return ("error", type(e).__name__, f"(a repeated call) {safe_message(e)}")
         return None
+
+    def _checked_request(self, primitive: Primitive, ctx: CallContext, raw: Any) -> dict[str, Any]:
+        """``primitive.checked`` of a replayed call's request, remembered for the run's reply scope: an
+        image's questions repeat their calls, and a request equal to one checked before (request_key)
+        under the same limits (the scope's boxes) is checked alike."""
+        scope = ctx.reply_scope()
+        if scope is None or not isinstance(raw, dict):
+            return primitive.checked(ctx.limits, raw)
+        if scope != self._requests_scope:
+            self._requests_scope, self._requests = scope, {}
+        try:
+            key = request_key(primitive.name, raw)
+            hit = self._requests.get(key)
+        except (TypeError, ValueError, RecursionError):  # checked (and refused) below
+            return primitive.checked(ctx.limits, raw)
+        if hit is None:
+            hit = primitive.checked(ctx.limits, raw)
+            if len(self._requests) < _KNOWN_REQUESTS:
+                self._requests[key] = hit
+        return hit
 
     def _finish(self, message: dict[str, Any], t0: float, failed: tuple | None = None) -> ProgramResult:
         try:

@@ -15,8 +15,9 @@ scope)``, and each primitive's reply ``("ok", reply, reusable)`` (tensors as raw
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import torch
@@ -39,6 +40,19 @@ def poll_briefly(poll: Callable[[int], list], since: float) -> bool:
         if time.perf_counter() >= until:
             return False
     return True
+
+
+_PLAIN_TYPES = (str, int, type(None))
+
+
+def request_key(name: str, request: dict[str, Any]) -> Hashable:
+    """What a primitive's request is known by (a reply kept in the sandbox, a request checked in the
+    parent): equal keys, equal requests. A tuple of ``name`` and the request's items when every value
+    is exactly a str, an int or None (most requests: a question, a box index); else ``name`` and the
+    request's JSON text (so True and 1, 1 and 1.0 stay apart). TypeError/ValueError if not JSON-able."""
+    if all(type(v) in _PLAIN_TYPES for v in request.values()):
+        return (name, *request.items())
+    return f"{name}\0{json.dumps(request)}"
 
 
 class OpaqueValue:
@@ -145,6 +159,7 @@ __all__ = [
     "encode_value",
     "from_wire",
     "poll_briefly",
+    "request_key",
     "to_wire",
     "wire_size",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import inspect
 import time
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -104,6 +105,12 @@ def trace_probs(data: torch.Tensor) -> Any:
     if type(values) is list and (not values or type(values[0]) is float):  # one row (most calls): floats already
         return [round(v, 4) for v in values]
     return rounded(values)
+
+
+def _coordinates(boxes: list[Box]) -> str:
+    """Each box's length and coordinates exactly, as doubles, in a short text (a faster ``repr``; a
+    box is the same box for an agent whether its coordinates are ints or floats)."""
+    return array("d", [v for box in boxes for v in (len(box), *box)]).tobytes().hex()
 
 
 def _no_audit(call: ast.Call) -> list[str]:
@@ -280,7 +287,7 @@ class CallContext:
                 if scope is None:
                     parts = None
                     break
-                parts.append(f"{scope}|{boxes!r}")
+                parts.append(f"{scope}|{_coordinates(boxes)}")
             self._scope = None if parts is None else "\n".join(parts)
         return self._scope  # type: ignore[return-value]
 
