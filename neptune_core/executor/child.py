@@ -41,7 +41,7 @@ from neptune_core.executor.guards import (
     SizeLimitError,
     call_limit_error,
 )
-from neptune_core.executor.program import run_program
+from neptune_core.executor.program import RunSetup, prepare_run, run_program
 from neptune_core.executor.wire import encode_value, from_wire, poll_briefly, request_key, wire_size
 from neptune_core.primitives import get_primitive
 from neptune_core.primitives.base import Limits, SandboxRun
@@ -109,6 +109,10 @@ class _Pipe:
 
     def send(self, message: dict[str, Any]) -> None:
         _send(self.conn, message)
+
+    def pending(self) -> bool:
+        """Whether a message (or the pipe's end) is waiting."""
+        return bool(self._poll.poll(0))
 
     def receive(self) -> Any:
         poll_briefly(self._poll.poll, time.perf_counter())
@@ -290,7 +294,10 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
         _send(conn, {"op": "ready", "baseline_mb": round(baseline, 1), "status": start})
         pipe = _Pipe(conn)
         primitives = _Primitives(pipe, int(config.max_primitive_calls))
+        ready: RunSetup | None = None  # the next run's setup, built while this process waits for it
         while True:
+            if ready is None and not pipe.pending():  # (a program sent to check first goes first)
+                ready = prepare_run(config, semantics, primitives)
             try:
                 request = pipe.receive()
             except EOFError:
@@ -304,7 +311,8 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
             _, source, n, scope, mass_threshold, prefill = request
             primitives.begin(scope, SandboxRun(Limits.of(n, config.max_question_chars), mass_threshold), prefill)
             _set_cpu_limit(config.time_limit_s)
-            result = run_program(source, n, config, semantics, primitives)
+            result = run_program(source, n, config, semantics, primitives, ready)
+            ready = None
             primitives.settle()  # a program that made no call leaves them in the pipe
             try:
                 value = encode_value(result.value)

@@ -69,9 +69,9 @@ def _forwarder(budget: Budget, call: CallPrimitive) -> Callable[[str, dict[str, 
     return forward
 
 
-def _program_callable(prim: Primitive, limits: Limits, semantics: Semantics, forward: Callable[..., Any]):
+def _program_callable(prim: Primitive, run: _RunLimits, semantics: Semantics, forward: Callable[..., Any]):
     def primitive(*args: Any, **kwargs: Any) -> Any:
-        request = prim.request(limits, args, kwargs)
+        request = prim.request(run.limits, args, kwargs)
         reply = forward(prim.name, request)
         return prim.wrap(request, reply, semantics, forward) if prim.forwards else prim.wrap(request, reply, semantics)
 
@@ -80,32 +80,75 @@ def _program_callable(prim: Primitive, limits: Limits, semantics: Semantics, for
     return primitive
 
 
+class _RunLimits:
+    """The limits of the run the primitives' callables belong to (set when the run starts)."""
+
+    __slots__ = ("limits",)
+
+    def __init__(self) -> None:
+        self.limits: Limits | None = None
+
+
+@dataclass
+class RunSetup:
+    """What one run needs besides its program: a budget, the builtins, the primitives' callables and
+    an interpreter over them, all its own. :func:`prepare_run` builds it; a sandbox process builds
+    the next run's while it waits for the program, so that a run starts with its program."""
+
+    budget: Budget
+    printed: list[str]
+    names: dict[str, Any]
+    run: _RunLimits
+    interp: Interpreter
+    call: CallPrimitive
+
+
+def prepare_run(config: ExecutorConfig, semantics: Semantics, call: CallPrimitive) -> RunSetup:
+    """A fresh :class:`RunSetup` for one :func:`run_program` (``call``: as there)."""
+    from neptune_core.primitives import all_primitives
+
+    budget = Budget(config)
+    printed: list[str] = []
+    names = make_builtins(budget, printed)
+    forward = _forwarder(budget, call)
+    run = _RunLimits()
+    for name, prim in all_primitives().items():
+        names[name] = _program_callable(prim, run, semantics, forward)
+    return RunSetup(budget, printed, names, run, Interpreter(budget, names), call)
+
+
 def run_program(
-    source: str, n: int | tuple[int, ...], config: ExecutorConfig, semantics: Semantics, call: CallPrimitive
+    source: str,
+    n: int | tuple[int, ...],
+    config: ExecutorConfig,
+    semantics: Semantics,
+    call: CallPrimitive,
+    setup: RunSetup | None = None,
 ) -> ProgramResult:
     """Check ``source`` and run its ``execute(score, query, n)`` under the limits of ``config``.
 
     ``n``: the number of boxes, or a tuple of them, one per image, for a sample with several
     images (the program's ``n`` is then the first image's; ``image=k`` arguments are checked
-    against the tuple)."""
-    from neptune_core.primitives import all_primitives
+    against the tuple). ``setup``: this run's, from :func:`prepare_run` with the same ``config``,
+    ``semantics`` and ``call`` (used once; built here when None)."""
     from neptune_core.primitives.base import Limits
 
     t0 = time.perf_counter()
-    result = ProgramResult()
-    budget = Budget(config)
+    setup = setup if setup is not None else prepare_run(config, semantics, call)
+    if setup.call is not call:
+        raise ValueError("run_program: the setup was prepared for another call")
+    budget = setup.budget
+    budget.start = t0  # program time counts from here, however long ago the setup was built
+    result = ProgramResult(printed=setup.printed)
     needed = min(_FRAMES_PER_CALL * (budget.max_call_depth + 2) + 200, _MAX_RECURSION_LIMIT)
     previous_limit = sys.getrecursionlimit()
     interp: Interpreter | None = None
     try:
         tree = parse_checked(source)
-        limits = Limits.of(n, config.max_question_chars)
+        limits = setup.run.limits = Limits.of(n, config.max_question_chars)
         n = limits.n
-        names = make_builtins(budget, result.printed)
-        forward = _forwarder(budget, call)
-        for name, prim in all_primitives().items():
-            names[name] = _program_callable(prim, limits, semantics, forward)
-        interp = Interpreter(budget, names)
+        interp = setup.interp
+        names = setup.names
         if previous_limit < needed:
             sys.setrecursionlimit(min(needed + _current_depth(), _MAX_RECURSION_LIMIT))
         interp.run_module(tree)
