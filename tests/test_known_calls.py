@@ -8,45 +8,16 @@ must say None so that the call is run.
 
 from __future__ import annotations
 
-import zlib
-
 import pytest
-import torch
-from PIL import Image
 
 from neptune_core.config import ExecutorConfig
 from neptune_core.executor.guards import PrimitiveLimitError
 from neptune_core.primitives import get_primitive
 from neptune_core.primitives.base import CallContext
 from probabilistic_tensor import LazyPolicy
+from tests.score_fakes import BOXES, IMAGES, ShiftAgent
 from vision_agents.base import MemoizedAgent, VisionAgent
 from vision_agents.calls import counting
-
-BOXES = [[0.0, 0.0, 10.0, 10.0], [10.0, 0.0, 20.0, 10.0], [20.0, 0.0, 30.0, 10.0]]
-IMAGES = [Image.new("RGB", (32, 24), (90, 90, 90)), Image.new("RGB", (32, 24), (10, 200, 90))]
-
-
-class CrcAgent(VisionAgent):
-    """Deterministic p(yes) from the question and the box index, with per-question info; counts its calls."""
-
-    name = "crc"
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def score(self, image, boxes, questions, arity):
-        return self.score_with_info(image, boxes, questions, arity)[0]
-
-    def score_with_info(self, image, boxes, questions, arity):
-        self.calls += 1
-        rows = []
-        for q in questions:
-            idx = torch.arange(len(boxes) ** arity if arity else 1, dtype=torch.float32)
-            rows.append(((zlib.crc32(q.encode()) + 37 * idx) % 89 / 89.0).reshape((len(boxes),) * arity))
-        return torch.stack(rows), [{"tokens": len(q)} for q in questions]
-
-    def answer(self, image, box, question):
-        return "red"
 
 
 def _context(agent: VisionAgent, *, lazy: bool = False, two_images: bool = False, **config) -> CallContext:
@@ -69,7 +40,7 @@ CASES = [(*request, two) for request in REQUESTS for two in (False, True)] + [("
 
 @pytest.mark.parametrize(("question", "arity", "kind", "image", "two_images"), CASES)
 def test_known_call_records_and_counts_what_running_it_again_does(question, arity, kind, image, two_images):
-    agent = MemoizedAgent(CrcAgent())
+    agent = MemoizedAgent(ShiftAgent())
     ctx = _context(agent, two_images=two_images)
     score = get_primitive("score")
     request = score.request(ctx.limits, (question, arity), {"type": kind, "image": image})
@@ -91,14 +62,14 @@ def test_known_call_records_and_counts_what_running_it_again_does(question, arit
 
 def test_known_call_says_none_where_the_memo_cannot_answer():
     score = get_primitive("score")
-    agent = MemoizedAgent(CrcAgent())
+    agent = MemoizedAgent(ShiftAgent())
     ctx = _context(agent)
     request = score.request(ctx.limits, ("Is it red?", 1), {})
     assert score.known(ctx, request) is None  # not evaluated yet: the call must reach the model
     score.call(ctx, request)
     other_boxes = CallContext(agent, IMAGES[0], BOXES[:2], ExecutorConfig())
     assert score.known(other_boxes, score.request(other_boxes.limits, ("Is it red?", 1), {})) is None
-    assert score.known(_context(CrcAgent()), request) is None  # an agent without a memo cannot say
+    assert score.known(_context(ShiftAgent()), request) is None  # an agent without a memo cannot say
 
     lazy = _context(agent, lazy=True)  # a lazy relation's handle is made by the call itself
     relation = score.request(lazy.limits, ("Is it left of it?", 2), {})
@@ -108,7 +79,7 @@ def test_known_call_says_none_where_the_memo_cannot_answer():
 
 def test_a_known_call_is_counted_against_the_call_limit():
     score = get_primitive("score")
-    agent = MemoizedAgent(CrcAgent())
+    agent = MemoizedAgent(ShiftAgent())
     ctx = _context(agent, max_primitive_calls=2)
     request = score.request(ctx.limits, ("Is it red?", 1), {})
     score.call(ctx, request)
