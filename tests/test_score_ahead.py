@@ -21,7 +21,8 @@ from neptune_core.executor.score_ahead import bound_requests, planned_calls
 from neptune_core.primitives.base import Limits
 from neptune_core.types import Program, Sample
 from runners.base import Runner
-from tests.test_sandbox_reuse import IMAGES, FixedBoxes, GivenPrograms, ShiftAgent, _row, _runner, _samples
+from tests.score_fakes import IMAGES, ShiftAgent
+from tests.test_sandbox_reuse import FixedBoxes, GivenPrograms, _row, _runner, _samples
 
 LIMITS = Limits(n=3, max_question_chars=40)
 
