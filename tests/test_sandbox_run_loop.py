@@ -507,3 +507,14 @@ def test_cpu_limit_stops_a_hang_even_without_the_parents_watchdog() -> None:
         assert "CPU time limit" in result.error.message and time.perf_counter() - t0 < 60
     finally:
         sandbox.close()
+
+
+def test_the_peak_resident_memory_bounds_the_resident_memory_after_a_run() -> None:
+    """The sandbox reads /proc after a run only when its peak (one getrusage call) is near the threshold
+    at which it collects garbage: sound only while the peak, in MB, bounds the resident memory."""
+    from neptune_core.executor import child
+
+    block = bytearray(128 * 1024 * 1024)  # touched: resident now
+    rss, peak = child._rss_mb(), child._peak_rss_mb()
+    assert rss > 128 and rss <= peak + child._PEAK_SLACK_MB and peak < 1024 * 1024
+    del block

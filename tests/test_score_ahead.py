@@ -15,13 +15,14 @@ import time
 from typing import Any
 
 import pytest
+import torch
 
 from neptune_core.config import ExecutorConfig, RunConfig
 from neptune_core.executor.score_ahead import bound_requests, planned_calls
 from neptune_core.primitives.base import Limits
 from neptune_core.types import Program, Sample
 from runners.base import Runner
-from tests.score_fakes import IMAGES, ShiftAgent
+from tests.score_fakes import BOXES, IMAGES, ShiftAgent
 from tests.test_sandbox_reuse import FixedBoxes, GivenPrograms, _row, _runner, _samples
 
 LIMITS = Limits(n=3, max_question_chars=40)
@@ -279,3 +280,77 @@ def test_a_slow_program_generated_ahead_does_not_stop_the_program_that_ran_and_e
     assert [r["error"] for r in rows] == [None] * 4 and runner.executor.sandbox.starts == 1
     # a program that slow is not generated during a run again (a step cannot be interrupted)
     assert generator.generated == [("t0", False), ("t1", True), ("t2", False), ("t3", False)]
+
+
+def _sandboxed_run(runner: Runner, source: str, idle: Any = None) -> Any:
+    sample = _samples(IMAGES[0], "s", [source])[0]
+    with torch.no_grad():  # as Runner.process runs it: replies may be reused, so calls are scored ahead
+        return runner.executor.run(source, runner.agent, sample.load_image(), [list(b) for b in BOXES], idle=idle)
+
+
+def test_the_sandbox_plans_the_programs_it_checks_and_this_process_parses_none(monkeypatch) -> None:
+    import neptune_core.executor.executor as executor_module
+
+    programs = [PROGRAM, PROGRAM.replace("red", "blue"), PROGRAM.replace("'Is it large?'", "'Is it small?'")]
+    want = _rows(_runner("in_process", ShiftAgent(), score_ahead=16), "a", programs)
+    parsed_here: list[str] = []
+    monkeypatch.setattr(executor_module, "planned_calls", lambda source, *a, **k: parsed_here.append(source) or [])
+    sandboxed = _runner("process", ShiftAgent(), score_ahead=16)
+    try:
+        sandboxed.executor.start()
+        assert _rows(sandboxed, "a", programs) == want  # each program's calls evaluated ahead, as in-process
+        # the plans came from the sandbox, which parsed each program to check it; none was parsed here
+        # (planned here, every call would have been asked: rows and counts would differ from in-process)
+        sandbox = sandboxed.executor.sandbox
+        assert parsed_here == [] and sandbox.served + sandbox.replayed == 15 and sandbox.served <= 3
+    finally:
+        sandboxed.executor.close()
+
+
+def test_a_program_sent_during_a_run_is_planned_and_checked_after_it() -> None:
+    runner = _runner("process", ShiftAgent(), score_ahead=16)
+    nxt = PROGRAM.replace("red", "blue")
+    big = nxt + "# " + "x" * 5000 + "\n"  # too big to send while the sandbox runs: sent when the run ends
+
+    def preparing(upcoming: str) -> Any:
+        runner.executor.sandbox.prepare(upcoming)  # right after the run request and its replies
+        yield
+
+    try:
+        runner.executor.start()
+        sandbox = runner.executor.sandbox
+        # the program's query waits for its reply, and the program to check comes first: kept for later
+        assert _sandboxed_run(runner, PROGRAM, preparing(nxt)).error is None and sandbox.served == 1
+        assert sandbox.planned(nxt) == planned_calls(nxt, 16, True, checker_cache=False)
+        assert len(sandbox.planned(nxt)) == 4
+        # its scores evaluated ahead as planned, its query's reply kept from the run before: nothing asked
+        assert _sandboxed_run(runner, nxt, preparing(big)).error is None and sandbox.served == 1
+        assert sandbox.planned(big) == planned_calls(nxt, 16, True, checker_cache=False)
+        assert _sandboxed_run(runner, big).error is None and sandbox.served == 1 and sandbox.starts == 1
+    finally:
+        runner.executor.close()
+
+
+def test_a_plan_is_taken_only_as_due_and_well_formed_and_only_calls_the_program_names() -> None:
+    from neptune_core.executor.guards import SandboxCrash
+    from neptune_core.executor.process import SandboxProcess
+    from probabilistic_tensor import Semantics
+
+    sandbox = SandboxProcess(ExecutorConfig(score_ahead=2), Semantics())
+    with pytest.raises(SandboxCrash):  # nothing was sent to plan
+        sandbox._take_plan({"op": "plan", "calls": []})
+    plans = [
+        {"op": "plan", "calls": [["Is it red?", 1], ["Is it hidden?", 1]]},
+        {"op": "call", "calls": []},
+        {"op": "plan", "calls": [["Is it red?", 1], ["Is it a cube?", 1], ["Is it large?", 1]]},  # past the cap
+        {"op": "plan", "calls": [["Is it red?", "1"]]},
+        {"op": "plan", "calls": "Is it red?"},
+    ]
+    sandbox._plans_due.append(PROGRAM)
+    sandbox._take_plan(plans[0])
+    # a question the program does not name is not evaluated ahead (a sandbox that lied)
+    assert sandbox.planned(PROGRAM) == [("Is it red?", 1)] and sandbox.planned(PROGRAM + " ") is None
+    for plan in plans[1:]:
+        sandbox._plans_due.append(PROGRAM)
+        with pytest.raises(SandboxCrash):
+            sandbox._take_plan(plan)

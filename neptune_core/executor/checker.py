@@ -8,7 +8,8 @@ node type to :data:`_ALLOWED_NODES` and teach the interpreter to evaluate it.
 from __future__ import annotations
 
 import ast
-import functools
+import threading
+from collections import OrderedDict
 
 from neptune_core.executor.sandbox import (
     ALLOWED_ATTRIBUTES,
@@ -23,6 +24,9 @@ from probabilistic_tensor import PROGRAM_API
 
 MAX_AST_DEPTH = 50
 MAX_SOURCE_CHARS = 20_000
+_CACHE_SIZE = 256  # programs that passed, most recently used kept
+_CHECKED: OrderedDict[str, ast.Module] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 
 _ALLOWED_NODES: tuple[type, ...] = (
     ast.Module, ast.FunctionDef, ast.Lambda, ast.arguments, ast.arg, ast.Return, ast.Assign, ast.AugAssign,
@@ -228,26 +232,42 @@ def check_source(source: str) -> None:
     parse_checked(source)
 
 
-def parse_checked(source: str) -> ast.Module:
+def parse_checked(source: str, tree: ast.Module | None = None) -> ast.Module:
     """The parsed module of a program that passes :func:`check_source` (cached by source;
-    the interpreter never mutates the tree)."""
+    the interpreter never mutates the tree). ``tree``: the program already parsed by
+    :func:`parse_source` (it is checked, not parsed again)."""
     if not isinstance(source, str):
         raise ProgramCheckError([f"line 1: the program must be a string, got {type(source).__name__}"])
-    return _parse_checked_cached(source)
+    with _CACHE_LOCK:
+        hit = _CHECKED.get(source)
+        if hit is not None:
+            _CHECKED.move_to_end(source)
+            return hit
+    if tree is None:
+        tree = parse_source(source)
+    problems = tree_problems(tree)
+    if problems:
+        raise ProgramCheckError(problems)
+    with _CACHE_LOCK:
+        _CHECKED[source] = tree
+        if len(_CHECKED) > _CACHE_SIZE:
+            _CHECKED.popitem(last=False)
+    return tree
 
 
-@functools.lru_cache(maxsize=256)
-def _parse_checked_cached(source: str) -> ast.Module:
+def parse_source(source: str) -> ast.Module:
+    """``source`` parsed, unchecked; ProgramCheckError when it is too long or does not parse."""
     if len(source) > MAX_SOURCE_CHARS:
         raise ProgramCheckError([f"line 1: the program has {len(source)} characters; the limit is {MAX_SOURCE_CHARS}"])
     try:
-        tree = parse_python(source)
+        return parse_python(source)
     except SyntaxError as e:
         raise ProgramCheckError([f"line {e.lineno}: syntax error: {e.msg}"]) from None
     except (RecursionError, MemoryError, ValueError) as e:
         raise ProgramCheckError([f"line 1: the program cannot be parsed ({type(e).__name__}: {e})"]) from None
+
+
+def tree_problems(tree: ast.Module) -> list[str]:
+    """Every problem of a parsed program, in line order ([] when it passes)."""
     problems = _node_problems(tree) + _execute_problems(tree)
-    if problems:
-        problems = sorted(dict.fromkeys(problems), key=_line_of)
-        raise ProgramCheckError(problems)
-    return tree
+    return sorted(dict.fromkeys(problems), key=_line_of)

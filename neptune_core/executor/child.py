@@ -15,6 +15,7 @@ the result goes back as JSON (neptune_core/executor/wire.py).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import json
@@ -33,7 +34,7 @@ from typing import Any
 import torch
 
 from neptune_core.config import ExecutorConfig
-from neptune_core.executor.checker import ProgramCheckError, parse_checked
+from neptune_core.executor.checker import ProgramCheckError, parse_checked, parse_source
 from neptune_core.executor.guards import (
     AgentError,
     PrimitiveLimitError,
@@ -42,6 +43,7 @@ from neptune_core.executor.guards import (
     call_limit_error,
 )
 from neptune_core.executor.program import RunSetup, prepare_run, run_program
+from neptune_core.executor.score_ahead import plan_tree
 from neptune_core.executor.wire import encode_value, from_wire, poll_briefly, request_key, wire_size
 from neptune_core.primitives import get_primitive
 from neptune_core.primitives.base import Limits, SandboxRun
@@ -83,6 +85,15 @@ def status_mb() -> dict[str, float]:
 
 _PAGE_MB = os.sysconf("SC_PAGE_SIZE") / _MB if hasattr(os, "sysconf") else 4096 / _MB
 _COLLECT_ABOVE_MB = 64  # collect garbage after a run that left this much more resident memory
+_PEAK_SLACK_MB = 8.0  # how far the kernel's peak may lag the resident memory it reads exactly
+
+
+def _peak_rss_mb() -> float:
+    """The most resident memory this process has had: one system call, no file to read. Within
+    _PEAK_SLACK_MB an upper bound of :func:`_rss_mb` (the kernel sums its per-CPU page counts
+    lazily), so a low peak spares reading /proc after every run."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / _MB if sys.platform == "darwin" else peak / 1024.0  # bytes on macOS, kilobytes on Linux
 
 
 def _rss_mb() -> float:
@@ -106,6 +117,7 @@ class _Pipe:
         self.conn = conn
         self._poll = select.poll()  # one poll object: Connection.poll builds a selector per call
         self._poll.register(conn.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR)
+        self.checks: collections.deque[tuple] = collections.deque()  # programs to check, come during a run
 
     def send(self, message: dict[str, Any]) -> None:
         _send(self.conn, message)
@@ -117,6 +129,15 @@ class _Pipe:
     def receive(self) -> Any:
         poll_briefly(self._poll.poll, time.perf_counter())
         return pickle.loads(self.conn.recv_bytes())
+
+    def reply(self) -> Any:
+        """The next message of the current run; a program to check ahead (sent while this one runs)
+        that comes first is kept in :attr:`checks` for after the run."""
+        while True:
+            message = self.receive()
+            if not (isinstance(message, tuple) and message and message[0] == "check"):
+                return message
+            self.checks.append(message)
 
 
 def _key_bytes(key: Hashable) -> int:
@@ -166,7 +187,7 @@ class _Primitives:
         if not self.prefill:
             return
         self.prefill = False
-        tag, replies = self.pipe.receive()
+        tag, replies = self.pipe.reply()
         if tag != "prefill":
             raise SandboxViolation(f"the parent sent {tag!r:.40} where replies evaluated ahead were due")
         for name, request, reply in replies if self.scope is not None else ():
@@ -198,7 +219,7 @@ class _Primitives:
                 self.pipe.send({"op": "replay", "name": name, "request": request, "program_seconds": program_seconds})
                 return from_wire(kept)
         self.pipe.send({"op": "call", "name": name, "request": request, "program_seconds": program_seconds})
-        reply = self.pipe.receive()
+        reply = self.pipe.reply()
         if reply[0] == "ok":
             if key is not None and reply[2]:
                 self._keep(key, reply[1])
@@ -279,6 +300,22 @@ def _set_cpu_limit(time_limit_s: float) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
+def _check_ahead(pipe: _Pipe, source: str, plan_cap: int, lazy_relations: bool) -> None:
+    """Parse and check the next program (kept in the checker's cache for its run). With ``plan_cap`` > 0,
+    first send the parent its score calls to evaluate ahead (score_ahead.plan_tree), planned on the
+    tree just parsed, before the check: the parent needs them when it sends the run."""
+    try:
+        tree = parse_source(source)
+    except ProgramCheckError:  # not reported here: its run reports it
+        tree = None
+    if plan_cap > 0:
+        calls = plan_tree(tree, plan_cap, lazy_relations) if tree is not None else []
+        pipe.send({"op": "plan", "calls": calls})
+    if tree is not None:
+        with contextlib.suppress(ProgramCheckError):
+            parse_checked(source, tree)
+
+
 def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -> None:
     """Entry point of the sandbox process, called in the fork server's new child; never returns."""
     code = 0
@@ -296,17 +333,16 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
         primitives = _Primitives(pipe, int(config.max_primitive_calls))
         ready: RunSetup | None = None  # the next run's setup, built while this process waits for it
         while True:
-            if ready is None and not pipe.pending():  # (a program sent to check first goes first)
+            if ready is None and not pipe.checks and not pipe.pending():  # (a program to check goes first)
                 ready = prepare_run(config, semantics, primitives)
             try:
-                request = pipe.receive()
+                request = pipe.checks.popleft() if pipe.checks else pipe.receive()
             except EOFError:
                 return
             if request is None:
                 return
-            if request[0] == "check":  # the next program, ahead of its run: its parse and check are cached
-                with contextlib.suppress(ProgramCheckError):  # not reported here: its run reports it
-                    parse_checked(request[1])
+            if request[0] == "check":  # the next program, ahead of its run
+                _check_ahead(pipe, *request[1:])
                 continue
             _, source, n, scope, mass_threshold, prefill = request
             primitives.begin(scope, SandboxRun(Limits.of(n, config.max_question_chars), mass_threshold), prefill)
@@ -333,7 +369,8 @@ def child_main(conn: Connection, config: ExecutorConfig, semantics: Semantics) -
             if result.fresh_process:
                 return
             del result, value
-            if _rss_mb() > baseline_rss + _COLLECT_ABOVE_MB:  # a program left (cyclic) garbage behind
+            above = baseline_rss + _COLLECT_ABOVE_MB
+            if _peak_rss_mb() + _PEAK_SLACK_MB > above and _rss_mb() > above:  # a program left (cyclic) garbage
                 gc.collect()
                 if _rss_mb() > config.memory_mb - 128:  # what a program left must not fail the next one
                     return

@@ -77,7 +77,6 @@ class Executor:
         if self.isolation not in ISOLATIONS:
             raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}, got {self.isolation!r}")
         self._sandbox: Any = None
-        self._plan: tuple[str, list[tuple[str, int]]] | None = None  # a prepared program and its planned calls
 
     @property
     def sandbox(self) -> Any:
@@ -85,7 +84,7 @@ class Executor:
         if self._sandbox is None and self.isolation == "process":
             from neptune_core.executor.process import SandboxProcess
 
-            self._sandbox = SandboxProcess(self.config, self.semantics)
+            self._sandbox = SandboxProcess(self.config, self.semantics, lazy_relations=self.lazy is not None)
         return self._sandbox
 
     def begin(self) -> None:
@@ -107,16 +106,11 @@ class Executor:
 
     def prepare(self, source: str) -> None:
         """Say which program :meth:`run` will run next, as soon as it is known (a hint; nothing
-        in-process): a sandbox process checks it while this process gets the sample's boxes (or,
-        asked during a run, right after it), and the score calls to evaluate ahead are planned here."""
+        in-process): a sandbox process checks it, and plans its score calls to evaluate ahead, while
+        this process gets the sample's boxes (or, asked during a run, right after it)."""
         if self.isolation != "process" or self._sandbox is None:
             return
         self._sandbox.prepare(source)
-        if self.config.score_ahead > 0 and (self._plan is None or self._plan[0] != source):
-            self._plan = (
-                source,
-                planned_calls(source, self.config.score_ahead, self.lazy is not None, checker_cache=False),
-            )
 
     def run(
         self,
@@ -161,9 +155,8 @@ class Executor:
     def _score_ahead(self, source: str, ctx: CallContext, checker_cache: bool) -> list[tuple[dict[str, Any], Any]]:
         """The program's planned score calls, evaluated into the agent's memo (score_ahead.py)."""
         cap, lazy = self.config.score_ahead, self.lazy is not None
-        if self._plan is not None and self._plan[0] == source:  # planned when prepared
-            calls = self._plan[1]
-        else:
+        calls = self._sandbox.planned(source) if self.isolation == "process" else None  # planned in its check
+        if calls is None:
             calls = planned_calls(source, cap, lazy, checker_cache=checker_cache)
         return score_ahead(ctx, bound_requests(calls, ctx.limits, cap, lazy)) if calls else []
 

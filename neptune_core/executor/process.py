@@ -12,6 +12,11 @@ copy; a ``replay`` message that needs no answer tells this process, which runs t
 trace and the counts while the program goes on (child.py): the questions of one image share their
 replies without a round trip each, and rows stay what they would have been.
 
+A program to run next is sent as soon as it is known (:meth:`SandboxProcess.prepare`, during
+the current run if there is one): the sandbox parses it when idle, sends back its plan of score
+calls to evaluate ahead (score_ahead.plan_tree), then checks it, so that neither side parses a
+program twice and the plan is there when the run starts.
+
 The watchdog counts program time only: the sandbox's own count, reported with each primitive
 call, plus the time since the parent last handed it work (the program, or a primitive's reply).
 Time the parent spends answering ``score``/``query`` does not count. Past 1.5 x ``executor.time_limit_s`` (the interpreter's
@@ -23,6 +28,7 @@ SandboxCrash (it died, or broke the protocol). The next run starts a fresh sandb
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import pickle
@@ -60,6 +66,10 @@ START_TIMEOUT_S = 120.0  # the first start imports torch in the fork server
 _POLL_S = 0.05  # how often the parent looks at the sandbox's memory while it runs
 _KNOWN_REQUESTS = 4096  # checked requests of replayed calls remembered per reply scope
 _DONE = object()  # an ``idle`` iterator with no step left
+_PLAN_WAIT_S = 1.0  # how long scoring ahead waits for the sandbox's plan of a program it is checking
+# a program given to check while a run goes on is sent at once only when this many bytes surely fit in
+# the pipe's buffer (the send must not block while the sandbox runs); a bigger one is sent when the run ends
+_CHECK_DURING_RUN_BYTES = 16_000
 
 
 class SandboxStartError(UserError):
@@ -138,9 +148,17 @@ def start_fork_server(*, wait: bool = True) -> None:
 class SandboxProcess:
     """One sandbox process (restarted when needed) and the watchdog around each run."""
 
-    def __init__(self, config: ExecutorConfig, semantics: Semantics, *, rss_limit_mb: float | None = None) -> None:
+    def __init__(
+        self,
+        config: ExecutorConfig,
+        semantics: Semantics,
+        *,
+        rss_limit_mb: float | None = None,
+        lazy_relations: bool = False,
+    ) -> None:
         self.config = config
         self.semantics = semantics
+        self.lazy_relations = lazy_relations  # how the sandbox plans score calls (score_ahead.plan_tree)
         self.rss_limit_mb = float(rss_limit_mb if rss_limit_mb is not None else config.memory_mb + RSS_SLACK_MB)
         self.watchdog_s = WATCHDOG_FACTOR * float(config.time_limit_s)
         self.peak_rss_mb = 0.0  # the largest resident memory any of this object's sandboxes reached
@@ -156,6 +174,8 @@ class SandboxProcess:
         self._poller: Any = None
         self._checked: str | None = None  # the program this sandbox was last given to check ahead
         self._next: str | None = None  # a program to give it to check as soon as the current run ends
+        self._plans_due: collections.deque[str] = collections.deque()  # programs sent to check, plan to come
+        self._plan: tuple[str, list[tuple[str, int]]] | None = None  # the latest plan that came, and its program
         self._running = False
         # requests of replayed calls as checked here, for one reply scope (whose boxes the limits come from)
         self._requests_scope: str | None = None
@@ -171,8 +191,9 @@ class SandboxProcess:
         if self._conn is None or self._poller is None:
             return False
         try:
-            return not self._poller.poll(0)  # readable while idle: EOF (or junk), so not usable
-        except (OSError, ValueError):
+            self._read_plans()
+            return not self._poller.poll(0)  # readable while idle, plans read: EOF (or junk), so not usable
+        except (OSError, ValueError, EOFError, RecursionError, SandboxCrash):
             return False
 
     def start(self) -> None:
@@ -236,7 +257,8 @@ class SandboxProcess:
                 server, pid, conn, _ = info[2]
                 self.last_exit_code = _shutdown(server, pid, conn, kill)
         self._pid, self._conn, self._ps, self._finalizer = None, None, None, None
-        self._checked = None
+        self._checked, self._plan = None, None
+        self._plans_due.clear()
 
     def _note_peak(self) -> None:
         if self._pid is not None:
@@ -253,24 +275,74 @@ class SandboxProcess:
 
     # ---- one program ----------------------------------------------------------------
     def prepare(self, source: str) -> None:
-        """Have an idle sandbox parse and check ``source`` now (kept in its checker's cache), while this
-        process gets the sample's boxes; :meth:`run` then finds it done. Asked during a run (the next
-        sample's program, generated while this one runs), it is sent as soon as the run ends. A
-        sandbox that is not running is left alone: :meth:`run` starts one (or reports why it cannot)."""
+        """Have the sandbox parse and check ``source`` (kept in its checker's cache) and plan its score
+        calls to evaluate ahead (:meth:`planned`), while this process gets the sample's boxes; :meth:`run`
+        then finds it done. Asked during a run (the next sample's program, generated while this one
+        runs), it is sent at once and taken up as soon as the run ends (a program too big to send
+        without blocking: sent then). A sandbox that is not running is left alone: :meth:`run` starts
+        one (or reports why it cannot)."""
         if source == self._checked:
             return
         if self._running:
-            self._next = source
-            return
-        if self.alive():
+            if 4 * len(source) > _CHECK_DURING_RUN_BYTES:  # (UTF-8: at most 4 bytes a character)
+                self._next = source
+                return
+            self._send_check(source)
+        elif self.alive():
             self._send_check(source)
 
     def _send_check(self, source: str) -> None:
+        cap = int(self.config.score_ahead)
+        check = ("check", source, cap, self.lazy_relations)
         try:
-            self._conn.send_bytes(pickle.dumps(("check", source), protocol=pickle.HIGHEST_PROTOCOL))  # type: ignore[union-attr]
+            self._conn.send_bytes(pickle.dumps(check, protocol=pickle.HIGHEST_PROTOCOL))  # type: ignore[union-attr]
         except OSError:
             return  # gone since: the run finds out and records how
         self._checked = source
+        if cap > 0:
+            self._plans_due.append(source)
+
+    def planned(self, source: str) -> list[tuple[str, int]] | None:
+        """The score calls to evaluate ahead for ``source``, as the sandbox planned them on the tree it
+        parsed to check it (score_ahead.plan_tree; sent before its check, so this process need not parse
+        the program too); None when no plan of it comes (plan here). Waits for a plan that is due (the
+        run cannot start before the sandbox has checked its program), at most _PLAN_WAIT_S. Only calls
+        whose question the program's text holds are taken: a sandbox that lied could at most have
+        calls the program names evaluated ahead, at most ``executor.score_ahead``. SandboxCrash for a
+        malformed plan."""
+        try:
+            until = time.perf_counter() + _PLAN_WAIT_S
+            while source in self._plans_due:
+                self._read_plans()
+                left = until - time.perf_counter()
+                if source not in self._plans_due:
+                    break
+                if self._poller is None or left <= 0 or not self._poller.poll(1000.0 * left):
+                    return None
+        except (EOFError, OSError):
+            return None  # the run finds out what happened to the sandbox
+        if self._plan is None or self._plan[0] != source:
+            return None
+        return self._plan[1]
+
+    def _read_plans(self) -> None:
+        """Read the plans that are due and have come (a due plan comes before anything else)."""
+        while self._plans_due and self._conn is not None and self._poller.poll(0):
+            try:
+                message = json.loads(self._conn.recv_bytes(MAX_MESSAGE_BYTES))
+            except (ValueError, RecursionError):
+                raise SandboxCrash("the sandbox process sent a malformed message where a plan was due") from None
+            self._take_plan(message)
+
+    def _take_plan(self, message: Any) -> None:
+        """Keep a ``plan`` message for the program it was due for; SandboxCrash if it is not one that was due."""
+        calls = message.get("calls") if isinstance(message, dict) and message.get("op") == "plan" else None
+        if not self._plans_due or not isinstance(calls, list) or len(calls) > int(self.config.score_ahead):
+            raise SandboxCrash("the sandbox process sent a malformed message where a plan was due")
+        source = self._plans_due.popleft()
+        if not all(isinstance(c, list) and len(c) == 2 and type(c[0]) is str and type(c[1]) is int for c in calls):
+            raise SandboxCrash("the sandbox process sent a malformed plan")
+        self._plan = (source, [(q, k) for q, k in calls if q in source])
 
     def run(
         self,
@@ -326,6 +398,8 @@ class SandboxProcess:
                 conn.send_bytes(pickle.dumps(("prefill", replies), protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             return self._died(t0)
+        except SandboxCrash as e:  # a malformed plan (ahead() asks for the sandbox's plan: planned())
+            return self._stop(e, t0)
         # the first replayed call that failed: the next call gets it, and the run ends with it
         failed: tuple | None = None
         told = False  # whether a call has answered with ``failed``
@@ -383,6 +457,11 @@ class SandboxProcess:
                 except OSError:
                     return self._died(t0)
                 handed = time.perf_counter()
+            elif op == "plan":  # a plan that came after its run had started (scoring ahead did not wait)
+                try:
+                    self._take_plan(message)
+                except SandboxCrash as e:
+                    return self._stop(e, t0)
             elif op == "done":
                 if self._next is not None:  # the next program, checked there while this result is read here
                     self._send_check(self._next)

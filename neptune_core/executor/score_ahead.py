@@ -55,12 +55,16 @@ def planned_calls(source: str, cap: int, lazy_relations: bool, *, checker_cache:
     each once, at most ``cap``; [] for a program that does not parse or has no ``execute(score, ...)``.
     ``lazy_relations``: arity-2 calls return a lazy relation's handle, so they are left to the program.
     ``checker_cache``: take the tree from the checker's cache (in-process, where the run checks the
-    program right after), else parse it here (beside a sandbox process, which checks it meanwhile);
-    either way the plan is that of the parsed program."""
+    program right after), else parse it here; either way the plan is that of the parsed program."""
     try:
         tree = _parsed(source, checker_cache)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []  # the run reports why
+    return plan_tree(tree, cap, lazy_relations)
+
+
+def plan_tree(tree: ast.Module, cap: int, lazy_relations: bool) -> list[tuple[str, int]]:
+    """:func:`planned_calls` of a parsed program (a sandbox process plans the program it has just parsed)."""
     defs = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "execute"]
     params = defs[-1].args.args if defs else []
     if len(params) <= EXECUTE_PARAMETERS.index("score"):
@@ -212,4 +216,4 @@ def score_ahead(ctx: CallContext, requests: list[dict[str, Any]]) -> list[tuple[
     return out
 
 
-__all__ = ["bound_requests", "can_score_ahead", "planned_calls", "score_ahead"]
+__all__ = ["bound_requests", "can_score_ahead", "plan_tree", "planned_calls", "score_ahead"]
