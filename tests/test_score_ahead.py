@@ -354,3 +354,34 @@ def test_a_plan_is_taken_only_as_due_and_well_formed_and_only_calls_the_program_
         sandbox._plans_due.append(PROGRAM)
         with pytest.raises(SandboxCrash):
             sandbox._take_plan(plan)
+
+
+def test_an_idle_sandbox_whose_plan_comes_while_it_is_looked_at_is_alive_and_junk_is_not() -> None:
+    import json
+    import multiprocessing
+
+    from neptune_core.executor.process import SandboxProcess
+    from probabilistic_tensor import Semantics
+
+    ours, theirs = multiprocessing.Pipe()
+
+    class ComesAfterTheFirstLook:
+        """The pipe as the parent polls it, except that the first look finds nothing (the plan was
+        sent just after it)."""
+
+        looks = 0
+
+        def poll(self, timeout: float) -> list:
+            self.looks += 1
+            return [(ours.fileno(), 1)] if self.looks > 1 and ours.poll(0) else []
+
+    sandbox = SandboxProcess(ExecutorConfig(score_ahead=2), Semantics())
+    sandbox._conn, sandbox._poller = ours, ComesAfterTheFirstLook()
+    sandbox._plans_due.append(PROGRAM)
+    theirs.send_bytes(json.dumps({"op": "plan", "calls": [["Is it red?", 1]]}).encode())
+    assert sandbox.alive() and sandbox._plans_due  # nothing seen yet: alive, the plan still due
+    assert sandbox.alive() and sandbox.planned(PROGRAM) == [("Is it red?", 1)]  # seen now: read as the plan
+    theirs.send_bytes(b'{"op": "plan", "calls": []}')  # nothing due: a message from an idle sandbox is junk
+    assert not sandbox.alive()
+    ours.close()
+    theirs.close()

@@ -191,10 +191,13 @@ class SandboxProcess:
         if self._conn is None or self._poller is None:
             return False
         try:
-            self._read_plans()
-            return not self._poller.poll(0)  # readable while idle, plans read: EOF (or junk), so not usable
-        except (OSError, ValueError, EOFError, RecursionError, SandboxCrash):
+            while self._poller.poll(0):  # readable while idle: a plan that is due, else EOF (or junk)
+                if not self._plans_due:
+                    return False
+                self._read_plan()
+        except (OSError, ValueError, EOFError, SandboxCrash):
             return False
+        return True
 
     def start(self) -> None:
         """Start a sandbox unless one is running; SandboxStartError when it cannot start."""
@@ -328,11 +331,15 @@ class SandboxProcess:
     def _read_plans(self) -> None:
         """Read the plans that are due and have come (a due plan comes before anything else)."""
         while self._plans_due and self._conn is not None and self._poller.poll(0):
-            try:
-                message = json.loads(self._conn.recv_bytes(MAX_MESSAGE_BYTES))
-            except (ValueError, RecursionError):
-                raise SandboxCrash("the sandbox process sent a malformed message where a plan was due") from None
-            self._take_plan(message)
+            self._read_plan()
+
+    def _read_plan(self) -> None:
+        """Read the next message, which must be the plan that is due first."""
+        try:
+            message = json.loads(self._conn.recv_bytes(MAX_MESSAGE_BYTES))  # type: ignore[union-attr]
+        except (ValueError, RecursionError):
+            raise SandboxCrash("the sandbox process sent a malformed message where a plan was due") from None
+        self._take_plan(message)
 
     def _take_plan(self, message: Any) -> None:
         """Keep a ``plan`` message for the program it was due for; SandboxCrash if it is not one that was due."""
