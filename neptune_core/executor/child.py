@@ -309,7 +309,10 @@ def _check_ahead(pipe: _Pipe, source: str, plan_cap: int, lazy_relations: bool) 
     except ProgramCheckError:  # not reported here: its run reports it
         tree = None
     if plan_cap > 0:
-        calls = plan_tree(tree, plan_cap, lazy_relations) if tree is not None else []
+        try:
+            calls = plan_tree(tree, plan_cap, lazy_relations) if tree is not None else []
+        except MemoryError:  # what an earlier program left leaves no room: nothing is evaluated ahead
+            calls = []
         pipe.send({"op": "plan", "calls": calls})
     if tree is not None:
         with contextlib.suppress(ProgramCheckError):
