@@ -518,3 +518,13 @@ def test_the_peak_resident_memory_bounds_the_resident_memory_after_a_run() -> No
     rss, peak = child._rss_mb(), child._peak_rss_mb()
     assert rss > 128 and rss <= peak + child._PEAK_SLACK_MB and peak < 1024 * 1024
     del block
+
+
+def test_a_result_whose_numbers_overflow_its_dtype_is_a_malformed_result_not_an_exception() -> None:
+    from neptune_core.executor.process import SandboxProcess
+    from probabilistic_tensor import Semantics
+
+    done = {"value": {"pt": {"data": [10**400], "dtype": "float32", "vars": ["x"], "kind": "prob"}}, "error": None,
+            "operations": 1, "primitive_seconds": 0.0, "printed": [], "fresh_process": False}  # fmt: skip
+    result = SandboxProcess(ExecutorConfig(), Semantics())._finish(done, time.perf_counter())
+    assert result.value is None and result.error.type == "SandboxCrash" and "malformed result" in result.error.message

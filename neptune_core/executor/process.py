@@ -546,7 +546,7 @@ class SandboxProcess:
                 printed=[str(p)[:1000] for p in printed[:100]],
                 fresh_process=bool(message["fresh_process"]),
             )
-        except (KeyError, TypeError, ValueError, IndexError, RecursionError):
+        except (KeyError, TypeError, ValueError, IndexError, RecursionError, OverflowError):
             return self._stop(SandboxCrash("the sandbox process sent a malformed result"), t0)
         if failed is not None:  # a call the program made failed here (even if the program caught what it got)
             result.value, result.error = None, ErrorRecord(str(failed[1]), str(failed[2])[:2000])

@@ -96,7 +96,8 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.
 
 
 def decode_value(obj: Any, semantics: Semantics) -> Any:
-    """The parent's copy of a value sent by :func:`encode_value`; ValueError/TypeError if malformed."""
+    """The parent's copy of a value sent by :func:`encode_value`; ValueError, TypeError or OverflowError
+    (a number too big for the tensor's dtype) if malformed."""
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if not isinstance(obj, dict) or len(obj) != 1:
