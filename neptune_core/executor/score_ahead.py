@@ -30,10 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from neptune_core.executor.checker import MAX_AST_DEPTH, MAX_SOURCE_CHARS, ProgramCheckError, parse_checked
+from neptune_core.executor.checker import MAX_AST_DEPTH, ProgramCheckError, parse_checked, parse_source
 from neptune_core.executor.guards import SizeLimitError
 from neptune_core.primitives import EXECUTE_PARAMETERS
-from neptune_core.pysource import parse_python
 from vision_agents.base import MemoizedAgent
 
 if TYPE_CHECKING:
@@ -87,15 +86,13 @@ def plan_tree(tree: ast.Module, cap: int, lazy_relations: bool) -> list[tuple[st
 
 
 def _parsed(source: str, checker_cache: bool) -> ast.Module:
-    """The parsed program; SyntaxError or ValueError when it does not parse."""
+    """The parsed program; ProgramCheckError (a ValueError) when it is too long or does not parse."""
     if checker_cache:
         try:
             return parse_checked(source)
         except ProgramCheckError:
             pass  # not checked: parsed below, so that both isolation modes plan the same calls
-    if len(source) > MAX_SOURCE_CHARS:
-        raise ValueError(f"the program has more than {MAX_SOURCE_CHARS} characters")
-    return parse_python(source)
+    return parse_source(source)
 
 
 def bound_requests(
